@@ -1,0 +1,65 @@
+//! `pipe checkout`: put the outputs recorded in `pipeline.lock` back.
+//!
+//! For every output of the selected stages that the lock records: if it is
+//! missing, restore it from the cache; if it differs from the recorded hash,
+//! keep it (a user's edit is never thrown away silently) unless `force`; if
+//! the cache does not have it, say so. Nothing is run.
+
+use crate::error::Error;
+use crate::lock::LockFile;
+use crate::paths::RelPath;
+use crate::project::Project;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckoutAction {
+    UpToDate,
+    Restored,
+    KeptModified,
+    NotInCache,
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckoutItem {
+    pub stage: String,
+    pub path: RelPath,
+    pub action: CheckoutAction,
+}
+
+pub fn checkout(
+    project: &Project,
+    selected: &[usize],
+    force: bool,
+) -> Result<Vec<CheckoutItem>, Error> {
+    let lock = LockFile::read(&project.root)?;
+    let hasher = project.hasher();
+    let mut report = Vec::new();
+    for &i in selected {
+        let stage = &project.pipeline.stages[i];
+        let Some(entry) = lock.stages.get(&stage.name) else {
+            continue;
+        };
+        for record in &entry.outs {
+            let declared = stage.outs.iter().find(|o| o.path == record.path);
+            if declared.is_none_or(|o| !o.cache) {
+                continue;
+            }
+            let now = hasher.hash(&record.path)?;
+            let action = match now {
+                Some(h) if h.hash == record.blake3 => CheckoutAction::UpToDate,
+                _ if !project.cache.contains(record) => CheckoutAction::NotInCache,
+                Some(_) if !force => CheckoutAction::KeptModified,
+                _ => {
+                    project.cache.restore(&project.root, record)?;
+                    CheckoutAction::Restored
+                }
+            };
+            report.push(CheckoutItem {
+                stage: stage.name.clone(),
+                path: record.path.clone(),
+                action,
+            });
+        }
+    }
+    let _ = hasher.save();
+    Ok(report)
+}

@@ -1,0 +1,71 @@
+//! `pipe checkout`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use pipe::checkout::{checkout, CheckoutAction};
+use pipe::graph::Selection;
+use pipe::run::{Event, Reporter, ReproLock};
+
+use super::progress::Progress;
+use super::{load_project, print, CliError};
+
+/// Restore the outputs recorded in pipeline.lock from the cache (after
+/// deleting them by hand, or switching git branches).
+#[derive(Debug, Args)]
+pub struct CheckoutArgs {
+    /// Stages whose outputs to restore; all when omitted.
+    pub targets: Vec<String>,
+    /// Also replace outputs that were modified since they were recorded
+    /// (their current content is lost unless it is in the cache).
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+pub fn run(cwd: &Path, args: CheckoutArgs) -> Result<ExitCode, CliError> {
+    let project = load_project(cwd)?;
+    let selected = project
+        .dag
+        .select(&project.pipeline, &args.targets, Selection::Single)
+        .map_err(pipe::Error::from)?;
+    let progress = Progress::new();
+    let _guard = ReproLock::acquire(&project.cache_root(), |holder| {
+        progress.event(Event::WaitingForLock { holder });
+    })?;
+    progress.finish();
+    let report = checkout(&project, &selected, args.force)?;
+    let mut out = String::new();
+    let mut kept = 0;
+    let mut missing = 0;
+    for item in &report {
+        match item.action {
+            CheckoutAction::Restored => out.push_str(&format!("restored {}\n", item.path)),
+            CheckoutAction::KeptModified => {
+                kept += 1;
+                out.push_str(&format!(
+                    "kept {} (modified; use --force to replace it)\n",
+                    item.path
+                ));
+            }
+            CheckoutAction::NotInCache => {
+                missing += 1;
+                out.push_str(&format!(
+                    "cannot restore {}: not in the cache (run `pipe repro {}`)\n",
+                    item.path, item.stage
+                ));
+            }
+            CheckoutAction::UpToDate => {}
+        }
+    }
+    if out.is_empty() {
+        out.push_str("Every output is in place.\n");
+    }
+    print(&out)?;
+    Ok(if kept + missing > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,120 @@
+//! The command line: clap types and one file per subcommand.
+//!
+//! Each subcommand module exports `<Name>Args` (whose doc comment is its
+//! help text) and `run(args) -> Result<ExitCode, CliError>`. Errors are
+//! printed in one place, [`main`], as `error: …` plus `hint: …` lines, and
+//! mapped to exit codes: 0 success, 1 a stage failed (or a check found
+//! work to do), 2 a problem with the pipeline definition or the command line.
+
+mod checkout;
+mod dag;
+mod progress;
+mod repro;
+mod status;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use pipe::project::Project;
+use pipe::Error;
+
+/// Reproducible ML pipelines: rerun exactly what changed.
+#[derive(Debug, Parser)]
+#[command(name = "pipe", version, about, long_about = None)]
+struct Cli {
+    /// Run as if started in this directory.
+    #[arg(short = 'C', long = "directory", global = true, value_name = "DIR")]
+    directory: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Repro(repro::ReproArgs),
+    Status(status::StatusArgs),
+    Dag(dag::DagArgs),
+    Checkout(checkout::CheckoutArgs),
+}
+
+/// An error for the user: the message, hints, and the exit code.
+pub struct CliError {
+    pub message: String,
+    pub hints: Vec<String>,
+    pub code: u8,
+}
+
+impl From<Error> for CliError {
+    fn from(e: Error) -> Self {
+        CliError {
+            hints: e.hint().into_iter().collect(),
+            code: if e.is_usage() { 2 } else { 1 },
+            message: e.to_string(),
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = (|| {
+        let cwd = match &cli.directory {
+            Some(dir) => dir.clone(),
+            None => std::env::current_dir().map_err(|e| CliError {
+                message: format!("cannot read the current directory: {e}"),
+                hints: vec![],
+                code: 2,
+            })?,
+        };
+        match cli.command {
+            Command::Repro(args) => repro::run(&cwd, args),
+            Command::Status(args) => status::run(&cwd, args),
+            Command::Dag(args) => dag::run(&cwd, args),
+            Command::Checkout(args) => checkout::run(&cwd, args),
+        }
+    })();
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let mut err = std::io::stderr().lock();
+            for (i, line) in e.message.lines().enumerate() {
+                // Several diagnostics: one `error:` each; their hints stay indented.
+                if i == 0 || !line.starts_with("  ") {
+                    let _ = writeln!(err, "error: {line}");
+                } else {
+                    let _ = writeln!(err, "{line}");
+                }
+            }
+            for hint in &e.hints {
+                let _ = writeln!(err, "  hint: {hint}");
+            }
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+/// Finds the project above `cwd` and loads it.
+pub fn load_project(cwd: &std::path::Path) -> Result<Project, CliError> {
+    let root = Project::find_root(cwd).ok_or_else(|| CliError {
+        message: format!("no pipeline.yaml in {} or any parent directory", cwd.display()),
+        hints: vec!["create pipeline.yaml with a `stages:` mapping (see the README), or run pipe inside a project".into()],
+        code: 2,
+    })?;
+    Ok(Project::load(&root)?)
+}
+
+/// Writes to stdout, treating a closed pipe (`pipe dag | head`) as success.
+pub fn print(text: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(CliError {
+            message: format!("cannot write to stdout: {e}"),
+            hints: vec![],
+            code: 1,
+        }),
+    }
+}

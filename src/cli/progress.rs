@@ -1,0 +1,135 @@
+//! Rendering `repro` events for a person.
+//!
+//! Stage output goes to stdout, each line prefixed with the stage name (so
+//! parallel stages stay readable). Status lines go to stderr. On a terminal
+//! an indicatif bar shows `done/total` and the stages running now; it is
+//! hidden automatically when stderr is not a terminal, and suspended while a
+//! line is printed so that lines never tear.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use pipe::run::{Event, Outcome, Reporter, Stream};
+
+pub struct Progress {
+    bar: ProgressBar,
+    running: Mutex<BTreeSet<String>>,
+    width: Mutex<usize>,
+}
+
+impl Progress {
+    pub fn new() -> Progress {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{pos}/{len}] {wide_msg} {elapsed}")
+                .expect("a valid template"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Progress {
+            bar,
+            running: Mutex::new(BTreeSet::new()),
+            width: Mutex::new(0),
+        }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+
+    fn say(&self, line: String) {
+        self.bar.suspend(|| {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        });
+    }
+
+    fn update_message(&self) {
+        let running = self.running.lock().expect("progress lock");
+        let names: Vec<&str> = running.iter().map(String::as_str).collect();
+        self.bar.set_message(if names.is_empty() {
+            String::new()
+        } else {
+            format!("running {}", names.join(", "))
+        });
+    }
+}
+
+impl Reporter for Progress {
+    fn event(&self, event: Event<'_>) {
+        match event {
+            Event::WaitingForLock { holder } => self.say(format!(
+                "Waiting for another run in this project to finish ({}) …",
+                holder.unwrap_or_else(|| "pipe repro".into())
+            )),
+            Event::Planned { stages } => {
+                *self.width.lock().expect("progress lock") =
+                    stages.iter().map(|s| s.len()).max().unwrap_or(0);
+                self.bar.set_length(stages.len() as u64);
+            }
+            Event::Started {
+                stage,
+                restoring,
+                reasons,
+            } => {
+                let why: Vec<String> = reasons.iter().map(ToString::to_string).collect();
+                let verb = if restoring { "Restoring" } else { "Running" };
+                self.say(format!("{verb} stage {stage}: {}", why.join("; ")));
+                self.running
+                    .lock()
+                    .expect("progress lock")
+                    .insert(stage.to_string());
+                self.update_message();
+            }
+            Event::Output {
+                stage,
+                stream,
+                line,
+            } => {
+                self.bar.suspend(|| match stream {
+                    Stream::Stdout => {
+                        let _ = writeln!(std::io::stdout(), "[{stage}] {line}");
+                    }
+                    Stream::Stderr => {
+                        let _ = writeln!(std::io::stderr(), "[{stage}] {line}");
+                    }
+                });
+            }
+            Event::Finished {
+                stage,
+                outcome,
+                elapsed,
+            } => {
+                self.running.lock().expect("progress lock").remove(stage);
+                self.update_message();
+                self.bar.inc(1);
+                let width = *self.width.lock().expect("progress lock");
+                match outcome {
+                    Outcome::UpToDate | Outcome::Frozen => {
+                        self.say(format!("  {stage:width$}  {}", outcome.label()));
+                    }
+                    Outcome::Ran | Outcome::Restored => {
+                        self.say(format!(
+                            "✓ {stage:width$}  {}  {}",
+                            outcome.label(),
+                            secs(elapsed)
+                        ));
+                    }
+                    Outcome::Failed(why) => self.say(format!("✗ {stage:width$}  failed: {why}")),
+                    Outcome::Skipped(why) => self.say(format!("- {stage:width$}  skipped: {why}")),
+                }
+            }
+        }
+    }
+}
+
+pub fn secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 10.0 {
+        format!("{s:.2}s")
+    } else {
+        format!("{s:.1}s")
+    }
+}

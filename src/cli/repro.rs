@@ -1,0 +1,140 @@
+//! `pipe repro`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use pipe::graph::Selection;
+use pipe::plan::{self, DecideOptions, Verdict};
+use pipe::run::{self, Reporter, ReproLock, ReproOptions};
+
+use super::progress::{secs, Progress};
+use super::{load_project, print, CliError};
+
+/// Run the stages that are stale, in order, restoring from the cache what
+/// has been computed before.
+#[derive(Debug, Args)]
+pub struct ReproArgs {
+    /// Stages to reproduce (with their upstream stages); all when omitted.
+    /// `name` also selects the generated stages `name@…`.
+    pub targets: Vec<String>,
+    /// Run the stages even if nothing changed.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Only the named stages, not their upstream stages.
+    #[arg(short = 's', long = "single-item")]
+    pub single_item: bool,
+    /// The named stages and everything downstream of them.
+    #[arg(long, conflicts_with = "single_item")]
+    pub downstream: bool,
+    /// Print what would run and why, and run nothing.
+    #[arg(long)]
+    pub dry: bool,
+    /// Go on with independent stages after a failure.
+    #[arg(short = 'k', long)]
+    pub keep_going: bool,
+    /// Run up to N independent stages at once [default: the number of cores].
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Do not restore outputs from the run cache; run stale stages.
+    #[arg(long)]
+    pub no_run_cache: bool,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(cwd: &Path, args: ReproArgs) -> Result<ExitCode, CliError> {
+    let project = load_project(cwd)?;
+    let defaults = ReproOptions::default();
+    let opts = ReproOptions {
+        targets: args.targets,
+        selection: if args.single_item {
+            Selection::Single
+        } else if args.downstream {
+            Selection::WithDownstream
+        } else {
+            Selection::WithUpstream
+        },
+        force: args.force,
+        keep_going: args.keep_going,
+        jobs: args.jobs.unwrap_or(defaults.jobs),
+        use_run_cache: !args.no_run_cache,
+    };
+    if args.jobs == Some(0) {
+        return Err(CliError {
+            message: "-j/--jobs must be at least 1".into(),
+            hints: vec![],
+            code: 2,
+        });
+    }
+    if args.dry {
+        return dry_run(&project, &opts);
+    }
+    let progress = Progress::new();
+    let _guard = ReproLock::acquire(&project.cache_root(), |holder| {
+        progress.event(run::Event::WaitingForLock { holder });
+    })?;
+    let result = run::repro(&project, &opts, &progress);
+    progress.finish();
+    let summary = result?;
+    if args.json {
+        print(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&summary).expect("a summary serializes")
+        ))?;
+    }
+    let count = |label| summary.count(label);
+    eprintln!(
+        "{} ran, {} restored, {} up to date, {} failed{} in {}",
+        count("ran"),
+        count("restored"),
+        count("up to date") + count("frozen"),
+        count("failed"),
+        match count("skipped") {
+            0 => String::new(),
+            n => format!(", {n} skipped"),
+        },
+        secs(Duration::from_secs_f64(summary.seconds)),
+    );
+    Ok(if summary.failed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn dry_run(project: &pipe::project::Project, opts: &ReproOptions) -> Result<ExitCode, CliError> {
+    let selected = run::select(project, opts)?;
+    let lock = pipe::lock::LockFile::read(&project.root).map_err(pipe::Error::from)?;
+    let hasher = project.hasher();
+    let plans = plan::plan(
+        project,
+        &lock,
+        &hasher,
+        &selected,
+        DecideOptions {
+            force: opts.force,
+            use_run_cache: opts.use_run_cache,
+        },
+    )?;
+    let _ = hasher.save();
+    let mut out = String::new();
+    for p in &plans {
+        let why: Vec<String> = p.reasons.iter().map(ToString::to_string).collect();
+        match &p.verdict {
+            Verdict::Run => out.push_str(&format!("would run {}: {}\n", p.stage, why.join("; "))),
+            Verdict::Restore { .. } => out.push_str(&format!(
+                "would restore {} from the run cache: {}\n",
+                p.stage,
+                why.join("; ")
+            )),
+            Verdict::UpToDate => out.push_str(&format!("{} is up to date\n", p.stage)),
+            Verdict::Frozen => out.push_str(&format!("{} is frozen\n", p.stage)),
+        }
+    }
+    print(&out)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,79 @@
+//! `pipe status`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use pipe::graph::Selection;
+use pipe::lock::LockFile;
+use pipe::plan::{self, DecideOptions, Verdict};
+
+use super::{load_project, print, CliError};
+
+/// Show which stages `pipe repro` would run, and why.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Stages to check (with their upstream stages); all when omitted.
+    pub targets: Vec<String>,
+    /// Print every stage with its verdict and reasons as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(cwd: &Path, args: StatusArgs) -> Result<ExitCode, CliError> {
+    let project = load_project(cwd)?;
+    let selected = project
+        .dag
+        .select(&project.pipeline, &args.targets, Selection::WithUpstream)
+        .map_err(pipe::Error::from)?;
+    let lock = LockFile::read(&project.root).map_err(pipe::Error::from)?;
+    let hasher = project.hasher();
+    let plans = plan::plan(
+        &project,
+        &lock,
+        &hasher,
+        &selected,
+        DecideOptions {
+            force: false,
+            use_run_cache: true,
+        },
+    )?;
+    // Read-only command: the stat cache is the one thing it may write, and
+    // losing that write only costs time.
+    let _ = hasher.save();
+
+    if args.json {
+        print(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&plans).expect("plans serialize")
+        ))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = String::new();
+    let mut fresh = Vec::new();
+    for p in &plans {
+        match &p.verdict {
+            Verdict::UpToDate => fresh.push(p.stage.as_str()),
+            Verdict::Frozen => out.push_str(&format!("{}: frozen\n", p.stage)),
+            Verdict::Run | Verdict::Restore { .. } => {
+                let note = if matches!(p.verdict, Verdict::Restore { .. }) {
+                    " (will be restored from the run cache)"
+                } else {
+                    ""
+                };
+                out.push_str(&format!("{}:{note}\n", p.stage));
+                for r in &p.reasons {
+                    out.push_str(&format!("    {r}\n"));
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push_str("Everything is up to date.\n");
+    } else if !fresh.is_empty() {
+        out.push_str(&format!("up to date: {}\n", fresh.join(", ")));
+    }
+    print(&out)?;
+    Ok(ExitCode::SUCCESS)
+}

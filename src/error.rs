@@ -1,0 +1,57 @@
+//! The engine's error type: one variant per module error, each carrying the
+//! path, stage or line it is about. The binary maps them to exit codes (2 for
+//! a problem with the pipeline definition or usage, 1 otherwise) and adds
+//! hints.
+
+use crate::cache::CacheError;
+use crate::config::ConfigError;
+use crate::hash::HashError;
+use crate::lock::LockError;
+use crate::spec::{Diagnostic, PipelineError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error("{message}: {source}")]
+    Io {
+        message: String,
+        source: std::io::Error,
+    },
+}
+
+impl From<Diagnostic> for Error {
+    fn from(d: Diagnostic) -> Self {
+        Error::Pipeline(d.into())
+    }
+}
+
+impl Error {
+    /// True for errors in what the user wrote (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Error::Pipeline(_)
+                | Error::Config(_)
+                | Error::Lock(LockError::Parse { .. } | LockError::Schema { .. })
+        )
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Lock(e) => e.hint().map(str::to_string),
+            Error::Cache(CacheError::MissingObject { .. }) => {
+                Some("the cache no longer holds this output; run `pipe repro` to rebuild it".into())
+            }
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! Content hashes of files and directories.
+//!
+//! A file's hash is the BLAKE3 of its bytes. A directory's hash is the BLAKE3
+//! of its [`Manifest`]: every file below it, sorted by relative path, with
+//! its own hash and size (a Merkle hash over sorted entries). The manifest is
+//! also what the cache stores for a directory output, so hashing a directory
+//! and committing it share one walk.
+//!
+//! Speed: every file is looked up in the [`StatCache`] first, and read only
+//! when its stat changed. Files of a directory are hashed in parallel (rayon);
+//! a single large file is memory-mapped and hashed with BLAKE3's own
+//! multi-threaded tree mode.
+
+pub mod stat_cache;
+
+use std::fmt;
+use std::fs::Metadata;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub use stat_cache::{StatCache, StatKey};
+
+use crate::paths::RelPath;
+
+/// Files from this size on are memory-mapped and hashed on all cores.
+const MMAP_THRESHOLD: u64 = 4 * 1024 * 1024;
+
+/// A BLAKE3 digest.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest(*blake3::hash(bytes).as_bytes())
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    pub fn to_hex(&self) -> String {
+        blake3::Hash::from_bytes(self.0).to_hex().to_string()
+    }
+
+    pub fn from_hex(text: &str) -> Option<Digest> {
+        blake3::Hash::from_hex(text)
+            .ok()
+            .map(|h| Digest(*h.as_bytes()))
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({})", &self.to_hex()[..12])
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Digest::from_hex(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not a BLAKE3 hash")))
+    }
+}
+
+/// One file of a directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    /// Path relative to the directory, `/`-separated.
+    pub path: String,
+    pub hash: Digest,
+    pub size: u64,
+}
+
+/// The sorted list of files below a directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub entries: Vec<ManifestEntry>,
+}
+
+impl Manifest {
+    /// The canonical bytes: compact JSON of the sorted entries.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a manifest serializes")
+    }
+
+    pub fn digest(&self) -> Digest {
+        Digest::of(&self.to_bytes())
+    }
+
+    pub fn size(&self) -> u64 {
+        self.entries.iter().map(|e| e.size).sum()
+    }
+}
+
+/// What a path holds, hashed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hashed {
+    pub hash: Digest,
+    pub size: u64,
+    /// `Some(manifest)` for a directory.
+    pub manifest: Option<Manifest>,
+}
+
+impl Hashed {
+    pub fn nfiles(&self) -> Option<u64> {
+        self.manifest.as_ref().map(|m| m.entries.len() as u64)
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.manifest.is_some()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read `{path}`: {source}")]
+pub struct HashError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+fn err(path: &Path) -> impl FnOnce(std::io::Error) -> HashError + '_ {
+    move |source| HashError {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Hashes project paths, consulting and feeding a stat cache.
+#[derive(Debug)]
+pub struct Hasher {
+    root: PathBuf,
+    cache: Mutex<StatCache>,
+}
+
+impl Hasher {
+    pub fn new(root: &Path, cache: StatCache) -> Hasher {
+        Hasher {
+            root: root.to_path_buf(),
+            cache: Mutex::new(cache),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Hashes a file or directory; `Ok(None)` if the path does not exist.
+    pub fn hash(&self, path: &RelPath) -> Result<Option<Hashed>, HashError> {
+        let abs = path.to_path(&self.root);
+        let meta = match std::fs::metadata(&abs) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(err(&abs)(e)),
+        };
+        if meta.is_dir() {
+            let manifest = self.manifest(path)?;
+            Ok(Some(Hashed {
+                hash: manifest.digest(),
+                size: manifest.size(),
+                manifest: Some(manifest),
+            }))
+        } else {
+            let hash = self.file(path.as_str(), &abs, &meta)?;
+            Ok(Some(Hashed {
+                hash,
+                size: meta.len(),
+                manifest: None,
+            }))
+        }
+    }
+
+    /// The manifest of the directory at `dir`.
+    pub fn manifest(&self, dir: &RelPath) -> Result<Manifest, HashError> {
+        let abs = dir.to_path(&self.root);
+        let mut files = Vec::new();
+        for entry in walkdir::WalkDir::new(&abs)
+            .follow_links(true)
+            .sort_by_file_name()
+        {
+            let entry = entry.map_err(|e| {
+                let path = e.path().unwrap_or(&abs).to_path_buf();
+                HashError {
+                    path,
+                    source: e
+                        .into_io_error()
+                        .unwrap_or_else(|| std::io::Error::other("symlink loop")),
+                }
+            })?;
+            if entry.file_type().is_file() {
+                let rel = entry
+                    .path()
+                    .strip_prefix(&abs)
+                    .expect("walk stays below its root")
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                files.push((rel, entry.into_path()));
+            }
+        }
+        let entries = files
+            .into_par_iter()
+            .map(|(rel, path)| {
+                let meta = std::fs::metadata(&path).map_err(err(&path))?;
+                let key = dir.join(&rel);
+                let hash = self.file(key.as_str(), &path, &meta)?;
+                Ok(ManifestEntry {
+                    path: rel,
+                    hash,
+                    size: meta.len(),
+                })
+            })
+            .collect::<Result<Vec<_>, HashError>>()?;
+        Ok(Manifest { entries })
+    }
+
+    fn file(&self, key: &str, abs: &Path, meta: &Metadata) -> Result<Digest, HashError> {
+        let stat = StatKey::of(meta);
+        if let Some(d) = self.cache.lock().expect("stat cache lock").get(key, &stat) {
+            return Ok(d);
+        }
+        let digest = hash_file(abs, meta.len())?;
+        self.cache
+            .lock()
+            .expect("stat cache lock")
+            .insert(key.to_string(), stat, digest);
+        Ok(digest)
+    }
+
+    /// Saves the stat cache if it learnt anything.
+    pub fn save(&self) -> std::io::Result<()> {
+        self.cache.lock().expect("stat cache lock").save()
+    }
+}
+
+/// The BLAKE3 of a file's bytes.
+pub fn hash_file(path: &Path, len: u64) -> Result<Digest, HashError> {
+    let mut hasher = blake3::Hasher::new();
+    if len >= MMAP_THRESHOLD {
+        hasher.update_mmap_rayon(path).map_err(err(path))?;
+    } else {
+        let mut file = std::fs::File::open(path).map_err(err(path))?;
+        let mut buf = vec![0u8; (len as usize).clamp(1, 256 * 1024)];
+        loop {
+            let n = file.read(&mut buf).map_err(err(path))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+    }
+    Ok(Digest(*hasher.finalize().as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (tempfile::TempDir, Hasher) {
+        let dir = tempfile::tempdir().unwrap();
+        let hasher = Hasher::new(dir.path(), StatCache::in_memory());
+        (dir, hasher)
+    }
+
+    fn rel(s: &str) -> RelPath {
+        RelPath::parse(s, None).unwrap()
+    }
+
+    #[test]
+    fn a_file_hash_is_the_blake3_of_its_bytes() {
+        let (dir, h) = setup();
+        std::fs::write(dir.path().join("a.txt"), b"hello").unwrap();
+        let got = h.hash(&rel("a.txt")).unwrap().unwrap();
+        assert_eq!(got.hash.to_hex(), blake3::hash(b"hello").to_hex().as_str());
+        assert_eq!(got.size, 5);
+        assert!(h.hash(&rel("missing")).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_directory_hash_covers_names_and_contents_in_sorted_order() {
+        let (dir, h) = setup();
+        let d = dir.path().join("d");
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        std::fs::write(d.join("b.txt"), b"b").unwrap();
+        std::fs::write(d.join("sub/a.txt"), b"a").unwrap();
+        let first = h.hash(&rel("d")).unwrap().unwrap();
+        let names: Vec<_> = first
+            .manifest
+            .as_ref()
+            .unwrap()
+            .entries
+            .iter()
+            .map(|e| e.path.as_str())
+            .collect();
+        assert_eq!(names, ["b.txt", "sub/a.txt"]);
+        assert_eq!(first.nfiles(), Some(2));
+        assert_eq!(first.size, 2);
+
+        // Renaming a file changes the hash even with the same bytes.
+        std::fs::rename(d.join("b.txt"), d.join("c.txt")).unwrap();
+        let renamed = h.hash(&rel("d")).unwrap().unwrap();
+        assert_ne!(first.hash, renamed.hash);
+
+        // The same tree elsewhere has the same hash.
+        let e = dir.path().join("e");
+        std::fs::create_dir_all(e.join("sub")).unwrap();
+        std::fs::write(e.join("c.txt"), b"b").unwrap();
+        std::fs::write(e.join("sub/a.txt"), b"a").unwrap();
+        assert_eq!(h.hash(&rel("e")).unwrap().unwrap().hash, renamed.hash);
+    }
+
+    #[test]
+    fn large_files_hash_the_same_through_mmap() {
+        let (dir, h) = setup();
+        let bytes: Vec<u8> = (0..(MMAP_THRESHOLD as usize + 12345))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        std::fs::write(dir.path().join("big.bin"), &bytes).unwrap();
+        let got = h.hash(&rel("big.bin")).unwrap().unwrap();
+        assert_eq!(got.hash, Digest::of(&bytes));
+    }
+}

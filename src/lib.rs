@@ -1,0 +1,37 @@
+//! `pipe`: a reproducible ML pipeline orchestrator.
+//!
+//! A user declares stages in `pipeline.yaml`; pipe builds the stage DAG,
+//! fingerprints every stage (its command or built-in, its params, the BLAKE3
+//! content of its deps), skips what is fresh, restores what it has seen
+//! before from a content-addressed cache, and runs the rest.
+//!
+//! The flow of one `pipe repro`, module by module:
+//!
+//! 1. [`spec`] reads `pipeline.yaml` / `params.yaml` into typed stages, with
+//!    located errors.
+//! 2. [`graph`] builds the DAG and rejects cycles and conflicting outputs.
+//! 3. [`hash`] hashes deps and outputs (stat cache first).
+//! 4. [`fingerprint`] and [`plan`] decide what is fresh, restorable or stale,
+//!    and why.
+//! 5. [`run`] schedules and runs stale stages, [`cache`] stores and restores
+//!    their outputs, [`lock`] records the results in `pipeline.lock`.
+//!
+//! The library never prints; the `cli` module of the binary renders.
+
+pub mod builtin;
+pub mod cache;
+pub mod checkout;
+pub mod config;
+pub mod dag_view;
+pub mod error;
+pub mod fingerprint;
+pub mod graph;
+pub mod hash;
+pub mod lock;
+pub mod paths;
+pub mod plan;
+pub mod project;
+pub mod run;
+pub mod spec;
+
+pub use error::Error;

@@ -1,0 +1,267 @@
+//! `pipeline.lock`: what each stage last ran with and produced.
+//!
+//! YAML, written by pipe and committed to git next to `pipeline.yaml`. Per
+//! stage: its command (or built-in name, version and arguments), the values of
+//! its params, and `{path, blake3, size, nfiles}` for each dep and out. The
+//! file is deterministic (sorted maps, project-relative paths), so that two
+//! runs producing the same results write the same bytes and `git diff` shows
+//! only real changes.
+//!
+//! It is written by temp file + fsync + rename after each successful stage:
+//! a reader (or a crash) sees the old file or the new one, never half of one.
+//! An entry is replaced only when its stage finished successfully, so no entry
+//! ever claims a result that a failed or killed stage did not produce.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::hash::{Digest, Hashed};
+use crate::paths::RelPath;
+use crate::spec::params::ParamValues;
+
+pub const LOCK_FILE: &str = "pipeline.lock";
+pub const SCHEMA: u32 = 1;
+
+const HEADER: &str =
+    "# Written by `pipe repro`: what each stage ran with and produced. Commit it; do not edit.\n";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockFile {
+    pub schema: u32,
+    #[serde(default)]
+    pub stages: BTreeMap<String, LockStage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockStage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub with: BTreeMap<String, Json>,
+    #[serde(default, skip_serializing_if = "is_root")]
+    pub wdir: RelPath,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: ParamValues,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deps: Vec<PathRecord>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outs: Vec<PathRecord>,
+}
+
+fn is_root(p: &RelPath) -> bool {
+    p.is_root()
+}
+
+/// A hashed path as recorded in the lock and the run cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathRecord {
+    pub path: RelPath,
+    pub blake3: Digest,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nfiles: Option<u64>,
+}
+
+impl PathRecord {
+    pub fn new(path: RelPath, hashed: &Hashed) -> PathRecord {
+        PathRecord {
+            path,
+            blake3: hashed.hash,
+            size: hashed.size,
+            nfiles: hashed.nfiles(),
+        }
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.nfiles.is_some()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{path}` is not a valid lock file: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error(
+        "`{path}` was written by a newer pipe (lock schema {found}, this pipe knows {SCHEMA})"
+    )]
+    Schema { path: PathBuf, found: u32 },
+    #[error("cannot write `{path}`: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl LockError {
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            LockError::Parse { .. } => Some(
+                "restore it from git (`git checkout pipeline.lock`) or delete it to rerun every stage",
+            ),
+            LockError::Schema { .. } => Some("upgrade pipe"),
+            _ => None,
+        }
+    }
+}
+
+impl LockFile {
+    /// Reads the lock in `root`; an absent file is an empty lock.
+    pub fn read(root: &Path) -> Result<LockFile, LockError> {
+        let path = root.join(LOCK_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(LockFile {
+                    schema: SCHEMA,
+                    stages: BTreeMap::new(),
+                })
+            }
+            Err(source) => return Err(LockError::Read { path, source }),
+        };
+        LockFile::parse(&text).map_err(|message| match message {
+            ParseProblem::Schema(found) => LockError::Schema {
+                path: path.clone(),
+                found,
+            },
+            ParseProblem::Yaml(message) => LockError::Parse { path, message },
+        })
+    }
+
+    fn parse(text: &str) -> Result<LockFile, ParseProblem> {
+        if text.trim().is_empty()
+            || text
+                .lines()
+                .all(|l| l.trim().is_empty() || l.starts_with('#'))
+        {
+            return Ok(LockFile {
+                schema: SCHEMA,
+                stages: BTreeMap::new(),
+            });
+        }
+        let lock: LockFile =
+            serde_yaml::from_str(text).map_err(|e| ParseProblem::Yaml(e.to_string()))?;
+        if lock.schema > SCHEMA {
+            return Err(ParseProblem::Schema(lock.schema));
+        }
+        Ok(lock)
+    }
+
+    pub fn to_text(&self) -> String {
+        let body = serde_yaml::to_string(self).expect("a lock serializes");
+        format!("{HEADER}{body}")
+    }
+
+    /// Writes the lock atomically: temp file in the same directory, fsync,
+    /// rename over the old one.
+    pub fn write(&self, root: &Path) -> Result<(), LockError> {
+        let path = root.join(LOCK_FILE);
+        let wrap = |source| LockError::Write {
+            path: path.clone(),
+            source,
+        };
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".pipeline.lock.")
+            .tempfile_in(root)
+            .map_err(wrap)?;
+        tmp.write_all(self.to_text().as_bytes()).map_err(wrap)?;
+        tmp.as_file().sync_all().map_err(wrap)?;
+        tmp.persist(&path).map_err(|e| wrap(e.error))?;
+        Ok(())
+    }
+}
+
+enum ParseProblem {
+    Schema(u32),
+    Yaml(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> LockFile {
+        let mut params = ParamValues::new();
+        params
+            .entry("params.yaml".into())
+            .or_default()
+            .insert("fit.C".into(), serde_json::json!(1.5));
+        let record = PathRecord {
+            path: RelPath::parse("data/x.tsv", None).unwrap(),
+            blake3: Digest::of(b"x"),
+            size: 1,
+            nfiles: None,
+        };
+        let mut lock = LockFile {
+            schema: SCHEMA,
+            stages: BTreeMap::new(),
+        };
+        lock.stages.insert(
+            "train".into(),
+            LockStage {
+                cmd: Some(vec!["python train.py".into()]),
+                uses: None,
+                version: None,
+                with: BTreeMap::new(),
+                wdir: RelPath::root(),
+                params,
+                deps: vec![record.clone()],
+                outs: vec![PathRecord {
+                    nfiles: Some(3),
+                    ..record
+                }],
+            },
+        );
+        lock
+    }
+
+    #[test]
+    fn writes_atomically_and_reads_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = sample();
+        lock.write(dir.path()).unwrap();
+        assert_eq!(LockFile::read(dir.path()).unwrap(), lock);
+        // No temp files are left next to it.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [std::ffi::OsString::from(LOCK_FILE)]);
+    }
+
+    #[test]
+    fn is_deterministic_text() {
+        assert_eq!(sample().to_text(), sample().to_text());
+        assert!(sample().to_text().contains("fit.C: 1.5"));
+    }
+
+    #[test]
+    fn refuses_garbage_and_newer_schemas() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(LOCK_FILE), "schema: 1\nstages: [oops\n").unwrap();
+        assert!(matches!(
+            LockFile::read(dir.path()),
+            Err(LockError::Parse { .. })
+        ));
+        std::fs::write(dir.path().join(LOCK_FILE), "schema: 9\n").unwrap();
+        assert!(matches!(
+            LockFile::read(dir.path()),
+            Err(LockError::Schema { found: 9, .. })
+        ));
+    }
+}

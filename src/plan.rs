@@ -1,0 +1,225 @@
+//! Deciding what each stage needs: nothing, a restore, or a run.
+//!
+//! [`observe`] looks at a stage as it is now (param values, dep and output
+//! hashes through the stat cache; no file is read whose stat is unchanged).
+//! [`decide`] compares that with the stage's lock entry:
+//!
+//! | verdict    | when |
+//! |------------|------|
+//! | up to date | no stale reasons |
+//! | frozen     | `frozen: true` (never run by `repro`) |
+//! | restore    | stale, but the run cache has outputs for this exact fingerprint |
+//! | run        | stale otherwise |
+//!
+//! [`plan`] does this for a selection of stages in topological order without
+//! running anything, for `pipe status` and `pipe repro --dry`: a stage below
+//! one that will run is marked `UpstreamStale`, since its deps are not known
+//! until then. `pipe repro` calls `observe`/`decide` itself, stage by stage,
+//! after the upstream stages have finished.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::cache::runs::RunRecord;
+use crate::cache::Cache;
+use crate::error::Error;
+use crate::fingerprint::{compare, fingerprint, StaleReason};
+use crate::hash::{Digest, Hasher};
+use crate::lock::{LockFile, LockStage, PathRecord};
+use crate::paths::RelPath;
+use crate::project::Project;
+use crate::spec::params::{ParamValues, ParamsFiles};
+use crate::spec::Stage;
+
+/// A stage as it is on disk now.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub params: ParamValues,
+    pub deps: Vec<(RelPath, Option<PathRecord>)>,
+    pub outs: Vec<(RelPath, Option<PathRecord>)>,
+}
+
+impl Observed {
+    /// The hashes of deps that exist (the fingerprint's input).
+    pub fn dep_records(&self) -> Vec<PathRecord> {
+        self.deps.iter().filter_map(|(_, r)| r.clone()).collect()
+    }
+}
+
+pub fn observe(stage: &Stage, hasher: &Hasher, files: &mut ParamsFiles) -> Result<Observed, Error> {
+    let mut params = ParamValues::new();
+    for r in &stage.params {
+        if let Some(value) = files.value(&r.file, &r.key)? {
+            params
+                .entry(r.file.as_str().to_string())
+                .or_default()
+                .insert(r.key.clone(), value);
+        }
+    }
+    let hash = |p: &RelPath| -> Result<(RelPath, Option<PathRecord>), Error> {
+        Ok((
+            p.clone(),
+            hasher.hash(p)?.map(|h| PathRecord::new(p.clone(), &h)),
+        ))
+    };
+    let deps = stage.deps.iter().map(hash).collect::<Result<_, _>>()?;
+    let outs = stage
+        .outs
+        .iter()
+        .map(|o| hash(&o.path))
+        .collect::<Result<_, _>>()?;
+    Ok(Observed { params, deps, outs })
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "verdict")]
+pub enum Verdict {
+    UpToDate,
+    Frozen,
+    Restore {
+        #[serde(skip)]
+        record: RunRecord,
+    },
+    Run,
+}
+
+impl Verdict {
+    pub fn needs_work(&self) -> bool {
+        matches!(self, Verdict::Restore { .. } | Verdict::Run)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub verdict: Verdict,
+    pub reasons: Vec<StaleReason>,
+    pub fingerprint: Digest,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DecideOptions {
+    pub force: bool,
+    pub use_run_cache: bool,
+}
+
+/// Whether outputs of this stage can be restored from the run cache.
+pub fn run_cache_eligible(stage: &Stage) -> bool {
+    !stage.always_changed && stage.outs.iter().all(|o| o.cache && !o.persist)
+}
+
+pub fn decide(
+    stage: &Stage,
+    locked: Option<&LockStage>,
+    seen: &Observed,
+    cache: &Cache,
+    opts: DecideOptions,
+) -> Decision {
+    let fp = fingerprint(stage, &seen.params, &seen.dep_records());
+    if stage.frozen {
+        return Decision {
+            verdict: Verdict::Frozen,
+            reasons: Vec::new(),
+            fingerprint: fp,
+        };
+    }
+    let mut reasons = compare(stage, locked, &seen.params, &seen.deps, &seen.outs);
+    if opts.force {
+        reasons.insert(0, StaleReason::Forced);
+    }
+    let verdict = if reasons.is_empty() {
+        Verdict::UpToDate
+    } else if opts.use_run_cache
+        && !opts.force
+        && run_cache_eligible(stage)
+        && !has_missing_dep(&reasons)
+    {
+        match cache.lookup_run(&fp) {
+            Some(record) => Verdict::Restore { record },
+            None => Verdict::Run,
+        }
+    } else {
+        Verdict::Run
+    };
+    Decision {
+        verdict,
+        reasons,
+        fingerprint: fp,
+    }
+}
+
+fn has_missing_dep(reasons: &[StaleReason]) -> bool {
+    reasons
+        .iter()
+        .any(|r| matches!(r, StaleReason::DepMissing { .. }))
+}
+
+/// One line of `pipe status` / `pipe repro --dry`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StagePlan {
+    pub stage: String,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    pub reasons: Vec<StaleReason>,
+}
+
+/// Decides every selected stage without running anything.
+pub fn plan(
+    project: &Project,
+    lock: &LockFile,
+    hasher: &Hasher,
+    selected: &[usize],
+    opts: DecideOptions,
+) -> Result<Vec<StagePlan>, Error> {
+    let mut files = ParamsFiles::new(&project.root);
+    let chosen: BTreeSet<usize> = selected.iter().copied().collect();
+    let mut will_change: BTreeMap<usize, bool> = BTreeMap::new();
+    let mut out = Vec::new();
+    for &i in selected {
+        let stage = &project.pipeline.stages[i];
+        let seen = observe(stage, hasher, &mut files)?;
+        let mut d = decide(
+            stage,
+            lock.stages.get(&stage.name),
+            &seen,
+            &project.cache,
+            opts,
+        );
+        let upstream: Vec<usize> = project
+            .dag
+            .parents(i)
+            .into_iter()
+            .filter(|p| chosen.contains(p) && will_change.get(p) == Some(&true))
+            .collect();
+        if !upstream.is_empty() && d.verdict != Verdict::Frozen {
+            // What an upstream stage will rewrite is not news about this one.
+            let rewritten: Vec<&RelPath> = upstream
+                .iter()
+                .flat_map(|&p| project.pipeline.stages[p].outs.iter().map(|o| &o.path))
+                .collect();
+            d.reasons.retain(|r| match r {
+                StaleReason::DepMissing { path } | StaleReason::DepModified { path } => {
+                    !rewritten.iter().any(|o| o.overlaps(path))
+                }
+                _ => true,
+            });
+            for p in upstream {
+                d.reasons.push(StaleReason::UpstreamStale {
+                    stage: project.pipeline.stages[p].name.clone(),
+                });
+            }
+            // The deps will change under it: a run-cache hit cannot be known yet.
+            d.verdict = Verdict::Run;
+        }
+        will_change.insert(
+            i,
+            d.verdict == Verdict::Run || matches!(d.verdict, Verdict::Restore { .. }),
+        );
+        out.push(StagePlan {
+            stage: stage.name.clone(),
+            verdict: d.verdict,
+            reasons: d.reasons,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,62 @@
+//! A loaded project: root, pipeline, DAG, settings and cache.
+//!
+//! Commands start here. [`Project::find_root`] walks up from the current
+//! directory to the nearest `pipeline.yaml`, so `pipe` works from any
+//! sub-directory, like git and cargo.
+
+use std::path::{Path, PathBuf};
+
+use crate::cache::{Cache, CACHE_DIR};
+use crate::config::Config;
+use crate::error::Error;
+use crate::graph::Dag;
+use crate::hash::{Hasher, StatCache};
+use crate::spec::{self, Pipeline, PIPELINE_FILE};
+
+#[derive(Debug)]
+pub struct Project {
+    pub root: PathBuf,
+    pub pipeline: Pipeline,
+    pub dag: Dag,
+    pub config: Config,
+    pub cache: Cache,
+}
+
+impl Project {
+    /// The nearest directory at or above `start` holding `pipeline.yaml`.
+    pub fn find_root(start: &Path) -> Option<PathBuf> {
+        start
+            .ancestors()
+            .find(|dir| dir.join(PIPELINE_FILE).is_file())
+            .map(Path::to_path_buf)
+    }
+
+    /// Loads and validates the project at `root`.
+    pub fn load(root: &Path) -> Result<Project, Error> {
+        let pipeline = spec::load(root)?;
+        let dag = Dag::build(&pipeline)?;
+        let config = Config::load(root)?;
+        let cache = Cache::new(root, config.link);
+        Ok(Project {
+            root: root.to_path_buf(),
+            pipeline,
+            dag,
+            config,
+            cache,
+        })
+    }
+
+    /// A hasher backed by the project's stat cache.
+    pub fn hasher(&self) -> Hasher {
+        Hasher::new(&self.root, StatCache::load(&self.stat_cache_path()))
+    }
+
+    fn stat_cache_path(&self) -> PathBuf {
+        self.cache.dir().join("stat-cache")
+    }
+
+    /// `.pipeline-cache/` of this project.
+    pub fn cache_root(&self) -> PathBuf {
+        self.root.join(CACHE_DIR)
+    }
+}

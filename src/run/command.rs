@@ -1,0 +1,150 @@
+//! Running a `cmd` stage as child processes.
+//!
+//! Each command of the stage runs with `sh -c` in the stage's working
+//! directory, one after the other, stopping at the first failure. stdin is
+//! closed; stdout and stderr are read line by line on their own threads and
+//! forwarded as events, so the output of parallel stages interleaves by line,
+//! never inside one. The child gets `PIPE_STAGE` and `PIPE_ROOT` in its
+//! environment, and (on Linux) is killed if pipe itself dies, so that a
+//! killed `pipe repro` does not leave its stage running behind it.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use super::events::{Event, Reporter, Stream};
+
+/// Runs the commands; `Err` holds a one-line reason for the failure.
+pub fn run_commands(
+    stage: &str,
+    commands: &[String],
+    root: &Path,
+    cwd: &Path,
+    reporter: &dyn Reporter,
+) -> Result<(), String> {
+    for cmd in commands {
+        run_one(stage, cmd, root, cwd, reporter)?;
+    }
+    Ok(())
+}
+
+fn run_one(
+    stage: &str,
+    cmd: &str,
+    root: &Path,
+    cwd: &Path,
+    reporter: &dyn Reporter,
+) -> Result<(), String> {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(cmd)
+        .current_dir(cwd)
+        .env("PIPE_STAGE", stage)
+        .env("PIPE_ROOT", root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    die_with_parent(&mut command);
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot start `sh -c {cmd}` in {}: {e}", cwd.display()))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let status = std::thread::scope(|s| {
+        s.spawn(|| forward(stage, stdout, Stream::Stdout, reporter));
+        s.spawn(|| forward(stage, stderr, Stream::Stderr, reporter));
+        child.wait()
+    })
+    .map_err(|e| format!("lost the command `{cmd}`: {e}"))?;
+    if status.success() {
+        return Ok(());
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let cmd = short(cmd);
+    Err(match (status.code(), status.signal()) {
+        (Some(code), _) => format!("`{cmd}` exited with code {code}"),
+        (None, Some(sig)) => format!("`{cmd}` was killed by signal {sig}"),
+        _ => format!("`{cmd}` failed"),
+    })
+}
+
+/// The first line of a command, cut to a length that fits a status line.
+fn short(cmd: &str) -> String {
+    let first = cmd.lines().next().unwrap_or_default().trim();
+    if first.chars().count() > 60 || cmd.trim().contains('\n') {
+        format!("{}…", first.chars().take(60).collect::<String>())
+    } else {
+        first.to_string()
+    }
+}
+
+fn forward(stage: &str, pipe: impl Read, stream: Stream, reporter: &dyn Reporter) {
+    let mut reader = BufReader::new(pipe);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&buf);
+                let line = text.trim_end_matches(['\n', '\r']);
+                reporter.event(Event::Output {
+                    stage,
+                    stream,
+                    line,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_: &mut Command) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Lines(Mutex<Vec<(Stream, String)>>);
+
+    impl Reporter for Lines {
+        fn event(&self, e: Event<'_>) {
+            if let Event::Output { stream, line, .. } = e {
+                self.0.lock().unwrap().push((stream, line.to_string()));
+            }
+        }
+    }
+
+    #[test]
+    fn streams_lines_and_reports_the_exit_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines = Lines::default();
+        let cmds = vec![
+            "echo one; echo two >&2".to_string(),
+            "echo $PIPE_STAGE; exit 3".to_string(),
+        ];
+        let err = run_commands("s", &cmds, dir.path(), dir.path(), &lines).unwrap_err();
+        assert_eq!(err, "`echo $PIPE_STAGE; exit 3` exited with code 3");
+        let got = lines.0.into_inner().unwrap();
+        assert!(got.contains(&(Stream::Stdout, "one".into())));
+        assert!(got.contains(&(Stream::Stderr, "two".into())));
+        assert!(got.contains(&(Stream::Stdout, "s".into())));
+    }
+}

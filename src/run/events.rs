@@ -1,0 +1,80 @@
+//! What `repro` tells its caller while it works.
+//!
+//! The engine does not print. It sends [`Event`]s to a [`Reporter`], which
+//! the CLI implements with progress bars and prefixed output lines and tests
+//! implement by collecting them.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::fingerprint::StaleReason;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// How one stage ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome", content = "detail")]
+pub enum Outcome {
+    UpToDate,
+    Frozen,
+    Restored,
+    Ran,
+    Failed(String),
+    /// Not attempted: an upstream stage failed, or the run stopped early.
+    Skipped(String),
+}
+
+impl Outcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::UpToDate => "up to date",
+            Outcome::Frozen => "frozen",
+            Outcome::Restored => "restored",
+            Outcome::Ran => "ran",
+            Outcome::Failed(_) => "failed",
+            Outcome::Skipped(_) => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    /// Another `pipe repro` holds the project; this one waits for it.
+    WaitingForLock { holder: Option<String> },
+    /// The stages this run will consider, in order.
+    Planned { stages: &'a [String] },
+    /// A stage starts running (or restoring) for these reasons.
+    Started {
+        stage: &'a str,
+        restoring: bool,
+        reasons: &'a [StaleReason],
+    },
+    /// A line a running stage printed.
+    Output {
+        stage: &'a str,
+        stream: Stream,
+        line: &'a str,
+    },
+    Finished {
+        stage: &'a str,
+        outcome: &'a Outcome,
+        elapsed: Duration,
+    },
+}
+
+pub trait Reporter: Sync {
+    fn event(&self, event: Event<'_>);
+}
+
+/// A reporter that drops everything.
+pub struct Silent;
+
+impl Reporter for Silent {
+    fn event(&self, _: Event<'_>) {}
+}

@@ -1,0 +1,205 @@
+//! One stage through `repro`: observe, decide, then restore or run and
+//! commit. Runs on a worker thread; returns the new lock entry (if any) for
+//! the scheduler to write.
+
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+
+use serde_json::{Map, Value as Json};
+
+use super::command::run_commands;
+use super::events::{Event, Outcome, Reporter};
+use crate::builtin::{self, BuiltinCall};
+use crate::cache::remove_path;
+use crate::cache::runs::RunRecord;
+use crate::error::Error;
+use crate::fingerprint::lock_entry;
+use crate::hash::Hasher;
+use crate::lock::{LockStage, PathRecord};
+use crate::paths::RelPath;
+use crate::plan::{decide, observe, run_cache_eligible, DecideOptions, Verdict};
+use crate::project::Project;
+use crate::spec::params::{ParamValues, ParamsFiles};
+use crate::spec::{Action, Stage};
+
+pub struct Done {
+    pub outcome: Outcome,
+    pub lock_entry: Option<LockStage>,
+}
+
+pub fn process(
+    project: &Project,
+    stage: &Stage,
+    locked: Option<&LockStage>,
+    hasher: &Hasher,
+    opts: DecideOptions,
+    reporter: &dyn Reporter,
+) -> Result<Done, Error> {
+    let mut files = ParamsFiles::new(&project.root);
+    let seen = observe(stage, hasher, &mut files)?;
+    let decision = decide(stage, locked, &seen, &project.cache, opts);
+    let unchanged = |outcome| Done {
+        outcome,
+        lock_entry: None,
+    };
+    match decision.verdict {
+        Verdict::UpToDate => Ok(unchanged(Outcome::UpToDate)),
+        Verdict::Frozen => Ok(unchanged(Outcome::Frozen)),
+        Verdict::Restore { record } => {
+            reporter.event(Event::Started {
+                stage: &stage.name,
+                restoring: true,
+                reasons: &decision.reasons,
+            });
+            for out in &record.outs {
+                project.cache.restore(&project.root, out)?;
+            }
+            Ok(Done {
+                outcome: Outcome::Restored,
+                lock_entry: Some(lock_entry(
+                    stage,
+                    &seen.params,
+                    &seen.dep_records(),
+                    record.outs,
+                )),
+            })
+        }
+        Verdict::Run => {
+            reporter.event(Event::Started {
+                stage: &stage.name,
+                restoring: false,
+                reasons: &decision.reasons,
+            });
+            if let Err(message) = execute(project, stage, &seen.params, reporter) {
+                return Ok(unchanged(Outcome::Failed(message)));
+            }
+            let outs = match commit(project, stage, hasher)? {
+                Ok(outs) => outs,
+                Err(message) => return Ok(unchanged(Outcome::Failed(message))),
+            };
+            // The deps as they were when the stage started: that is what it ran on.
+            let deps = seen.dep_records();
+            if run_cache_eligible(stage) {
+                let record = RunRecord {
+                    stage: stage.name.clone(),
+                    outs: outs.clone(),
+                };
+                project.cache.record_run(&decision.fingerprint, &record)?;
+            }
+            Ok(Done {
+                outcome: Outcome::Ran,
+                lock_entry: Some(lock_entry(stage, &seen.params, &deps, outs)),
+            })
+        }
+    }
+}
+
+/// Clears non-persistent outputs, then runs the command or built-in.
+fn execute(
+    project: &Project,
+    stage: &Stage,
+    params: &ParamValues,
+    reporter: &dyn Reporter,
+) -> Result<(), String> {
+    for out in &stage.outs {
+        let abs = out.path.to_path(&project.root);
+        if !out.persist {
+            remove_path(&abs)
+                .map_err(|e| format!("cannot remove the old output `{}`: {e}", out.path))?;
+        }
+        let dir = if out.dir {
+            Some(abs.as_path())
+        } else {
+            abs.parent()
+        };
+        if let Some(dir) = dir {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+        }
+    }
+    let cwd = stage.wdir.to_path(&project.root);
+    match &stage.action {
+        Action::Cmd(commands) => run_commands(&stage.name, commands, &project.root, &cwd, reporter),
+        Action::Builtin { name, args, .. } => run_builtin(&project.root, stage, name, args, params),
+    }
+}
+
+fn run_builtin(
+    root: &Path,
+    stage: &Stage,
+    name: &str,
+    args: &std::collections::BTreeMap<String, Json>,
+    params: &ParamValues,
+) -> Result<(), String> {
+    let b = builtin::find(name).ok_or_else(|| format!("unknown built-in stage `{name}`"))?;
+    let mut paths = std::collections::BTreeMap::new();
+    for arg in b.args {
+        if let (Some(Json::String(text)), builtin::ArgRole::Input | builtin::ArgRole::Output(_)) =
+            (args.get(arg.name), arg.role)
+        {
+            let rel = RelPath::parse(text, Some(&stage.wdir)).map_err(|e| e.to_string())?;
+            paths.insert(arg.name, rel.to_path(root));
+        }
+    }
+    let options = args.clone();
+    let merged = merge_params(params);
+    let call = BuiltinCall {
+        paths,
+        options: &options,
+        params: &merged,
+    };
+    match std::panic::catch_unwind(AssertUnwindSafe(|| (b.run)(&call))) {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(format!(
+                "built-in `{name}` crashed: {what} (this is a bug in pipe; please report it)"
+            ))
+        }
+    }
+}
+
+/// A section (`params: [fit]`) contributes its keys; a leaf (`fit.C`) its
+/// last key component; a whole file its top-level keys.
+fn merge_params(params: &ParamValues) -> Map<String, Json> {
+    let mut merged = Map::new();
+    for keys in params.values() {
+        for (key, value) in keys {
+            match value {
+                Json::Object(map) => merged.extend(map.clone()),
+                other => {
+                    let last = key.rsplit('.').next().unwrap_or(key);
+                    merged.insert(last.to_string(), other.clone());
+                }
+            }
+        }
+    }
+    merged
+}
+
+/// Hashes the outputs the stage produced and stores the cached ones.
+/// `Ok(Err(message))` when an output is missing.
+fn commit(
+    project: &Project,
+    stage: &Stage,
+    hasher: &Hasher,
+) -> Result<Result<Vec<PathRecord>, String>, Error> {
+    let mut records = Vec::new();
+    for out in &stage.outs {
+        let Some(hashed) = hasher.hash(&out.path)? else {
+            return Ok(Err(format!(
+                "the stage did not produce its output `{}`",
+                out.path
+            )));
+        };
+        if out.cache {
+            project.cache.store(&project.root, &out.path, &hashed)?;
+        }
+        records.push(PathRecord::new(out.path.clone(), &hashed));
+    }
+    Ok(Ok(records))
+}

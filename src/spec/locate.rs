@@ -1,0 +1,121 @@
+//! Finding where things are written in `pipeline.yaml`.
+//!
+//! serde_yaml gives locations only for syntax and schema errors. Checks that
+//! come later (a missing dep, a cycle, an unknown param key) still want to
+//! point at a line, so [`SourceMap`] scans the text for a stage's block under
+//! `stages:` and for a word inside that block. It is a heuristic over plain
+//! block-style YAML, which is what pipeline files are; when it cannot find a
+//! place it answers `None` and the diagnostic names the stage alone.
+
+/// Line-oriented index of a pipeline file.
+#[derive(Debug, Clone, Default)]
+pub struct SourceMap {
+    lines: Vec<String>,
+    /// (stage name, first line index, end line index exclusive)
+    blocks: Vec<(String, usize, usize)>,
+}
+
+impl SourceMap {
+    pub fn new(text: &str) -> SourceMap {
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let blocks = stage_blocks(&lines);
+        SourceMap { lines, blocks }
+    }
+
+    /// The 1-based line where stage `name` is declared. Generated stages
+    /// (`train@cnn`) point at their template.
+    pub fn stage_line(&self, name: &str) -> Option<usize> {
+        self.block(name).map(|(start, _)| start + 1)
+    }
+
+    /// The 1-based line and column of the first occurrence of `needle` inside
+    /// the block of stage `name` (after its header line).
+    pub fn find_in_stage(&self, name: &str, needle: &str) -> Option<(usize, usize)> {
+        let (start, end) = self.block(name)?;
+        (start..end).find_map(|i| self.lines[i].find(needle).map(|col| (i + 1, col + 1)))
+    }
+
+    /// Stage names in the order they are written.
+    pub fn declaration_order(&self) -> impl Iterator<Item = &str> {
+        self.blocks.iter().map(|(n, _, _)| n.as_str())
+    }
+
+    fn block(&self, name: &str) -> Option<(usize, usize)> {
+        let base = name.split('@').next().unwrap_or(name);
+        self.blocks
+            .iter()
+            .find(|(n, _, _)| n == base)
+            .map(|(_, s, e)| (*s, *e))
+    }
+}
+
+fn indent_of(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
+fn is_content(line: &str) -> bool {
+    let t = line.trim_start();
+    !t.is_empty() && !t.starts_with('#')
+}
+
+fn key_of(line: &str) -> Option<String> {
+    let t = line.trim();
+    let colon = t.find(':')?;
+    let key = t[..colon].trim().trim_matches(|c| c == '"' || c == '\'');
+    (!key.is_empty()).then(|| key.to_string())
+}
+
+fn stage_blocks(lines: &[String]) -> Vec<(String, usize, usize)> {
+    let Some(stages_at) = lines
+        .iter()
+        .position(|l| indent_of(l) == 0 && l.trim_end().starts_with("stages:"))
+    else {
+        return Vec::new();
+    };
+    let mut blocks: Vec<(String, usize, usize)> = Vec::new();
+    let mut child_indent = None;
+    let mut end = lines.len();
+    for (i, line) in lines.iter().enumerate().skip(stages_at + 1) {
+        if !is_content(line) {
+            continue;
+        }
+        let indent = indent_of(line);
+        if indent == 0 {
+            end = i;
+            break;
+        }
+        let child = *child_indent.get_or_insert(indent);
+        if indent == child {
+            if let Some(last) = blocks.last_mut() {
+                last.2 = i;
+            }
+            if let Some(key) = key_of(line) {
+                blocks.push((key, i, lines.len()));
+            }
+        }
+    }
+    if let Some(last) = blocks.last_mut() {
+        last.2 = last.2.min(end);
+    }
+    blocks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "vars:\n  - x: 1\nstages:\n  # comment\n  prepare:\n    cmd: echo hi\n    deps: [raw.txt]\n\n  train:\n    foreach: [a, b]\n    do:\n      cmd: train ${item}\nother: 1\n";
+
+    #[test]
+    fn finds_stage_lines_and_words_within_a_stage() {
+        let map = SourceMap::new(TEXT);
+        assert_eq!(map.stage_line("prepare"), Some(5));
+        assert_eq!(map.stage_line("train@a"), Some(9));
+        assert_eq!(map.find_in_stage("prepare", "raw.txt"), Some((7, 12)));
+        assert_eq!(map.find_in_stage("train", "raw.txt"), None);
+        assert_eq!(
+            map.declaration_order().collect::<Vec<_>>(),
+            ["prepare", "train"]
+        );
+    }
+}

@@ -1,0 +1,724 @@
+//! From the raw schema to typed stages.
+//!
+//! Order of work: parse the YAML (syntax and unknown-field errors carry
+//! serde's line and column, plus a "did you mean"), build the template
+//! context (`params.yaml`, then `vars:`), expand `foreach`/`matrix` into
+//! `name@item` stages, render templates, convert each stage and check its
+//! paths and params. Problems are collected, not returned at the first one.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_yaml::{Mapping, Value};
+
+use super::diagnostic::{did_you_mean, Diagnostic, PipelineError};
+use super::params::{self, ParamsFiles, DEFAULT_PARAMS_FILE};
+use super::raw::{RawPipeline, RawStage, OUTPUT_FIELDS, STAGE_FIELDS};
+use super::template::{scalar_plain, Context};
+use super::{Action, OutKind, Output, ParamRef, Pipeline, SourceMap, Stage, PIPELINE_FILE};
+use crate::builtin::{self, ArgRole};
+use crate::paths::RelPath;
+
+pub fn resolve(root: &Path, text: &str) -> Result<Pipeline, PipelineError> {
+    if text.trim().is_empty() || serde_yaml::from_str::<Value>(text).is_ok_and(|v| v.is_null()) {
+        return Err(Diagnostic::new(PIPELINE_FILE, "the pipeline file is empty")
+            .hint("declare stages under `stages:`, e.g.\n  stages:\n    hello:\n      cmd: echo hello > hello.txt\n      outs: [hello.txt]")
+            .into());
+    }
+    let raw: RawPipeline = serde_yaml::from_str(text).map_err(yaml_error)?;
+    let source = SourceMap::new(text);
+    if raw.stages.is_empty() {
+        return Err(Diagnostic::new(PIPELINE_FILE, "no stages are declared")
+            .hint("add at least one stage under `stages:`")
+            .into());
+    }
+
+    let mut diags = Vec::new();
+    let mut files = ParamsFiles::new(root);
+    let ctx = build_context(&raw.vars, &mut files, &mut diags);
+
+    // Declaration order from the text; serde's map is sorted by name.
+    let mut names: Vec<&String> = raw.stages.keys().collect();
+    let order: Vec<&str> = source.declaration_order().collect();
+    names.sort_by_key(|n| order.iter().position(|o| o == n).unwrap_or(usize::MAX));
+
+    let mut stages = Vec::new();
+    for name in names {
+        let body = &raw.stages[name];
+        let here = |msg: String| {
+            Diagnostic::new(PIPELINE_FILE, msg)
+                .at(source.stage_line(name), None)
+                .stage(name.as_str())
+        };
+        if name.contains('@') || name.contains('/') || name.trim().is_empty() {
+            diags.push(here(format!("`{name}` is not a valid stage name")).hint(
+                "use letters, digits, `-` and `_`; `@` is reserved for stages made by foreach/matrix",
+            ));
+            continue;
+        }
+        match expand(name, body, &ctx) {
+            Ok(generated) => {
+                for (stage_name, stage_body, stage_ctx) in generated {
+                    match convert(
+                        root,
+                        &stage_name,
+                        &stage_body,
+                        &stage_ctx,
+                        &source,
+                        &mut files,
+                    ) {
+                        Ok(stage) => stages.push(stage),
+                        Err(mut d) => diags.append(&mut d),
+                    }
+                }
+            }
+            Err(msg) => diags.push(here(msg)),
+        }
+    }
+    if diags.is_empty() {
+        Ok(Pipeline {
+            root: root.to_path_buf(),
+            stages,
+            source,
+        })
+    } else {
+        Err(PipelineError { diagnostics: diags })
+    }
+}
+
+/// Turns a serde_yaml error into a diagnostic with a location and, for an
+/// unknown field, the closest known one.
+fn yaml_error(e: serde_yaml::Error) -> Diagnostic {
+    let loc = e.location();
+    let full = e.to_string();
+    let mut message = params::strip_location(&full);
+    let mut stage = None;
+    // "stages.train: unknown field `cmdd`, expected one of …"
+    if let Some(rest) = message.strip_prefix("stages.") {
+        if let Some((name, msg)) = rest.split_once(": ") {
+            stage = Some(name.split('.').next().unwrap_or(name).to_string());
+            message = msg.to_string();
+        }
+    }
+    let mut hint = None;
+    if let Some(field) = message
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split('`').next())
+    {
+        let field = field.to_string();
+        let candidates: &[&str] = if stage.is_some() {
+            STAGE_FIELDS
+        } else {
+            &["stages", "vars"]
+        };
+        message = format!("unknown field `{field}`");
+        hint = Some(match did_you_mean(&field, candidates.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("known fields are: {}", candidates.join(", ")),
+        });
+    }
+    let mut d = Diagnostic::new(PIPELINE_FILE, message).at(
+        loc.as_ref().map(|l| l.line()),
+        loc.as_ref().map(|l| l.column()),
+    );
+    if let Some(s) = stage {
+        d = d.stage(s);
+    }
+    if let Some(h) = hint {
+        d = d.hint(h);
+    }
+    d
+}
+
+fn build_context(vars: &[Value], files: &mut ParamsFiles, diags: &mut Vec<Diagnostic>) -> Context {
+    let mut ctx = Context::new();
+    let default = RelPath::from_normalized(DEFAULT_PARAMS_FILE);
+    match files.get(&default) {
+        Ok(Some(Value::Mapping(m))) => ctx.merge(m),
+        Ok(_) => {}
+        Err(d) => diags.push(d),
+    }
+    for var in vars {
+        match var {
+            Value::Mapping(m) => ctx.merge(m),
+            Value::String(spec) => {
+                // `file.yaml` or `file.yaml:key1,key2`
+                let (file, keys) = match spec.split_once(':') {
+                    Some((f, k)) => (f, Some(k)),
+                    None => (spec.as_str(), None),
+                };
+                let rel = match RelPath::parse(file, None) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        diags.push(Diagnostic::new(PIPELINE_FILE, format!("vars: {e}")));
+                        continue;
+                    }
+                };
+                match files.get(&rel) {
+                    Ok(Some(Value::Mapping(m))) => match keys {
+                        None => ctx.merge(m),
+                        Some(keys) => {
+                            for key in keys.split(',').map(str::trim) {
+                                match params::lookup(&Value::Mapping(m.clone()), key) {
+                                    Some(v) => ctx.set(key, v.clone()),
+                                    None => diags.push(Diagnostic::new(
+                                        PIPELINE_FILE,
+                                        format!("vars: key `{key}` is not in {file}"),
+                                    )),
+                                }
+                            }
+                        }
+                    },
+                    Ok(Some(_)) => diags.push(Diagnostic::new(
+                        PIPELINE_FILE,
+                        format!("vars: {file} is not a mapping of names to values"),
+                    )),
+                    Ok(None) => diags.push(
+                        Diagnostic::new(
+                            PIPELINE_FILE,
+                            format!("vars: file `{file}` does not exist"),
+                        )
+                        .hint("create it, or remove it from `vars:`"),
+                    ),
+                    Err(d) => diags.push(d),
+                }
+            }
+            other => diags.push(Diagnostic::new(
+                PIPELINE_FILE,
+                format!(
+                    "vars: each entry is a mapping or a file name, not `{}`",
+                    serde_yaml::to_string(other).unwrap_or_default().trim()
+                ),
+            )),
+        }
+    }
+    ctx
+}
+
+type Generated = Vec<(String, RawStage, Context)>;
+
+/// Expands `foreach`/`do` and `matrix` into named stages with `item`/`key`
+/// in their template context.
+fn expand(name: &str, body: &RawStage, ctx: &Context) -> Result<Generated, String> {
+    if let Some(foreach) = &body.foreach {
+        let Some(template) = &body.do_ else {
+            return Err("`foreach` needs a `do:` with the stage to repeat".into());
+        };
+        if body.cmd.is_some() || body.uses.is_some() || body.matrix.is_some() {
+            return Err("a `foreach` stage puts its fields under `do:`".into());
+        }
+        let items = ctx
+            .render_value(foreach)
+            .map_err(|e| format!("foreach: {e}"))?;
+        let mut out = Vec::new();
+        match items {
+            Value::Sequence(list) => {
+                let all_scalars = list.iter().all(|v| scalar_plain(v).is_some());
+                for (i, item) in list.into_iter().enumerate() {
+                    let label = if all_scalars {
+                        scalar_plain(&item).unwrap_or_default()
+                    } else {
+                        i.to_string()
+                    };
+                    let mut c = ctx.clone();
+                    c.set("item", item);
+                    out.push((format!("{name}@{label}"), (**template).clone(), c));
+                }
+            }
+            Value::Mapping(map) => {
+                for (key, item) in map {
+                    let label = scalar_plain(&key).unwrap_or_default();
+                    let mut c = ctx.clone();
+                    c.set("key", Value::String(label.clone()));
+                    c.set("item", item);
+                    out.push((format!("{name}@{label}"), (**template).clone(), c));
+                }
+            }
+            _ => return Err("`foreach` takes a list or a mapping".into()),
+        }
+        if out.is_empty() {
+            return Err("`foreach` has no items".into());
+        }
+        return Ok(out);
+    }
+    if body.do_.is_some() {
+        return Err("`do:` goes with `foreach:`".into());
+    }
+    if let Some(matrix) = &body.matrix {
+        let mut combos: Vec<(Vec<String>, Mapping)> = vec![(Vec::new(), Mapping::new())];
+        for (key, values) in matrix {
+            let key_text = scalar_plain(key).unwrap_or_default();
+            let values = ctx
+                .render_value(values)
+                .map_err(|e| format!("matrix.{key_text}: {e}"))?;
+            let Value::Sequence(values) = values else {
+                return Err(format!("matrix.{key_text} must be a list of values"));
+            };
+            let mut next = Vec::new();
+            for (labels, item) in &combos {
+                for (i, v) in values.iter().enumerate() {
+                    let mut labels = labels.clone();
+                    labels.push(scalar_plain(v).unwrap_or_else(|| format!("{key_text}{i}")));
+                    let mut item = item.clone();
+                    item.insert(key.clone(), v.clone());
+                    next.push((labels, item));
+                }
+            }
+            combos = next;
+        }
+        let mut template = body.clone();
+        template.matrix = None;
+        return Ok(combos
+            .into_iter()
+            .map(|(labels, item)| {
+                let mut c = ctx.clone();
+                c.set("item", Value::Mapping(item));
+                (format!("{name}@{}", labels.join("-")), template.clone(), c)
+            })
+            .collect());
+    }
+    Ok(vec![(name.to_string(), body.clone(), ctx.clone())])
+}
+
+/// Converts one (expanded) stage and checks it on its own.
+fn convert(
+    root: &Path,
+    name: &str,
+    body: &RawStage,
+    ctx: &Context,
+    source: &SourceMap,
+    files: &mut ParamsFiles,
+) -> Result<Stage, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let at = |word: &str, msg: String| {
+        let d = Diagnostic::new(PIPELINE_FILE, msg).stage(name);
+        match source.find_in_stage(name, word) {
+            Some((l, c)) => d.at(Some(l), Some(c)),
+            None => d.at(source.stage_line(name), None),
+        }
+    };
+    let render = |text: &str, diags: &mut Vec<Diagnostic>| match ctx.render(text) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            diags.push(at(text, e.to_string()).hint("define it in params.yaml or under `vars:`"));
+            None
+        }
+    };
+
+    let wdir = match body.wdir.as_deref().map(|w| render(w, &mut diags)) {
+        None => RelPath::root(),
+        Some(None) => RelPath::root(),
+        Some(Some(w)) => match RelPath::parse(&w, None) {
+            Ok(p) => p,
+            Err(e) => {
+                diags.push(at(&w, format!("wdir: {e}")));
+                RelPath::root()
+            }
+        },
+    };
+    let path = |text: &str, field: &str, diags: &mut Vec<Diagnostic>| -> Option<RelPath> {
+        let rendered = render(text, diags)?;
+        match RelPath::parse(&rendered, Some(&wdir)) {
+            Ok(p) if p.is_root() => {
+                diags.push(at(
+                    text,
+                    format!("{field}: `{text}` is the project root itself"),
+                ));
+                None
+            }
+            Ok(p) => {
+                if let Some(msg) = symlink_escape(root, &p) {
+                    diags.push(at(text, format!("{field}: {msg}")));
+                    return None;
+                }
+                Some(p)
+            }
+            Err(e) => {
+                diags.push(
+                    at(text, format!("{field}: {e}")).hint("keep every path inside the project"),
+                );
+                None
+            }
+        }
+    };
+
+    let mut deps: Vec<RelPath> = Vec::new();
+    for d in &body.deps {
+        if let Some(p) = path(d, "deps", &mut diags) {
+            deps.push(p);
+        }
+    }
+    let mut outs: Vec<Output> = Vec::new();
+    for (field, kind, entries) in [
+        ("outs", OutKind::Out, &body.outs),
+        ("metrics", OutKind::Metric, &body.metrics),
+        ("plots", OutKind::Plot, &body.plots),
+    ] {
+        for entry in entries {
+            match output_entry(entry) {
+                Ok((text, cache, persist)) => {
+                    if let Some(p) = path(&text, field, &mut diags) {
+                        outs.push(Output {
+                            path: p,
+                            kind,
+                            cache,
+                            persist,
+                            dir: text.trim_end().ends_with('/'),
+                        });
+                    }
+                }
+                Err((word, msg, hint)) => {
+                    let mut d = at(&word, format!("{field}: {msg}"));
+                    if let Some(h) = hint {
+                        d = d.hint(h);
+                    }
+                    diags.push(d);
+                }
+            }
+        }
+    }
+
+    let action = match (&body.cmd, &body.uses) {
+        (Some(_), Some(_)) => {
+            diags.push(at(
+                "uses",
+                "has both `cmd` and `uses`; a stage does one of the two".into(),
+            ));
+            None
+        }
+        (None, None) => {
+            diags.push(
+                at(name, "has neither `cmd` nor `uses`".into())
+                    .hint("add `cmd: <shell command>` or `uses: <built-in stage>`"),
+            );
+            None
+        }
+        (Some(cmd), None) => {
+            let texts: Vec<String> = match cmd {
+                Value::String(s) => vec![s.clone()],
+                Value::Sequence(items)
+                    if items.iter().all(|v| v.is_string()) && !items.is_empty() =>
+                {
+                    items
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                }
+                _ => {
+                    diags.push(at(
+                        "cmd",
+                        "`cmd` must be a string or a list of strings".into(),
+                    ));
+                    Vec::new()
+                }
+            };
+            let rendered: Vec<String> =
+                texts.iter().filter_map(|t| render(t, &mut diags)).collect();
+            if rendered.iter().any(|c| c.trim().is_empty()) {
+                diags.push(at("cmd", "`cmd` is empty".into()));
+            }
+            Some(Action::Cmd(rendered))
+        }
+        (None, Some(uses)) => builtin_action(
+            uses, body, &wdir, &mut deps, &mut outs, ctx, &at, &path, &mut diags,
+        ),
+    };
+
+    let mut params_refs = Vec::new();
+    for entry in &body.params {
+        match param_entry(entry, ctx) {
+            Ok(refs) => {
+                for (file_text, key) in refs {
+                    let file = match RelPath::parse(&file_text, Some(&wdir)) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            diags.push(at(&file_text, format!("params: {e}")));
+                            continue;
+                        }
+                    };
+                    check_param(&file, &key, files, &at, &mut diags);
+                    params_refs.push(ParamRef { file, key });
+                }
+            }
+            Err(msg) => diags.push(at("params", format!("params: {msg}"))),
+        }
+    }
+    params_refs.sort();
+    params_refs.dedup();
+
+    let mut seen = BTreeMap::new();
+    for o in &outs {
+        if let Some(prev) = seen.insert(o.path.clone(), o.kind) {
+            let _ = prev;
+            diags.push(at(
+                o.path.as_str(),
+                format!("`{}` is listed as an output twice", o.path),
+            ));
+        }
+    }
+    deps.sort();
+    deps.dedup();
+
+    match action {
+        Some(action) if diags.is_empty() => Ok(Stage {
+            name: name.to_string(),
+            desc: body.desc.clone(),
+            action,
+            wdir,
+            deps,
+            outs,
+            params: params_refs,
+            frozen: body.frozen.unwrap_or(false),
+            always_changed: body.always_changed.unwrap_or(false),
+        }),
+        _ => Err(diags),
+    }
+}
+
+type Locate<'a> = dyn Fn(&str, String) -> Diagnostic + 'a;
+type PathOf<'a> = dyn Fn(&str, &str, &mut Vec<Diagnostic>) -> Option<RelPath> + 'a;
+
+#[allow(clippy::too_many_arguments)]
+fn builtin_action(
+    uses: &str,
+    body: &RawStage,
+    wdir: &RelPath,
+    deps: &mut Vec<RelPath>,
+    outs: &mut Vec<Output>,
+    ctx: &Context,
+    at: &Locate,
+    path: &PathOf,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Action> {
+    let Some(b) = builtin::find(uses) else {
+        let names: Vec<&str> = builtin::registry().iter().map(|b| b.name).collect();
+        let hint = match did_you_mean(uses, names.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("built-in stages are: {}", names.join(", ")),
+        };
+        diags.push(at(uses, format!("unknown built-in stage `{uses}`")).hint(hint));
+        return None;
+    };
+    let with = body.with.clone().unwrap_or_default();
+    let mut args = BTreeMap::new();
+    let before = diags.len();
+    for (key, value) in &with {
+        let Some(arg) = b.arg(key) else {
+            let names: Vec<&str> = b.args.iter().map(|a| a.name).collect();
+            let hint = match did_you_mean(key, names.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("`{}` takes: {}", b.name, names.join(", ")),
+            };
+            diags.push(at(key, format!("`{}` has no argument `{key}`", b.name)).hint(hint));
+            continue;
+        };
+        let value = match ctx.render_value(value) {
+            Ok(v) => v,
+            Err(e) => {
+                diags.push(at(key, format!("with.{key}: {e}")));
+                continue;
+            }
+        };
+        match arg.role {
+            ArgRole::Input | ArgRole::Output(_) => {
+                let Some(text) = value.as_str() else {
+                    diags.push(at(key, format!("with.{key} must be a path")));
+                    continue;
+                };
+                let Some(p) = path(text, &format!("with.{key}"), diags) else {
+                    continue;
+                };
+                match arg.role {
+                    ArgRole::Input => deps.push(p),
+                    ArgRole::Output(kind) => outs.push(Output {
+                        path: p,
+                        kind,
+                        cache: true,
+                        persist: false,
+                        dir: text.ends_with('/'),
+                    }),
+                    ArgRole::Option => unreachable!(),
+                }
+            }
+            ArgRole::Option => {}
+        }
+        args.insert(key.clone(), params::to_json(&value));
+    }
+    for arg in b.args.iter().filter(|a| a.required) {
+        if !with.contains_key(arg.name) {
+            diags.push(
+                at(
+                    uses,
+                    format!("`{}` needs `with: {{{}: …}}`", b.name, arg.name),
+                )
+                .hint(format!("{}: {}", arg.name, arg.help)),
+            );
+        }
+    }
+    let _ = wdir;
+    (diags.len() == before).then(|| Action::Builtin {
+        name: b.name.to_string(),
+        version: b.version,
+        args,
+    })
+}
+
+/// `path` or `path: {cache, persist}` → (path, cache, persist).
+#[allow(clippy::type_complexity)]
+fn output_entry(entry: &Value) -> Result<(String, bool, bool), (String, String, Option<String>)> {
+    match entry {
+        Value::String(s) => Ok((s.clone(), true, false)),
+        Value::Mapping(m) if m.len() == 1 => {
+            let (k, v) = m.iter().next().expect("one entry");
+            let Some(path) = k.as_str() else {
+                return Err((String::new(), "an output is a path".into(), None));
+            };
+            let (mut cache, mut persist) = (true, false);
+            match v {
+                Value::Null => {}
+                Value::Mapping(opts) => {
+                    for (ok, ov) in opts {
+                        let key = ok.as_str().unwrap_or_default();
+                        match (key, ov.as_bool()) {
+                            ("cache", Some(b)) => cache = b,
+                            ("persist", Some(b)) => persist = b,
+                            ("desc", _) => {}
+                            ("cache" | "persist", None) => {
+                                return Err((
+                                    key.into(),
+                                    format!("`{key}` of `{path}` must be true or false"),
+                                    None,
+                                ))
+                            }
+                            _ => {
+                                let hint = did_you_mean(key, OUTPUT_FIELDS.iter().copied())
+                                    .map(|s| format!("did you mean `{s}`?"))
+                                    .unwrap_or_else(|| {
+                                        format!("output options are: {}", OUTPUT_FIELDS.join(", "))
+                                    });
+                                return Err((
+                                    key.into(),
+                                    format!("unknown option `{key}` of `{path}`"),
+                                    Some(hint),
+                                ));
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    return Err((
+                        path.into(),
+                        format!("options of `{path}` must be a mapping such as {{cache: false}}"),
+                        None,
+                    ))
+                }
+            }
+            Ok((path.to_string(), cache, persist))
+        }
+        _ => Err((
+            String::new(),
+            "each entry is a path or `path: {cache: false, persist: true}`".into(),
+            None,
+        )),
+    }
+}
+
+/// A `params:` entry → (file, key) pairs; key "" means the whole file.
+fn param_entry(entry: &Value, ctx: &Context) -> Result<Vec<(String, String)>, String> {
+    match entry {
+        Value::String(key) => {
+            let key = ctx.render(key).map_err(|e| e.to_string())?;
+            // A bare file name (`- other.yaml`) means the whole file, as in DVC
+            // when written as a mapping; a key never ends in .yaml.
+            if key.ends_with(".yaml") || key.ends_with(".yml") || key.ends_with(".json") {
+                Ok(vec![(key, String::new())])
+            } else {
+                Ok(vec![(DEFAULT_PARAMS_FILE.to_string(), key)])
+            }
+        }
+        Value::Mapping(m) => {
+            let mut out = Vec::new();
+            for (file, keys) in m {
+                let file = file
+                    .as_str()
+                    .ok_or("a params file name must be a string")?
+                    .to_string();
+                match keys {
+                    Value::Null => out.push((file, String::new())),
+                    Value::Sequence(list) if list.is_empty() => out.push((file, String::new())),
+                    Value::Sequence(list) => {
+                        for k in list {
+                            let k = scalar_plain(k).ok_or("param keys must be strings")?;
+                            out.push((file.clone(), ctx.render(&k).map_err(|e| e.to_string())?));
+                        }
+                    }
+                    _ => return Err(format!("`{file}:` takes a list of keys")),
+                }
+            }
+            Ok(out)
+        }
+        _ => Err("each entry is a key of params.yaml or `file.yaml: [keys]`".into()),
+    }
+}
+
+fn check_param(
+    file: &RelPath,
+    key: &str,
+    files: &mut ParamsFiles,
+    at: &Locate,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let word = if key.is_empty() { file.as_str() } else { key };
+    match files.get(file) {
+        Err(d) => diags.push(d),
+        Ok(None) => diags.push(
+            at(word, format!("params file `{file}` does not exist")).hint(format!(
+                "create {file} with the key{} the stage uses",
+                if key.is_empty() { "s" } else { "" }
+            )),
+        ),
+        Ok(Some(doc)) => {
+            if !key.is_empty() && params::lookup(doc, key).is_none() {
+                let known = match doc {
+                    Value::Mapping(m) => {
+                        let mut flat = BTreeMap::new();
+                        params::flatten(
+                            "",
+                            &params::to_json(&Value::Mapping(m.clone())),
+                            &mut flat,
+                        );
+                        flat.into_keys().collect::<Vec<_>>()
+                    }
+                    _ => Vec::new(),
+                };
+                let hint = match did_you_mean(key, known.iter().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("add `{key}` to {file}"),
+                };
+                diags.push(at(word, format!("param `{key}` is not in {file}")).hint(hint));
+            }
+        }
+    }
+}
+
+/// A message if a component of `path` that exists is a symlink pointing
+/// outside the project.
+fn symlink_escape(root: &Path, path: &RelPath) -> Option<String> {
+    let root_real = root.canonicalize().ok()?;
+    let mut current = root.to_path_buf();
+    for part in path.as_str().split('/') {
+        current.push(part);
+        let meta = std::fs::symlink_metadata(&current).ok()?;
+        if meta.file_type().is_symlink() {
+            let target = current.canonicalize().ok()?;
+            if !target.starts_with(&root_real) {
+                return Some(format!(
+                    "`{path}` goes through the symlink `{}` which points outside the project (to {})",
+                    current.strip_prefix(root).unwrap_or(&current).display(),
+                    target.display()
+                ));
+            }
+        }
+    }
+    None
+}
