@@ -109,10 +109,14 @@ pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    // Close by edit distance (a typo) or by Jaro-Winkler (a shared prefix).
+    let max_edits = (word.chars().count() / 3).max(1);
     candidates
         .into_iter()
+        .filter(|c| {
+            strsim::osa_distance(word, c) <= max_edits || strsim::jaro_winkler(word, c) > 0.85
+        })
         .map(|c| (strsim::jaro_winkler(word, c), c))
-        .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
 }

@@ -722,3 +722,196 @@ fn symlink_escape(root: &Path, path: &RelPath) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve_in(files: &[(&str, &str)], yaml: &str) -> Result<Pipeline, PipelineError> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        resolve(dir.path(), yaml)
+    }
+
+    fn first_error(files: &[(&str, &str)], yaml: &str) -> String {
+        resolve_in(files, yaml).unwrap_err().diagnostics[0].to_string()
+    }
+
+    #[test]
+    fn renders_params_and_vars_into_commands_and_paths() {
+        let p = resolve_in(
+            &[("params.yaml", "fit: {C: 0.5}\n"), ("more.yaml", "dir: out\n")],
+            "vars:\n  - more.yaml\n  - name: model\nstages:\n  train:\n    cmd: train --c ${fit.C} > ${dir}/${name}.txt\n    outs: [\"${dir}/${name}.txt\"]\n    params: [fit.C]\n",
+        )
+        .unwrap();
+        let s = &p.stages[0];
+        assert_eq!(
+            s.action,
+            Action::Cmd(vec!["train --c 0.5 > out/model.txt".into()])
+        );
+        assert_eq!(s.outs[0].path.as_str(), "out/model.txt");
+        assert_eq!(
+            s.params,
+            [ParamRef {
+                file: RelPath::from_normalized("params.yaml"),
+                key: "fit.C".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn foreach_and_matrix_generate_named_stages() {
+        let p = resolve_in(
+            &[],
+            "stages:\n  fetch:\n    foreach: [a, b]\n    do:\n      cmd: echo ${item} > ${item}.txt\n      outs: [\"${item}.txt\"]\n  cfg:\n    foreach:\n      small: {n: 1}\n      big: {n: 9}\n    do:\n      cmd: echo ${key} ${item.n}\n  train:\n    matrix:\n      model: [cnn, xgb]\n      size: [1, 2]\n    cmd: train ${item.model} ${item.size}\n",
+        )
+        .unwrap();
+        let names: Vec<&str> = p.stages.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "fetch@a",
+                "fetch@b",
+                "cfg@small",
+                "cfg@big",
+                "train@cnn-1",
+                "train@cnn-2",
+                "train@xgb-1",
+                "train@xgb-2"
+            ]
+        );
+        assert_eq!(p.stages[1].outs[0].path.as_str(), "b.txt");
+        assert_eq!(p.stages[3].action, Action::Cmd(vec!["echo big 9".into()]));
+        assert_eq!(p.stages[6].action, Action::Cmd(vec!["train xgb 1".into()]));
+    }
+
+    #[test]
+    fn outputs_take_options_and_wdir_moves_paths() {
+        let p = resolve_in(
+            &[],
+            "stages:\n  s:\n    cmd: make\n    wdir: sub\n    deps: [../in.txt]\n    outs:\n      - out/\n      - log.txt: {cache: false, persist: true}\n    metrics: [m.json]\n    plots:\n      - p.csv:\n",
+        )
+        .unwrap();
+        let s = &p.stages[0];
+        assert_eq!(s.wdir.as_str(), "sub");
+        assert_eq!(s.deps[0].as_str(), "in.txt");
+        let outs: Vec<(&str, OutKind, bool, bool, bool)> = s
+            .outs
+            .iter()
+            .map(|o| (o.path.as_str(), o.kind, o.cache, o.persist, o.dir))
+            .collect();
+        assert_eq!(
+            outs,
+            [
+                ("sub/out", OutKind::Out, true, false, true),
+                ("sub/log.txt", OutKind::Out, false, true, false),
+                ("sub/m.json", OutKind::Metric, true, false, false),
+                ("sub/p.csv", OutKind::Plot, true, false, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unknown_field_is_located_with_a_suggestion() {
+        let err = first_error(&[], "stages:\n  train:\n    cmd: x\n    dpes: [a]\n");
+        assert_eq!(
+            err,
+            "pipeline.yaml:4:5: stage `train`: unknown field `dpes`\n  hint: did you mean `deps`?"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_and_empty_files_are_reported() {
+        assert!(first_error(&[], "stages:\n  a: [\n").starts_with("pipeline.yaml:"));
+        assert!(first_error(&[], "\n# nothing\n").contains("the pipeline file is empty"));
+        assert!(first_error(&[], "stages: {}\n").contains("no stages"));
+    }
+
+    #[test]
+    fn params_must_exist_in_their_file() {
+        let err = first_error(
+            &[("params.yaml", "fit: {C: 1}\n")],
+            "stages:\n  t:\n    cmd: x\n    params: [fit.c]\n",
+        );
+        assert!(err.contains("param `fit.c` is not in params.yaml"), "{err}");
+        assert!(err.contains("did you mean `fit.C`?"), "{err}");
+        let err = first_error(
+            &[],
+            "stages:\n  t:\n    cmd: x\n    params: [{other.yaml: [a]}]\n",
+        );
+        assert!(
+            err.contains("params file `other.yaml` does not exist"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn paths_must_stay_inside_the_project() {
+        let err = first_error(&[], "stages:\n  t:\n    cmd: x\n    deps: [/etc/passwd]\n");
+        assert!(
+            err.starts_with(
+                "pipeline.yaml:4:12: stage `t`: deps: `/etc/passwd` is an absolute path"
+            ),
+            "{err}"
+        );
+        let err = first_error(&[], "stages:\n  t:\n    cmd: x\n    outs: [../up.txt]\n");
+        assert!(err.contains("outside the project"), "{err}");
+    }
+
+    #[test]
+    fn symlinks_out_of_the_project_are_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
+        let err = resolve(
+            dir.path(),
+            "stages:\n  t:\n    cmd: x\n    deps: [link/data.csv]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("goes through the symlink `link` which points outside the project"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn builtins_derive_deps_and_outs_from_their_arguments() {
+        let p = resolve_in(
+            &[],
+            "stages:\n  gen:\n    uses: synth\n    with: {out: data/r.tsv}\n",
+        )
+        .unwrap();
+        assert_eq!(p.stages[0].outs[0].path.as_str(), "data/r.tsv");
+        let err = first_error(&[], "stages:\n  gen:\n    uses: synht\n");
+        assert!(
+            err.contains("unknown built-in stage `synht`") && err.contains("did you mean `synth`?"),
+            "{err}"
+        );
+        let err = first_error(
+            &[],
+            "stages:\n  gen:\n    uses: synth\n    with: {ot: x.tsv}\n",
+        );
+        assert!(
+            err.contains("`synth` has no argument `ot`") && err.contains("did you mean `out`?"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_stage_needs_exactly_one_of_cmd_and_uses() {
+        assert!(first_error(&[], "stages:\n  t:\n    deps: [a]\n")
+            .contains("has neither `cmd` nor `uses`"));
+        assert!(
+            first_error(&[], "stages:\n  t:\n    cmd: x\n    uses: synth\n").contains("has both")
+        );
+    }
+
+    #[test]
+    fn undefined_template_variables_are_named() {
+        let err = first_error(&[], "stages:\n  t:\n    cmd: run ${nope.x}\n");
+        assert!(err.contains("`${nope.x}` is not defined"), "{err}");
+    }
+}
