@@ -101,6 +101,7 @@ impl fmt::Display for StaleReason {
             StaleReason::Forced => write!(f, "forced"),
             StaleReason::AlwaysChanged => write!(f, "always_changed is set"),
             StaleReason::CommandChanged { old, new } => {
+                let (old, new) = compact_change(old, new);
                 write!(f, "command changed: `{old}` → `{new}`")
             }
             StaleReason::ParamChanged {
@@ -127,6 +128,42 @@ impl fmt::Display for StaleReason {
             StaleReason::UpstreamStale { stage } => write!(f, "upstream stage {stage} will rerun"),
         }
     }
+}
+
+/// Two versions of a long command, cut to the part that differs with a little
+/// context around it, on one line each.
+fn compact_change(old: &str, new: &str) -> (String, String) {
+    const CONTEXT: usize = 16;
+    const SHORT: usize = 60;
+    let flat = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let (old, new): (Vec<char>, Vec<char>) =
+        (flat(old).chars().collect(), flat(new).chars().collect());
+    if old.len() <= SHORT && new.len() <= SHORT {
+        return (old.iter().collect(), new.iter().collect());
+    }
+    let prefix = old.iter().zip(&new).take_while(|(a, b)| a == b).count();
+    let max_suffix = old.len().min(new.len()) - prefix;
+    let suffix = old
+        .iter()
+        .rev()
+        .zip(new.iter().rev())
+        .take(max_suffix)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let cut = |s: &[char]| {
+        let start = prefix.saturating_sub(CONTEXT);
+        let end = (s.len() - suffix + CONTEXT).min(s.len());
+        let mut out = String::new();
+        if start > 0 {
+            out.push('…');
+        }
+        out.extend(&s[start..end]);
+        if end < s.len() {
+            out.push('…');
+        }
+        out
+    };
+    (cut(&old), cut(&new))
 }
 
 /// The lock fields that describe what a stage does.
@@ -415,6 +452,17 @@ mod tests {
                 "dep data.csv modified",
                 "output model.bin missing",
             ]
+        );
+    }
+
+    #[test]
+    fn a_long_command_change_shows_the_part_that_differs() {
+        let old = format!("awk -v a=1 '{}' data.tsv", "x".repeat(100));
+        let new = format!("awk -v a=2 '{}' data.tsv", "x".repeat(100));
+        let reason = StaleReason::CommandChanged { old, new };
+        assert_eq!(
+            reason.to_string(),
+            "command changed: `awk -v a=1 'xxxxxxxxxxxxxx…` → `awk -v a=2 'xxxxxxxxxxxxxx…`"
         );
     }
 

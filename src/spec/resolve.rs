@@ -443,6 +443,40 @@ fn convert(
             Err(msg) => diags.push(at("params", format!("params: {msg}"))),
         }
     }
+    // Like DVC: a params.yaml value written into the command is a param
+    // dependency even when `params:` does not list it, so that `pipe status`
+    // names the param rather than only a changed command.
+    if let Some(Action::Cmd(_)) = &action {
+        let default = RelPath::from_normalized(DEFAULT_PARAMS_FILE);
+        let texts: Vec<String> = match &body.cmd {
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Sequence(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for name in texts.iter().flat_map(|t| Context::references(t)) {
+            let from_params = match files.get(&default) {
+                Ok(Some(doc)) => {
+                    params::lookup(doc, &name).is_some_and(|v| ctx.lookup(&name) == Some(v))
+                }
+                _ => false,
+            };
+            let covered = params_refs.iter().any(|r| {
+                r.file == default
+                    && (r.key.is_empty()
+                        || name == r.key
+                        || name.starts_with(&format!("{}.", r.key)))
+            });
+            if from_params && !covered {
+                params_refs.push(ParamRef {
+                    file: default.clone(),
+                    key: name,
+                });
+            }
+        }
+    }
     params_refs.sort();
     params_refs.dedup();
 

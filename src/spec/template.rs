@@ -53,6 +53,22 @@ impl Context {
         Some(current)
     }
 
+    /// The names referenced by `${…}` in `text`, in order.
+    pub fn references(text: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut rest = text;
+        while let Some(pos) = rest.find("${") {
+            let escaped = pos > 0 && rest.as_bytes()[pos - 1] == b'\\';
+            let after = &rest[pos + 2..];
+            let Some(end) = after.find('}') else { break };
+            if !escaped {
+                names.push(after[..end].trim().to_string());
+            }
+            rest = &after[end + 1..];
+        }
+        names
+    }
+
     /// Expands every `${…}` in `text`.
     pub fn render(&self, text: &str) -> Result<String, TemplateError> {
         let mut out = String::with_capacity(text.len());
@@ -200,6 +216,11 @@ mod tests {
             c.render("${fit}"),
             Err(TemplateError::NotScalar("fit".into()))
         );
+    }
+
+    #[test]
+    fn lists_references_but_not_escaped_ones() {
+        assert_eq!(Context::references("a ${x.y} \\${no} ${ z }"), ["x.y", "z"]);
     }
 
     #[test]
