@@ -18,6 +18,7 @@
 //! cache buckets): a format change gets a new directory instead of a
 //! migration.
 
+pub mod gc;
 pub mod link;
 pub mod runs;
 

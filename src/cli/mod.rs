@@ -8,6 +8,7 @@
 
 mod checkout;
 mod dag;
+mod gc;
 mod progress;
 mod repro;
 mod status;
@@ -38,6 +39,7 @@ enum Command {
     Status(status::StatusArgs),
     Dag(dag::DagArgs),
     Checkout(checkout::CheckoutArgs),
+    Gc(gc::GcArgs),
 }
 
 /// An error for the user: the message, hints, and the exit code.
@@ -73,6 +75,7 @@ pub fn main() -> ExitCode {
             Command::Status(args) => status::run(&cwd, args),
             Command::Dag(args) => dag::run(&cwd, args),
             Command::Checkout(args) => checkout::run(&cwd, args),
+            Command::Gc(args) => gc::run(&cwd, args),
         }
     })();
     match result {

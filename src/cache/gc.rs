@@ -1,0 +1,174 @@
+//! `pipe gc`: remove from the cache what nothing refers to.
+//!
+//! What is kept: every object (and directory manifest) that `pipeline.lock`
+//! records, and, with `keep_runs`, every object a run-cache entry records.
+//! Without `keep_runs` the run-cache entries are dropped too, except those
+//! whose outputs are all kept. Leftovers in `tmp/` are always removed: they
+//! are staging files of runs that were interrupted.
+//!
+//! Objects are deleted one by one; an interrupted gc leaves a cache with
+//! fewer objects, which is still valid (a run-cache hit checks that its
+//! objects exist, and a missing output is rebuilt).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use super::runs::RunRecord;
+use super::{io, Cache, CacheError};
+use crate::hash::Digest;
+use crate::lock::PathRecord;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GcReport {
+    pub objects_removed: usize,
+    pub bytes_removed: u64,
+    pub runs_removed: usize,
+    pub objects_kept: usize,
+}
+
+impl Cache {
+    /// Removes unreferenced objects. `roots` are the records to keep (from
+    /// `pipeline.lock`). With `dry`, only counts.
+    pub fn gc(
+        &self,
+        roots: &[PathRecord],
+        keep_runs: bool,
+        dry: bool,
+    ) -> Result<GcReport, CacheError> {
+        let mut keep: HashSet<PathBuf> = HashSet::new();
+        for r in roots {
+            self.mark(r, &mut keep);
+        }
+        let mut report = GcReport::default();
+        let runs_dir = self.dir().join("runs");
+        for (path, record) in self.run_records(&runs_dir) {
+            let all_kept = record.outs.iter().all(|o| {
+                let mut probe = HashSet::new();
+                self.mark(o, &mut probe);
+                probe.is_subset(&keep)
+            });
+            if keep_runs {
+                for o in &record.outs {
+                    self.mark(o, &mut keep);
+                }
+            } else if !all_kept {
+                report.runs_removed += 1;
+                if !dry {
+                    std::fs::remove_file(&path).map_err(io("remove", &path))?;
+                }
+            }
+        }
+        let objects = self.dir().join("objects");
+        for entry in walkdir::WalkDir::new(&objects).min_depth(2).max_depth(2) {
+            let Ok(entry) = entry else { continue };
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            if keep.contains(entry.path()) {
+                report.objects_kept += 1;
+                continue;
+            }
+            report.objects_removed += 1;
+            report.bytes_removed += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            if !dry {
+                std::fs::remove_file(entry.path()).map_err(io("remove", entry.path()))?;
+            }
+        }
+        if !dry {
+            let tmp = self.dir().join("tmp");
+            if tmp.exists() {
+                std::fs::remove_dir_all(&tmp).map_err(io("clean", &tmp))?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Adds the object files needed to restore `record` to `keep`.
+    fn mark(&self, record: &PathRecord, keep: &mut HashSet<PathBuf>) {
+        if !record.is_dir() {
+            keep.insert(self.object_path(&record.blake3));
+            return;
+        }
+        keep.insert(self.manifest_path(&record.blake3));
+        if let Ok(manifest) = self.manifest(&record.blake3) {
+            for e in &manifest.entries {
+                keep.insert(self.object_path(&e.hash));
+            }
+        }
+    }
+
+    fn run_records(&self, runs_dir: &Path) -> Vec<(PathBuf, RunRecord)> {
+        walkdir::WalkDir::new(runs_dir)
+            .min_depth(2)
+            .max_depth(2)
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_type().is_file())
+            .filter_map(|e| {
+                let record = std::fs::read(e.path())
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<RunRecord>(&b).ok())?;
+                Some((e.into_path(), record))
+            })
+            .collect()
+    }
+
+    /// True if an object with this hash is stored (for tests and tools).
+    pub fn has_object(&self, hash: &Digest) -> bool {
+        self.object_path(hash).is_file()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::LinkMode;
+    use crate::hash::{Hasher, StatCache};
+    use crate::paths::RelPath;
+
+    #[test]
+    fn keeps_what_the_lock_records_and_drops_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let cache = Cache::new(root, LinkMode::Copy);
+        let hasher = Hasher::new(root, StatCache::in_memory());
+        let mut records = Vec::new();
+        for (name, bytes) in [("kept.txt", &b"keep me"[..]), ("old.txt", &b"old"[..])] {
+            std::fs::write(root.join(name), bytes).unwrap();
+            let path = RelPath::parse(name, None).unwrap();
+            let hashed = hasher.hash(&path).unwrap().unwrap();
+            cache.store(root, &path, &hashed).unwrap();
+            let record = PathRecord::new(path, &hashed);
+            cache
+                .record_run(
+                    &Digest::of(name.as_bytes()),
+                    &RunRecord {
+                        stage: name.into(),
+                        outs: vec![record.clone()],
+                    },
+                )
+                .unwrap();
+            records.push(record);
+        }
+        let dry = cache.gc(&records[..1], false, true).unwrap();
+        assert_eq!((dry.objects_removed, dry.runs_removed), (1, 1));
+        assert!(
+            cache.has_object(&records[1].blake3),
+            "a dry run removes nothing"
+        );
+
+        let with_runs = cache.gc(&records[..1], true, false).unwrap();
+        assert_eq!(
+            with_runs.objects_removed, 0,
+            "run-cache entries keep their objects"
+        );
+
+        let report = cache.gc(&records[..1], false, false).unwrap();
+        assert_eq!(report.objects_removed, 1);
+        assert_eq!(report.bytes_removed, 3);
+        assert!(cache.has_object(&records[0].blake3));
+        assert!(!cache.has_object(&records[1].blake3));
+        assert!(cache.lookup_run(&Digest::of(b"kept.txt")).is_some());
+        assert!(cache.lookup_run(&Digest::of(b"old.txt")).is_none());
+    }
+}
