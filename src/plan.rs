@@ -104,8 +104,11 @@ pub struct DecideOptions {
 }
 
 /// Whether outputs of this stage can be restored from the run cache.
+/// A stage with no outputs is run for its side effects, so it is not.
 pub fn run_cache_eligible(stage: &Stage) -> bool {
-    !stage.always_changed && stage.outs.iter().all(|o| o.cache && !o.persist)
+    !stage.always_changed
+        && !stage.outs.is_empty()
+        && stage.outs.iter().all(|o| o.cache && !o.persist)
 }
 
 pub fn decide(

@@ -207,16 +207,19 @@ impl Cache {
     }
 
     /// Puts the recorded content at `record.path`, replacing what is there.
-    /// The new content is assembled next to the destination and renamed over
-    /// it, so the path holds either the old or the new content at any time.
+    /// The new content is assembled in the cache's `tmp/` and renamed into
+    /// place: a file is replaced atomically; a directory is removed just
+    /// before the rename, so a crash in between leaves it missing (and the
+    /// next `repro` or `checkout` restores it), never half-written.
     pub fn restore(&self, root: &Path, record: &PathRecord) -> Result<(), CacheError> {
         let dest = record.path.to_path(root);
         let parent = dest.parent().expect("outputs are below the root");
         std::fs::create_dir_all(parent).map_err(io("create", parent))?;
+        let tmp_dir = self.tmp_dir()?;
         let staging = tempfile::Builder::new()
-            .prefix(".pipe-restore.")
-            .tempdir_in(parent)
-            .map_err(io("create a staging directory in", parent))?;
+            .prefix("restore.")
+            .tempdir_in(&tmp_dir)
+            .map_err(io("create a staging directory in", &tmp_dir))?;
         let staged = staging.path().join("content");
         if record.is_dir() {
             let manifest = self.manifest(&record.blake3)?;
@@ -247,7 +250,10 @@ impl Cache {
                 .link(&object, &staged)
                 .map_err(io("link", &staged))?;
         }
-        remove_path(&dest).map_err(io("replace", &dest))?;
+        let dest_is_dir = std::fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir());
+        if record.is_dir() || dest_is_dir {
+            remove_path(&dest).map_err(io("replace", &dest))?;
+        }
         std::fs::rename(&staged, &dest).map_err(io("move into place", &dest))?;
         Ok(())
     }
