@@ -83,10 +83,19 @@ fn load(path: &Path, file: &RelPath) -> Result<Option<Value>, Diagnostic> {
 /// serde_yaml appends " at line L column C" to its messages; diagnostics
 /// carry the location separately.
 pub fn strip_location(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find(" at line ") {
+        out.push_str(&rest[..i]);
+        // Skip " at line N column M".
+        let tail = rest[i + " at line ".len()..].trim_start_matches(|c: char| c.is_ascii_digit());
+        rest = match tail.strip_prefix(" column ") {
+            Some(t) => t.trim_start_matches(|c: char| c.is_ascii_digit()),
+            None => tail,
+        };
     }
+    out.push_str(rest);
+    out.trim_end().to_string()
 }
 
 /// Looks up a dotted key (`fit.C`, `layers.0.size`).
@@ -186,6 +195,15 @@ mod tests {
         flatten("fit", &to_json(lookup(&doc, "fit").unwrap()), &mut flat);
         let keys: Vec<_> = flat.keys().cloned().collect();
         assert_eq!(keys, ["fit.C", "fit.opts.tol"]);
+    }
+
+    #[test]
+    fn strips_every_location_from_serde_messages() {
+        assert_eq!(
+            strip_location("did not find expected ',' or ']' at line 5 column 1, while parsing a flow sequence at line 4 column 11"),
+            "did not find expected ',' or ']', while parsing a flow sequence"
+        );
+        assert_eq!(strip_location("plain"), "plain");
     }
 
     #[test]
