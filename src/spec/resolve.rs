@@ -25,7 +25,7 @@ pub fn resolve(root: &Path, text: &str) -> Result<Pipeline, PipelineError> {
             .hint("declare stages under `stages:`, e.g.\n  stages:\n    hello:\n      cmd: echo hello > hello.txt\n      outs: [hello.txt]")
             .into());
     }
-    let raw: RawPipeline = serde_yaml::from_str(text).map_err(yaml_error)?;
+    let raw: RawPipeline = serde_yaml::from_str(text).map_err(|e| yaml_error(e, text))?;
     let source = SourceMap::new(text);
     if raw.stages.is_empty() {
         return Err(Diagnostic::new(PIPELINE_FILE, "no stages are declared")
@@ -88,7 +88,7 @@ pub fn resolve(root: &Path, text: &str) -> Result<Pipeline, PipelineError> {
 
 /// Turns a serde_yaml error into a diagnostic with a location and, for an
 /// unknown field, the closest known one.
-fn yaml_error(e: serde_yaml::Error) -> Diagnostic {
+fn yaml_error(e: serde_yaml::Error, text: &str) -> Diagnostic {
     let loc = e.location();
     let full = e.to_string();
     let mut message = params::strip_location(&full);
@@ -116,6 +116,17 @@ fn yaml_error(e: serde_yaml::Error) -> Diagnostic {
             Some(s) => format!("did you mean `{s}`?"),
             None => format!("known fields are: {}", candidates.join(", ")),
         });
+    }
+    // `[${item}.txt]`: in a flow sequence `{` opens a mapping.
+    let line_text = loc
+        .as_ref()
+        .and_then(|l| text.lines().nth(l.line().saturating_sub(1)))
+        .unwrap_or("");
+    if hint.is_none() && line_text.contains("${") {
+        hint = Some(
+            "quote values that start with ${…}, e.g. outs: [\"${item}.txt\"] or - \"${item}.txt\""
+                .into(),
+        );
     }
     let mut d = Diagnostic::new(PIPELINE_FILE, message).at(
         loc.as_ref().map(|l| l.line()),
@@ -853,6 +864,16 @@ mod tests {
         assert_eq!(
             err,
             "pipeline.yaml:4:5: stage `train`: unknown field `dpes`\n  hint: did you mean `deps`?"
+        );
+    }
+
+    #[test]
+    fn an_unquoted_template_in_a_flow_list_gets_a_hint() {
+        let err = first_error(&[], "stages:\n  s:\n    cmd: x\n    outs: [${item}.txt]\n");
+        assert!(err.starts_with("pipeline.yaml:4:"), "{err}");
+        assert!(
+            err.contains("hint: quote values that start with ${…}"),
+            "{err}"
         );
     }
 
