@@ -62,6 +62,7 @@ pub fn run(cwd: &Path, args: ReproArgs) -> Result<ExitCode, CliError> {
         keep_going: args.keep_going,
         jobs: args.jobs.unwrap_or(defaults.jobs),
         use_run_cache: !args.no_run_cache,
+        run_id: String::new(),
     };
     if args.jobs == Some(0) {
         return Err(CliError {
@@ -74,9 +75,19 @@ pub fn run(cwd: &Path, args: ReproArgs) -> Result<ExitCode, CliError> {
         return dry_run(&project, &opts);
     }
     let progress = Progress::new();
-    let _guard = ReproLock::acquire(&project.cache_root(), |holder| {
+    let guard = ReproLock::acquire(&project.cache_root(), |holder| {
         progress.event(run::Event::WaitingForLock { holder });
     })?;
+    if guard.killed_leftovers > 0 {
+        eprintln!(
+            "Stopped {} leftover process(es) of an interrupted earlier run.",
+            guard.killed_leftovers
+        );
+    }
+    let opts = ReproOptions {
+        run_id: guard.run_id().to_string(),
+        ..opts
+    };
     let result = run::repro(&project, &opts, &progress);
     progress.finish();
     let summary = result?;

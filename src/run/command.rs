@@ -20,10 +20,11 @@ pub fn run_commands(
     commands: &[String],
     root: &Path,
     cwd: &Path,
+    env: &[(&str, &str)],
     reporter: &dyn Reporter,
 ) -> Result<(), String> {
     for cmd in commands {
-        run_one(stage, cmd, root, cwd, reporter)?;
+        run_one(stage, cmd, root, cwd, env, reporter)?;
     }
     Ok(())
 }
@@ -33,9 +34,11 @@ fn run_one(
     cmd: &str,
     root: &Path,
     cwd: &Path,
+    env: &[(&str, &str)],
     reporter: &dyn Reporter,
 ) -> Result<(), String> {
     let mut command = Command::new("sh");
+    command.envs(env.iter().copied());
     command
         .arg("-c")
         .arg(cmd)
@@ -140,7 +143,7 @@ mod tests {
             "echo one; echo two >&2".to_string(),
             "echo $PIPE_STAGE; exit 3".to_string(),
         ];
-        let err = run_commands("s", &cmds, dir.path(), dir.path(), &lines).unwrap_err();
+        let err = run_commands("s", &cmds, dir.path(), dir.path(), &[], &lines).unwrap_err();
         assert_eq!(err, "`echo $PIPE_STAGE; exit 3` exited with code 3");
         let got = lines.0.into_inner().unwrap();
         assert!(got.contains(&(Stream::Stdout, "one".into())));

@@ -12,9 +12,14 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::Path;
 
+use super::leftovers::RunMarker;
 use crate::error::Error;
 
 pub struct ReproLock {
+    // Dropped first: the run marker goes before the lock is released.
+    marker: RunMarker,
+    /// Processes of an interrupted earlier run that were killed.
+    pub killed_leftovers: usize,
     _file: File,
 }
 
@@ -52,6 +57,18 @@ impl ReproLock {
         file.set_len(0).map_err(io("cannot write"))?;
         file.rewind().map_err(io("cannot write"))?;
         let _ = write!(file, "pipe repro (pid {})", std::process::id());
-        Ok(ReproLock { _file: file })
+        let (marker, killed_leftovers) =
+            RunMarker::start(&cache_root.join(crate::cache::VERSION_DIR))
+                .map_err(io("cannot write the run marker next to"))?;
+        Ok(ReproLock {
+            marker,
+            killed_leftovers,
+            _file: file,
+        })
+    }
+
+    /// The id this run's stage processes carry in `PIPE_RUN_ID`.
+    pub fn run_id(&self) -> &str {
+        &self.marker.id
     }
 }

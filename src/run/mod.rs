@@ -17,6 +17,7 @@
 
 pub mod command;
 pub mod events;
+pub mod leftovers;
 mod lock_guard;
 mod stage;
 
@@ -43,6 +44,8 @@ pub struct ReproOptions {
     pub keep_going: bool,
     pub jobs: usize,
     pub use_run_cache: bool,
+    /// Tag for the stage processes (see [`leftovers`]).
+    pub run_id: String,
 }
 
 impl Default for ReproOptions {
@@ -56,6 +59,7 @@ impl Default for ReproOptions {
                 .map(|n| n.get())
                 .unwrap_or(1),
             use_run_cache: true,
+            run_id: String::new(),
         }
     }
 }
@@ -209,6 +213,7 @@ pub fn repro(
                         snapshot.stages.get(&stage.name),
                         hasher,
                         decide,
+                        &opts.run_id,
                         reporter,
                     );
                     let _ = tx.send((i, t.elapsed(), result));

@@ -33,6 +33,7 @@ pub fn process(
     locked: Option<&LockStage>,
     hasher: &Hasher,
     opts: DecideOptions,
+    run_id: &str,
     reporter: &dyn Reporter,
 ) -> Result<Done, Error> {
     let mut files = ParamsFiles::new(&project.root);
@@ -70,7 +71,7 @@ pub fn process(
                 restoring: false,
                 reasons: &decision.reasons,
             });
-            if let Err(message) = execute(project, stage, &seen.params, reporter) {
+            if let Err(message) = execute(project, stage, &seen.params, run_id, reporter) {
                 return Ok(unchanged(Outcome::Failed(message)));
             }
             let outs = match commit(project, stage, hasher)? {
@@ -99,6 +100,7 @@ fn execute(
     project: &Project,
     stage: &Stage,
     params: &ParamValues,
+    run_id: &str,
     reporter: &dyn Reporter,
 ) -> Result<(), String> {
     for out in &stage.outs {
@@ -119,7 +121,10 @@ fn execute(
     }
     let cwd = stage.wdir.to_path(&project.root);
     match &stage.action {
-        Action::Cmd(commands) => run_commands(&stage.name, commands, &project.root, &cwd, reporter),
+        Action::Cmd(commands) => {
+            let env = [(super::leftovers::RUN_ID_VAR, run_id)];
+            run_commands(&stage.name, commands, &project.root, &cwd, &env, reporter)
+        }
         Action::Builtin { name, args, .. } => run_builtin(&project.root, stage, name, args, params),
     }
 }
