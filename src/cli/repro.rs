@@ -63,6 +63,7 @@ pub fn run(cwd: &Path, args: ReproArgs) -> Result<ExitCode, CliError> {
         jobs: args.jobs.unwrap_or(defaults.jobs),
         use_run_cache: !args.no_run_cache,
         run_id: String::new(),
+        supervisor: std::env::current_exe().ok(),
     };
     if args.jobs == Some(0) {
         return Err(CliError {

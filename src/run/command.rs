@@ -14,41 +14,58 @@ use std::process::{Command, Stdio};
 
 use super::events::{Event, Reporter, Stream};
 
+/// Where and how a stage's commands run.
+pub struct Launch<'a> {
+    pub stage: &'a str,
+    pub root: &'a Path,
+    pub cwd: &'a Path,
+    /// Extra environment variables.
+    pub env: &'a [(&'a str, &'a str)],
+    /// The `pipe` binary to run `sh` under (see [`super::supervisor`]);
+    /// `None` runs `sh` directly.
+    pub supervisor: Option<&'a Path>,
+}
+
 /// Runs the commands; `Err` holds a one-line reason for the failure.
 pub fn run_commands(
-    stage: &str,
+    launch: &Launch,
     commands: &[String],
-    root: &Path,
-    cwd: &Path,
-    env: &[(&str, &str)],
     reporter: &dyn Reporter,
 ) -> Result<(), String> {
     for cmd in commands {
-        run_one(stage, cmd, root, cwd, env, reporter)?;
+        run_one(launch, cmd, reporter)?;
     }
     Ok(())
 }
 
-fn run_one(
-    stage: &str,
-    cmd: &str,
-    root: &Path,
-    cwd: &Path,
-    env: &[(&str, &str)],
-    reporter: &dyn Reporter,
-) -> Result<(), String> {
-    let mut command = Command::new("sh");
-    command.envs(env.iter().copied());
+fn run_one(launch: &Launch, cmd: &str, reporter: &dyn Reporter) -> Result<(), String> {
+    let (stage, cwd) = (launch.stage, launch.cwd);
+    let mut command = match launch.supervisor {
+        Some(exe) => {
+            let mut c = Command::new(exe);
+            c.arg(super::supervisor::SUPERVISE_ARG).arg("sh");
+            c
+        }
+        None => Command::new("sh"),
+    };
     command
         .arg("-c")
         .arg(cmd)
         .current_dir(cwd)
+        .envs(launch.env.iter().copied())
         .env("PIPE_STAGE", stage)
-        .env("PIPE_ROOT", root)
+        .env("PIPE_ROOT", launch.root)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    die_with_parent(&mut command);
+    // The supervisor forwards SIGTERM to the stage's process group; a bare
+    // `sh` is simply killed.
+    let signal = if launch.supervisor.is_some() {
+        libc::SIGTERM
+    } else {
+        libc::SIGKILL
+    };
+    die_with_parent(&mut command, signal);
     let mut child = command
         .spawn()
         .map_err(|e| format!("cannot start `sh -c {cmd}` in {}: {e}", cwd.display()))?;
@@ -103,12 +120,12 @@ fn forward(stage: &str, pipe: impl Read, stream: Stream, reporter: &dyn Reporter
 }
 
 #[cfg(target_os = "linux")]
-fn die_with_parent(command: &mut Command) {
+fn die_with_parent(command: &mut Command, signal: libc::c_int) {
     use std::os::unix::process::CommandExt;
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, signal) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -117,7 +134,7 @@ fn die_with_parent(command: &mut Command) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn die_with_parent(_: &mut Command) {}
+fn die_with_parent(_: &mut Command, _: libc::c_int) {}
 
 #[cfg(test)]
 mod tests {
@@ -143,7 +160,14 @@ mod tests {
             "echo one; echo two >&2".to_string(),
             "echo $PIPE_STAGE; exit 3".to_string(),
         ];
-        let err = run_commands("s", &cmds, dir.path(), dir.path(), &[], &lines).unwrap_err();
+        let launch = Launch {
+            stage: "s",
+            root: dir.path(),
+            cwd: dir.path(),
+            env: &[],
+            supervisor: None,
+        };
+        let err = run_commands(&launch, &cmds, &lines).unwrap_err();
         assert_eq!(err, "`echo $PIPE_STAGE; exit 3` exited with code 3");
         let got = lines.0.into_inner().unwrap();
         assert!(got.contains(&(Stream::Stdout, "one".into())));

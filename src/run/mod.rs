@@ -20,6 +20,7 @@ pub mod events;
 pub mod leftovers;
 mod lock_guard;
 mod stage;
+pub mod supervisor;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc;
@@ -46,6 +47,9 @@ pub struct ReproOptions {
     pub use_run_cache: bool,
     /// Tag for the stage processes (see [`leftovers`]).
     pub run_id: String,
+    /// The `pipe` binary, to run commands under its supervisor (see
+    /// [`supervisor`]); `None` runs `sh` directly.
+    pub supervisor: Option<std::path::PathBuf>,
 }
 
 impl Default for ReproOptions {
@@ -60,6 +64,7 @@ impl Default for ReproOptions {
                 .unwrap_or(1),
             use_run_cache: true,
             run_id: String::new(),
+            supervisor: None,
         }
     }
 }
@@ -213,7 +218,7 @@ pub fn repro(
                         snapshot.stages.get(&stage.name),
                         hasher,
                         decide,
-                        &opts.run_id,
+                        opts,
                         reporter,
                     );
                     let _ = tx.send((i, t.elapsed(), result));

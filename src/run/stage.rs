@@ -7,8 +7,9 @@ use std::path::Path;
 
 use serde_json::{Map, Value as Json};
 
-use super::command::run_commands;
+use super::command::{run_commands, Launch};
 use super::events::{Event, Outcome, Reporter};
+use super::ReproOptions;
 use crate::builtin::{self, BuiltinCall};
 use crate::cache::remove_path;
 use crate::cache::runs::RunRecord;
@@ -33,7 +34,7 @@ pub fn process(
     locked: Option<&LockStage>,
     hasher: &Hasher,
     opts: DecideOptions,
-    run_id: &str,
+    run: &ReproOptions,
     reporter: &dyn Reporter,
 ) -> Result<Done, Error> {
     let mut files = ParamsFiles::new(&project.root);
@@ -71,7 +72,7 @@ pub fn process(
                 restoring: false,
                 reasons: &decision.reasons,
             });
-            if let Err(message) = execute(project, stage, &seen.params, run_id, reporter) {
+            if let Err(message) = execute(project, stage, &seen.params, run, reporter) {
                 return Ok(unchanged(Outcome::Failed(message)));
             }
             let outs = match commit(project, stage, hasher)? {
@@ -100,7 +101,7 @@ fn execute(
     project: &Project,
     stage: &Stage,
     params: &ParamValues,
-    run_id: &str,
+    run: &ReproOptions,
     reporter: &dyn Reporter,
 ) -> Result<(), String> {
     for out in &stage.outs {
@@ -122,8 +123,15 @@ fn execute(
     let cwd = stage.wdir.to_path(&project.root);
     match &stage.action {
         Action::Cmd(commands) => {
-            let env = [(super::leftovers::RUN_ID_VAR, run_id)];
-            run_commands(&stage.name, commands, &project.root, &cwd, &env, reporter)
+            let env = [(super::leftovers::RUN_ID_VAR, run.run_id.as_str())];
+            let launch = Launch {
+                stage: &stage.name,
+                root: &project.root,
+                cwd: &cwd,
+                env: &env,
+                supervisor: run.supervisor.as_deref(),
+            };
+            run_commands(&launch, commands, reporter)
         }
         Action::Builtin { name, args, .. } => run_builtin(&project.root, stage, name, args, params),
     }
