@@ -1,0 +1,17 @@
+//! Integration tests of the `pipe` binary: one test binary, one module per
+//! area, a [`env::TestEnv`] builder, insta snapshots under `snapshots/`.
+//!
+//! Every test builds a project in a temporary directory and runs the real
+//! binary in it. Stage commands use only POSIX tools (sh, echo, cat, cp,
+//! mkdir, awk, sleep). A command that appends to `runs.log` (not an output)
+//! leaves a trace of each time it really ran.
+
+mod cache;
+mod concurrency;
+mod dag;
+mod env;
+mod repro;
+mod spec;
+mod status;
+mod templating;
+mod validation;
