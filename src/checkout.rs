@@ -16,6 +16,8 @@ pub enum CheckoutAction {
     Restored,
     KeptModified,
     NotInCache,
+    /// Missing, and declared `cache: false`: only a rerun can make it.
+    NotCached,
 }
 
 #[derive(Debug, Clone)]
@@ -40,11 +42,11 @@ pub fn checkout(
         };
         for record in &entry.outs {
             let declared = stage.outs.iter().find(|o| o.path == record.path);
-            if declared.is_none_or(|o| !o.cache) {
-                continue;
-            }
+            let Some(declared) = declared else { continue };
             let now = hasher.hash(&record.path)?;
             let action = match now {
+                None if !declared.cache => CheckoutAction::NotCached,
+                _ if !declared.cache => CheckoutAction::UpToDate,
                 Some(h) if h.hash == record.blake3 => CheckoutAction::UpToDate,
                 _ if !project.cache.contains(record) => CheckoutAction::NotInCache,
                 Some(_) if !force => CheckoutAction::KeptModified,

@@ -54,16 +54,17 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => RawConfig::default(),
             Err(e) => return Err(err(format!("cannot read: {e}"))),
         };
-        let mut link = raw.cache.link;
-        if let Ok(env) = std::env::var("PIPE_CACHE_LINK") {
-            link = Some(env);
-        }
+        let (link, from) = match std::env::var("PIPE_CACHE_LINK") {
+            Ok(env) => (Some(env), "the environment variable PIPE_CACHE_LINK"),
+            Err(_) => (raw.cache.link, CONFIG_FILE),
+        };
         let link = match link.as_deref() {
             None => LinkMode::default(),
-            Some(text) => LinkMode::parse(text).ok_or_else(|| {
-                err(format!(
+            Some(text) => LinkMode::parse(text).ok_or_else(|| ConfigError {
+                file: from.to_string(),
+                message: format!(
                     "cache.link is `{text}`; it must be one of reflink, copy, hardlink, symlink"
-                ))
+                ),
             })?,
         };
         Ok(Config { link })

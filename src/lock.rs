@@ -95,12 +95,13 @@ pub enum LockError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("`{path}` is not a valid lock file: {message}")]
-    Parse { path: PathBuf, message: String },
+    /// `location` is `:line:column` when known.
+    #[error("{LOCK_FILE}{location}: not a valid lock file: {message}")]
+    Parse { location: String, message: String },
     #[error(
-        "`{path}` was written by a newer pipe (lock schema {found}, this pipe knows {SCHEMA})"
+        "{LOCK_FILE} was written by a newer pipe (lock schema {found}, this pipe knows {SCHEMA})"
     )]
-    Schema { path: PathBuf, found: u32 },
+    Schema { found: u32 },
     #[error("cannot write `{path}`: {source}")]
     Write {
         path: PathBuf,
@@ -134,12 +135,15 @@ impl LockFile {
             }
             Err(source) => return Err(LockError::Read { path, source }),
         };
-        LockFile::parse(&text).map_err(|message| match message {
-            ParseProblem::Schema(found) => LockError::Schema {
-                path: path.clone(),
-                found,
+        LockFile::parse(&text).map_err(|problem| match problem {
+            ParseProblem::Schema(found) => LockError::Schema { found },
+            ParseProblem::Yaml(e) => LockError::Parse {
+                location: e
+                    .location()
+                    .map(|l| format!(":{}:{}", l.line(), l.column()))
+                    .unwrap_or_default(),
+                message: crate::spec::params::strip_location(&e.to_string()),
             },
-            ParseProblem::Yaml(message) => LockError::Parse { path, message },
         })
     }
 
@@ -154,8 +158,7 @@ impl LockFile {
                 stages: BTreeMap::new(),
             });
         }
-        let lock: LockFile =
-            serde_yaml::from_str(text).map_err(|e| ParseProblem::Yaml(e.to_string()))?;
+        let lock: LockFile = serde_yaml::from_str(text).map_err(ParseProblem::Yaml)?;
         if lock.schema > SCHEMA {
             return Err(ParseProblem::Schema(lock.schema));
         }
@@ -180,6 +183,11 @@ impl LockFile {
             .tempfile_in(root)
             .map_err(wrap)?;
         tmp.write_all(self.to_text().as_bytes()).map_err(wrap)?;
+        // Temp files are private (0600); the lock is an ordinary project file.
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(wrap)?;
         tmp.as_file().sync_all().map_err(wrap)?;
         tmp.persist(&path).map_err(|e| wrap(e.error))?;
         Ok(())
@@ -188,7 +196,7 @@ impl LockFile {
 
 enum ParseProblem {
     Schema(u32),
-    Yaml(String),
+    Yaml(serde_yaml::Error),
 }
 
 #[cfg(test)]
@@ -261,7 +269,7 @@ mod tests {
         std::fs::write(dir.path().join(LOCK_FILE), "schema: 9\n").unwrap();
         assert!(matches!(
             LockFile::read(dir.path()),
-            Err(LockError::Schema { found: 9, .. })
+            Err(LockError::Schema { found: 9 })
         ));
     }
 }

@@ -56,6 +56,13 @@ pub fn run(cwd: &Path, args: CheckoutArgs) -> Result<ExitCode, CliError> {
                     item.path, item.stage
                 ));
             }
+            CheckoutAction::NotCached => {
+                missing += 1;
+                out.push_str(&format!(
+                    "cannot restore {}: it is not cached (cache: false); run `pipe repro {}`\n",
+                    item.path, item.stage
+                ));
+            }
             CheckoutAction::UpToDate => {}
         }
     }

@@ -61,7 +61,7 @@ impl Reporter for Progress {
     fn event(&self, event: Event<'_>) {
         match event {
             Event::WaitingForLock { holder } => self.say(format!(
-                "Waiting for another run in this project to finish ({}) …",
+                "Waiting for another run in this project to finish: {} …",
                 holder.unwrap_or_else(|| "pipe repro".into())
             )),
             Event::Planned { stages } => {

@@ -75,6 +75,9 @@ pub fn run(cwd: &Path, args: ReproArgs) -> Result<ExitCode, CliError> {
     if args.dry {
         return dry_run(&project, &opts);
     }
+    // Check everything that can be wrong before anything is written.
+    run::select(&project, &opts)?;
+    pipe::lock::LockFile::read(&project.root).map_err(pipe::Error::from)?;
     let progress = Progress::new();
     let guard = ReproLock::acquire(&project.cache_root(), |holder| {
         progress.event(run::Event::WaitingForLock { holder });
@@ -103,12 +106,13 @@ pub fn run(cwd: &Path, args: ReproArgs) -> Result<ExitCode, CliError> {
         "{} ran, {} restored, {} up to date, {} failed{} in {}",
         count("ran"),
         count("restored"),
-        count("up to date") + count("frozen"),
+        count("up to date"),
         count("failed"),
-        match count("skipped") {
-            0 => String::new(),
-            n => format!(", {n} skipped"),
-        },
+        [("frozen", count("frozen")), ("skipped", count("skipped"))]
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(label, n)| format!(", {n} {label}"))
+            .collect::<String>(),
         secs(Duration::from_secs_f64(summary.seconds)),
     );
     Ok(if summary.failed() {

@@ -133,7 +133,7 @@ pub fn select(project: &Project, opts: &ReproOptions) -> Result<Vec<usize>, Erro
                     project
                         .pipeline
                         .diagnostic_at(&stage.name, dep.as_str(), format!("dep `{dep}` does not exist; stage `{}` produces it but is not selected", s.name))
-                        .hint(format!("run `pipe repro {}` first, or drop -s/--single-item", stage.name)),
+                        .hint(format!("run `pipe repro {}` first, or drop -s/--single-item", s.name)),
                 ),
                 Some(_) => {}
             }
@@ -155,6 +155,14 @@ pub fn repro(
     let started = Instant::now();
     let selected = select(project, opts)?;
     let mut lock = LockFile::read(&project.root)?;
+    // Entries of stages that are gone from pipeline.yaml go, so that the
+    // same pipeline and results always give the same lock.
+    let recorded = lock.stages.len();
+    lock.stages
+        .retain(|n, _| project.pipeline.stage(n).is_some());
+    if lock.stages.len() != recorded {
+        lock.write(&project.root)?;
+    }
     let hasher = project.hasher();
     let names: Vec<String> = selected
         .iter()
@@ -288,10 +296,15 @@ pub fn repro(
     };
     for &i in &selected {
         let name = project.pipeline.stages[i].name.clone();
-        let (outcome, elapsed) = outcomes.remove(&i).unwrap_or((
-            Outcome::Skipped("not started: the run stopped after a failure".into()),
-            Duration::ZERO,
-        ));
+        let (outcome, elapsed) = outcomes.remove(&i).unwrap_or_else(|| {
+            let outcome = Outcome::Skipped("not started: the run stopped after a failure".into());
+            reporter.event(Event::Finished {
+                stage: &name,
+                outcome: &outcome,
+                elapsed: Duration::ZERO,
+            });
+            (outcome, Duration::ZERO)
+        });
         summary.stages.push(StageReport {
             stage: name,
             outcome,

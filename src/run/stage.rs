@@ -106,7 +106,10 @@ fn execute(
 ) -> Result<(), String> {
     for out in &stage.outs {
         let abs = out.path.to_path(&project.root);
-        if !out.persist {
+        if out.persist {
+            crate::cache::link::make_private(&abs)
+                .map_err(|e| format!("cannot prepare the persistent output `{}`: {e}", out.path))?;
+        } else {
             remove_path(&abs)
                 .map_err(|e| format!("cannot remove the old output `{}`: {e}", out.path))?;
         }

@@ -28,11 +28,50 @@ impl SourceMap {
         self.block(name).map(|(start, _)| start + 1)
     }
 
-    /// The 1-based line and column of the first occurrence of `needle` inside
-    /// the block of stage `name` (after its header line).
+    /// The 1-based line and column of `needle` inside the block of stage
+    /// `name`. Occurrences in the stage's own fields (`deps:`, `outs:`, …)
+    /// win over mentions in free text (`cmd:`, `desc:`), and whole words
+    /// over parts of longer ones (`a.txt` inside `data.txt`).
     pub fn find_in_stage(&self, name: &str, needle: &str) -> Option<(usize, usize)> {
+        if needle.is_empty() {
+            return None;
+        }
         let (start, end) = self.block(name)?;
-        (start..end).find_map(|i| self.lines[i].find(needle).map(|col| (i + 1, col + 1)))
+        let field_indent = (start + 1..end)
+            .map(|i| &self.lines[i])
+            .find(|l| is_content(l))
+            .map(|l| indent_of(l));
+        let mut in_text_field = false;
+        let mut best: Option<((bool, bool), usize, usize)> = None;
+        for i in start..end {
+            let line = &self.lines[i];
+            if i > start && is_content(line) && Some(indent_of(line)) == field_indent {
+                in_text_field = matches!(key_of(line).as_deref(), Some("cmd" | "desc" | "meta"));
+            }
+            for (col, _) in line.match_indices(needle) {
+                let before = line[..col].chars().next_back();
+                let after = line[col + needle.len()..].chars().next();
+                let part =
+                    |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || "_-./".contains(c));
+                let rank = (in_text_field && i > start, part(before) || part(after));
+                if best.is_none_or(|(r, _, _)| rank < r) {
+                    best = Some((rank, i + 1, col + 1));
+                }
+            }
+        }
+        best.map(|(_, line, col)| (line, col))
+    }
+
+    /// Stage names written more than once under `stages:`, with the lines of
+    /// their first and second declaration.
+    pub fn duplicates(&self) -> Vec<(&str, usize, usize)> {
+        let mut out = Vec::new();
+        for (i, (name, line, _)) in self.blocks.iter().enumerate() {
+            if let Some((_, first, _)) = self.blocks[..i].iter().find(|(n, _, _)| n == name) {
+                out.push((name.as_str(), first + 1, line + 1));
+            }
+        }
+        out
     }
 
     /// Stage names in the order they are written.
@@ -117,5 +156,20 @@ mod tests {
             map.declaration_order().collect::<Vec<_>>(),
             ["prepare", "train"]
         );
+    }
+
+    #[test]
+    fn prefers_fields_and_whole_words_over_commands_and_parts() {
+        let text = "stages:\n  s:\n    cmd: cp data.txt a.txt\n    deps: [data.txt]\n    outs:\n      - a.txt\n";
+        let map = SourceMap::new(text);
+        assert_eq!(map.find_in_stage("s", "data.txt"), Some((4, 12)));
+        assert_eq!(map.find_in_stage("s", "a.txt"), Some((6, 9)));
+        assert_eq!(map.find_in_stage("s", "cp"), Some((3, 10)));
+    }
+
+    #[test]
+    fn finds_stages_declared_twice() {
+        let map = SourceMap::new("stages:\n  a:\n    cmd: x\n  a:\n    cmd: y\n");
+        assert_eq!(map.duplicates(), [("a", 2, 4)]);
     }
 }

@@ -25,8 +25,25 @@ pub fn resolve(root: &Path, text: &str) -> Result<Pipeline, PipelineError> {
             .hint("declare stages under `stages:`, e.g.\n  stages:\n    hello:\n      cmd: echo hello > hello.txt\n      outs: [hello.txt]")
             .into());
     }
-    let raw: RawPipeline = serde_yaml::from_str(text).map_err(|e| yaml_error(e, text))?;
     let source = SourceMap::new(text);
+    let duplicates: Vec<Diagnostic> = source
+        .duplicates()
+        .into_iter()
+        .map(|(name, first, second)| {
+            Diagnostic::new(
+                PIPELINE_FILE,
+                format!("stage `{name}` is declared twice (first on line {first})"),
+            )
+            .at(Some(second), None)
+            .hint("give each stage its own name; YAML keeps only the last of two equal keys")
+        })
+        .collect();
+    if !duplicates.is_empty() {
+        return Err(PipelineError {
+            diagnostics: duplicates,
+        });
+    }
+    let raw: RawPipeline = serde_yaml::from_str(text).map_err(|e| yaml_error(e, text))?;
     if raw.stages.is_empty() {
         return Err(Diagnostic::new(PIPELINE_FILE, "no stages are declared")
             .hint("add at least one stage under `stages:`")

@@ -260,7 +260,7 @@ fn checkout_reports_a_missing_uncached_output() {
     let env = outputs();
     env.pipe(&["repro"]).ok();
     env.remove("metrics.json");
-    let out = env.pipe(&["checkout"]).ok();
+    let out = env.pipe(&["checkout"]).code(1);
     assert_ne!(
         out.stdout, "Every output is in place.\n",
         "metrics.json is missing"
