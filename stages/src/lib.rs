@@ -6,5 +6,32 @@
 //! declares which `with:` arguments are inputs and outputs and calls in here.
 //!
 //! - [`synth`]: a deterministic synthetic review corpus for the demo.
+//!
+//! The numerical core of the text classifier, over in-memory data (file
+//! I/O lives elsewhere), equal to scikit-learn's `CountVectorizer` →
+//! `TfidfTransformer` → `LogisticRegression(solver="lbfgs")`:
+//!
+//! - [`text`]: sklearn's word analyzer (lowercase, `(?u)\b\w\w+\b`, n-grams).
+//! - [`sparse`]: a CSR matrix and the products a linear model needs.
+//! - [`vectorize`]: vocabulary, idf and TF-IDF rows, fitted on train.
+//! - [`line_search`] and [`lbfgs`]: the Moré–Thuente line search and an
+//!   L-BFGS that stops where scipy's L-BFGS-B stops.
+//! - [`logistic`]: L2-regularised binary and multinomial logistic
+//!   regression on the sparse matrix.
+//! - [`metrics`]: accuracy, confusion rates, precision/recall/F1, ROC curve
+//!   and AUC, log loss.
+//! - [`model`]: vectorizer + classifier as one versioned model file.
+//!
+//! There is no dependency on linfa: its `Fit`/`Predict` traits would pull
+//! in ndarray and linfa's own crates for two calls, and linfa-logistic
+//! needs dense input; plain functions and methods do the job.
 
+pub mod lbfgs;
+pub mod line_search;
+pub mod logistic;
+pub mod metrics;
+pub mod model;
+pub mod sparse;
 pub mod synth;
+pub mod text;
+pub mod vectorize;

@@ -1,0 +1,782 @@
+//! `logistic`: L2-regularised logistic regression equal to scikit-learn's
+//! `LogisticRegression(C, max_iter, tol)` with the lbfgs solver, on a
+//! sparse matrix.
+//!
+//! # The problem
+//!
+//! With `n` rows `xᵢ`, classes sorted as `np.unique` sorts them, and an
+//! intercept that is **not** penalised:
+//!
+//! - **two classes**: one weight vector `w` and intercept `b`; `zᵢ = xᵢ·w + b`
+//!   and `yᵢ = 1` for the second (larger) class, `0` for the first;
+//!   minimise `C · Σᵢ [ln(1 + e^{zᵢ}) − yᵢ zᵢ] + ½‖w‖²`.
+//! - **more classes**: multinomial (softmax), as sklearn ≥ 1.5 does by
+//!   default: one `w_k`, `b_k` per class, `zᵢₖ = xᵢ·w_k + b_k`, minimise
+//!   `C · Σᵢ [logsumexp(zᵢ) − zᵢ,yᵢ] + ½ Σₖ‖w_k‖²`.
+//!
+//! # Why the objective is scaled
+//!
+//! Recent scikit-learn (`_logistic_regression_path` with `LinearModelLoss`)
+//! hands L-BFGS the same problem divided by `C·n`:
+//! `(1/n) Σᵢ lossᵢ + (1 / (2·C·n)) ‖w‖²`. The minimiser is the same, but the
+//! stopping test `max |∂f/∂θⱼ| <= tol` applies to this scaled gradient, so
+//! minimising the unscaled form would stop somewhere else (with a large C,
+//! much later). This module minimises exactly the scaled form, starting from
+//! zero, with [`crate::lbfgs`] (which follows scipy's L-BFGS-B: memory 10,
+//! `maxls = 50`, `gtol = tol`, `ftol = 64·ε`, `max_iter`), so it stops where
+//! sklearn stops.
+//!
+//! # Memory
+//!
+//! `X` is only read through [`Csr::mul_dense`] and [`Csr::t_mul_dense`];
+//! besides `X` a fit holds a few vectors of `n·k` and `d·k` values (`k` = 1
+//! for two classes, the number of classes otherwise) and the L-BFGS memory
+//! of 2·10 vectors of `d·k + k`.
+//!
+//! Predictions follow sklearn: with two classes the second class is
+//! predicted when `z > 0` and its probability is `1 / (1 + e^{−z})`; with
+//! more, the class of largest `z` (the first on ties) and softmax
+//! probabilities. Bump [`VERSION`] when results would change.
+
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+use crate::lbfgs::{self, LbfgsOptions, Stop};
+use crate::sparse::Csr;
+
+/// The algorithm version; it enters the stage fingerprint.
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogisticParams {
+    /// Inverse regularisation strength (sklearn `C`), > 0.
+    pub c: f64,
+    /// Maximal L-BFGS iterations (sklearn `max_iter`).
+    pub max_iter: usize,
+    /// Gradient tolerance on the scaled objective (sklearn `tol`).
+    pub tol: f64,
+}
+
+impl Default for LogisticParams {
+    /// sklearn's defaults.
+    fn default() -> Self {
+        LogisticParams {
+            c: 1.0,
+            max_iter: 100,
+            tol: 1e-4,
+        }
+    }
+}
+
+impl LogisticParams {
+    /// Reads `C`, `max_iter` and `tol` (sklearn's names); missing keys keep
+    /// sklearn's defaults, unknown keys are refused.
+    pub fn from_json(params: &Map<String, Value>) -> Result<LogisticParams, String> {
+        let mut p = LogisticParams::default();
+        for (key, value) in params {
+            match key.as_str() {
+                "C" => {
+                    p.c = value
+                        .as_f64()
+                        .filter(|c| c.is_finite() && *c > 0.0)
+                        .ok_or("fit param `C` must be a positive number")?
+                }
+                "max_iter" => {
+                    p.max_iter = value
+                        .as_u64()
+                        .ok_or("fit param `max_iter` must be a whole number")?
+                        as usize
+                }
+                "tol" => {
+                    p.tol = value
+                        .as_f64()
+                        .filter(|t| t.is_finite() && *t >= 0.0)
+                        .ok_or("fit param `tol` must be a number >= 0")?
+                }
+                other => {
+                    let hint = if other.eq_ignore_ascii_case("c") {
+                        " (the regularisation param is spelled `C`)"
+                    } else {
+                        ""
+                    };
+                    return Err(format!(
+                        "fit has no param `{other}` (it takes C, max_iter and tol){hint}"
+                    ));
+                }
+            }
+        }
+        Ok(p)
+    }
+
+    /// The params as a mapping that [`LogisticParams::from_json`] reads back.
+    pub fn to_json(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("C".into(), Value::from(self.c));
+        m.insert("max_iter".into(), Value::from(self.max_iter));
+        m.insert("tol".into(), Value::from(self.tol));
+        m
+    }
+}
+
+/// Why a model could not be fitted or applied.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum LogisticError {
+    #[error("cannot fit on an empty training set")]
+    NoSamples,
+    #[error("the matrix has {rows} rows but there are {labels} labels")]
+    LengthMismatch { rows: usize, labels: usize },
+    #[error(
+        "the training labels contain only one class ({class}); logistic regression needs at least two"
+    )]
+    OneClass { class: i64 },
+    #[error("row {row} of the matrix holds a NaN or infinite value")]
+    NonFinite { row: usize },
+    #[error("the model was fitted on {expected} features but the matrix has {found} columns")]
+    FeatureMismatch { expected: usize, found: usize },
+}
+
+/// How the solver ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FitInfo {
+    /// L-BFGS iterations (sklearn's `n_iter_`).
+    pub n_iter: usize,
+    /// Objective and gradient evaluations.
+    pub n_eval: usize,
+    pub stop: Stop,
+    /// The scaled objective at the solution.
+    pub objective: f64,
+    /// `max |gradient|` of the scaled objective at the solution.
+    pub grad_max: f64,
+}
+
+/// A fitted model: classes, coefficients and intercepts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogisticModel {
+    classes: Vec<i64>,
+    n_features: usize,
+    /// Row-major, one row per class (a single row with two classes), as
+    /// sklearn's `coef_`.
+    coef: Vec<f64>,
+    intercept: Vec<f64>,
+}
+
+/// Class probabilities, one row per sample, one column per class (in the
+/// model's class order), row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probabilities {
+    n_classes: usize,
+    values: Vec<f64>,
+}
+
+impl Probabilities {
+    pub fn n_classes(&self) -> usize {
+        self.n_classes
+    }
+
+    pub fn n_samples(&self) -> usize {
+        self.values.len() / self.n_classes
+    }
+
+    /// The probabilities of sample `i` (panics if out of range).
+    pub fn row(&self, i: usize) -> &[f64] {
+        &self.values[i * self.n_classes..(i + 1) * self.n_classes]
+    }
+
+    /// The probability of class index `k` for every sample (for two
+    /// classes, `column(1)` is the positive-class score).
+    pub fn column(&self, k: usize) -> Vec<f64> {
+        self.values
+            .chunks_exact(self.n_classes)
+            .map(|r| r[k])
+            .collect()
+    }
+
+    pub fn values(&self) -> &[f64] {
+        &self.values
+    }
+}
+
+/// Fits the model to rows of `x` labelled `y`.
+pub fn fit(
+    x: &Csr,
+    y: &[i64],
+    params: &LogisticParams,
+) -> Result<(LogisticModel, FitInfo), LogisticError> {
+    if x.nrows() != y.len() {
+        return Err(LogisticError::LengthMismatch {
+            rows: x.nrows(),
+            labels: y.len(),
+        });
+    }
+    if y.is_empty() {
+        return Err(LogisticError::NoSamples);
+    }
+    check_finite(x)?;
+    let mut classes = y.to_vec();
+    classes.sort_unstable();
+    classes.dedup();
+    if classes.len() < 2 {
+        return Err(LogisticError::OneClass { class: classes[0] });
+    }
+    let target: Vec<usize> = y
+        .iter()
+        .map(|label| classes.binary_search(label).expect("label is a class"))
+        .collect();
+    let k = if classes.len() == 2 { 1 } else { classes.len() };
+    let d = x.ncols();
+
+    let mut objective = Objective::new(x, &target, k, params.c);
+    let opts = LbfgsOptions {
+        max_iter: params.max_iter,
+        gtol: params.tol,
+        ..LbfgsOptions::default()
+    };
+    let result = if params.max_iter == 0 {
+        // No iteration at all: the coefficients stay at zero. (scipy would
+        // still make one iteration before looking at maxiter.)
+        let theta = vec![0.0; d * k + k];
+        let mut g = vec![0.0; theta.len()];
+        let f = objective.eval(&theta, &mut g);
+        lbfgs::LbfgsResult {
+            x: theta,
+            f,
+            grad_max: g.iter().fold(0.0, |m, v| m.max(v.abs())),
+            n_iter: 0,
+            n_eval: 1,
+            stop: Stop::MaxIterations,
+        }
+    } else {
+        lbfgs::minimize(
+            |theta, g| objective.eval(theta, g),
+            vec![0.0; d * k + k],
+            &opts,
+        )
+    };
+
+    // Feature-major solver layout θ[j·k + c] → sklearn's row-major coef_.
+    let mut coef = vec![0.0; k * d];
+    for j in 0..d {
+        for c in 0..k {
+            coef[c * d + j] = result.x[j * k + c];
+        }
+    }
+    let intercept = result.x[d * k..].to_vec();
+    let info = FitInfo {
+        n_iter: result.n_iter,
+        n_eval: result.n_eval,
+        stop: result.stop,
+        objective: result.f,
+        grad_max: result.grad_max,
+    };
+    Ok((
+        LogisticModel {
+            classes,
+            n_features: d,
+            coef,
+            intercept,
+        },
+        info,
+    ))
+}
+
+fn check_finite(x: &Csr) -> Result<(), LogisticError> {
+    if let Some(pos) = x.data().iter().position(|v| !v.is_finite()) {
+        let row = x.indptr().partition_point(|&p| p <= pos) - 1;
+        return Err(LogisticError::NonFinite { row });
+    }
+    Ok(())
+}
+
+/// The scaled objective and its gradient; see the module docs.
+struct Objective<'a> {
+    x: &'a Csr,
+    target: &'a [usize],
+    k: usize,
+    /// `1 / (C·n)`.
+    l2: f64,
+    z: Vec<f64>,
+    resid: Vec<f64>,
+}
+
+impl<'a> Objective<'a> {
+    fn new(x: &'a Csr, target: &'a [usize], k: usize, c: f64) -> Objective<'a> {
+        let n = x.nrows();
+        Objective {
+            x,
+            target,
+            k,
+            l2: 1.0 / (c * n as f64),
+            z: vec![0.0; n * k],
+            resid: vec![0.0; n * k],
+        }
+    }
+
+    /// `f(θ)`, writing `∇f(θ)` into `grad`. θ is `[w (d×k, feature-major),
+    /// b (k)]`.
+    fn eval(&mut self, theta: &[f64], grad: &mut [f64]) -> f64 {
+        let (k, d, n) = (self.k, self.x.ncols(), self.x.nrows());
+        let (w, b) = theta.split_at(d * k);
+        self.x.mul_dense(w, k, &mut self.z);
+        let inv_n = 1.0 / n as f64;
+        let mut loss = 0.0;
+        if k == 1 {
+            for i in 0..n {
+                let z = self.z[i] + b[0];
+                let y = self.target[i] as f64;
+                loss += log1p_exp(z) - y * z;
+                self.resid[i] = (expit(z) - y) * inv_n;
+            }
+        } else {
+            for i in 0..n {
+                let zi = &mut self.z[i * k..(i + 1) * k];
+                for (z, bc) in zi.iter_mut().zip(b) {
+                    *z += bc;
+                }
+                let max = zi.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+                let sum: f64 = zi.iter().map(|&v| (v - max).exp()).sum();
+                let lse = max + sum.ln();
+                let yi = self.target[i];
+                loss += lse - zi[yi];
+                let ri = &mut self.resid[i * k..(i + 1) * k];
+                for (c, (r, &z)) in ri.iter_mut().zip(zi.iter()).enumerate() {
+                    let p = (z - lse).exp();
+                    *r = (p - if c == yi { 1.0 } else { 0.0 }) * inv_n;
+                }
+            }
+        }
+        let (gw, gb) = grad.split_at_mut(d * k);
+        self.x.t_mul_dense(&self.resid, k, gw);
+        let mut norm2 = 0.0;
+        for (g, &wj) in gw.iter_mut().zip(w) {
+            *g += self.l2 * wj;
+            norm2 += wj * wj;
+        }
+        gb.fill(0.0);
+        for ri in self.resid.chunks_exact(k) {
+            for (g, r) in gb.iter_mut().zip(ri) {
+                *g += r;
+            }
+        }
+        loss * inv_n + 0.5 * self.l2 * norm2
+    }
+}
+
+/// `ln(1 + eᶻ)` without overflow or loss of precision.
+fn log1p_exp(z: f64) -> f64 {
+    if z > 0.0 {
+        z + (-z).exp().ln_1p()
+    } else {
+        z.exp().ln_1p()
+    }
+}
+
+/// The logistic sigmoid `1 / (1 + e^{−z})`, stable for large |z|.
+fn expit(z: f64) -> f64 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
+
+impl LogisticModel {
+    /// Rebuilds a model from its parts (as stored in a model file):
+    /// `classes` sorted and unique (at least two), `coef` one row per
+    /// class (one row for two classes), each of `n_features` values, and
+    /// one intercept per row.
+    pub fn from_parts(
+        classes: Vec<i64>,
+        coef: Vec<Vec<f64>>,
+        intercept: Vec<f64>,
+    ) -> Result<LogisticModel, String> {
+        if classes.len() < 2 || classes.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(format!(
+                "classes must be at least two sorted distinct labels, not {classes:?}"
+            ));
+        }
+        let rows = if classes.len() == 2 { 1 } else { classes.len() };
+        if coef.len() != rows || intercept.len() != rows {
+            return Err(format!(
+                "{} classes need {rows} coefficient rows and intercepts, found {} and {}",
+                classes.len(),
+                coef.len(),
+                intercept.len()
+            ));
+        }
+        let n_features = coef[0].len();
+        if coef.iter().any(|r| r.len() != n_features) {
+            return Err("coefficient rows differ in length".into());
+        }
+        if coef
+            .iter()
+            .flatten()
+            .chain(&intercept)
+            .any(|v| !v.is_finite())
+        {
+            return Err("coefficients and intercepts must be finite".into());
+        }
+        Ok(LogisticModel {
+            classes,
+            n_features,
+            coef: coef.concat(),
+            intercept,
+        })
+    }
+
+    pub fn classes(&self) -> &[i64] {
+        &self.classes
+    }
+
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    /// The coefficient rows (sklearn's `coef_`): one for two classes, one
+    /// per class otherwise.
+    pub fn coef_rows(&self) -> impl Iterator<Item = &[f64]> {
+        self.coef.chunks_exact(self.n_features.max(1))
+    }
+
+    pub fn intercept(&self) -> &[f64] {
+        &self.intercept
+    }
+
+    /// `z = X·coefᵀ + intercept`, row-major with one column per coef row
+    /// (sklearn's `decision_function`).
+    pub fn decision_function(&self, x: &Csr) -> Result<Vec<f64>, LogisticError> {
+        if x.ncols() != self.n_features {
+            return Err(LogisticError::FeatureMismatch {
+                expected: self.n_features,
+                found: x.ncols(),
+            });
+        }
+        let k = self.intercept.len();
+        let d = self.n_features;
+        let mut w = vec![0.0; d * k];
+        for c in 0..k {
+            for j in 0..d {
+                w[j * k + c] = self.coef[c * d + j];
+            }
+        }
+        let mut z = vec![0.0; x.nrows() * k];
+        x.mul_dense(&w, k, &mut z);
+        for zi in z.chunks_exact_mut(k) {
+            for (v, b) in zi.iter_mut().zip(&self.intercept) {
+                *v += b;
+            }
+        }
+        Ok(z)
+    }
+
+    /// Class probabilities (sklearn's `predict_proba`).
+    pub fn predict_proba(&self, x: &Csr) -> Result<Probabilities, LogisticError> {
+        let z = self.decision_function(x)?;
+        let values = if self.classes.len() == 2 {
+            z.iter()
+                .flat_map(|&zi| {
+                    let p = expit(zi);
+                    [1.0 - p, p]
+                })
+                .collect()
+        } else {
+            let k = self.classes.len();
+            let mut v = z;
+            for zi in v.chunks_exact_mut(k) {
+                let max = zi.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+                let mut sum = 0.0;
+                for p in zi.iter_mut() {
+                    *p = (*p - max).exp();
+                    sum += *p;
+                }
+                zi.iter_mut().for_each(|p| *p /= sum);
+            }
+            v
+        };
+        Ok(Probabilities {
+            n_classes: self.classes.len(),
+            values,
+        })
+    }
+
+    /// Predicted labels (sklearn's `predict`).
+    pub fn predict(&self, x: &Csr) -> Result<Vec<i64>, LogisticError> {
+        let z = self.decision_function(x)?;
+        Ok(if self.classes.len() == 2 {
+            z.iter()
+                .map(|&zi| self.classes[usize::from(zi > 0.0)])
+                .collect()
+        } else {
+            z.chunks_exact(self.classes.len())
+                .map(|zi| {
+                    let best = (1..zi.len()).fold(0, |b, c| if zi[c] > zi[b] { c } else { b });
+                    self.classes[best]
+                })
+                .collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sparse::CsrBuilder;
+
+    fn csr(rows: &[&[f64]]) -> Csr {
+        let mut b = CsrBuilder::new(rows[0].len());
+        for r in rows {
+            let mut pairs: Vec<(u32, f64)> = r
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| **v != 0.0)
+                .map(|(j, v)| (j as u32, *v))
+                .collect();
+            b.push_row(&mut pairs);
+        }
+        b.finish().unwrap()
+    }
+
+    /// Overlapping classes, so that the optimum is finite even for large C.
+    fn data() -> (Csr, Vec<i64>) {
+        let x = csr(&[
+            &[1.0, 0.0, 0.5],
+            &[0.8, 0.2, 0.0],
+            &[0.0, 1.0, 0.3],
+            &[0.1, 0.9, 0.0],
+            &[0.6, 0.0, 0.6],
+            &[0.0, 0.7, 0.7],
+            &[0.9, 0.1, 0.0],
+            &[0.2, 0.8, 0.4],
+        ]);
+        (x, vec![1, 1, 0, 0, 1, 0, 0, 1])
+    }
+
+    fn tight(c: f64) -> LogisticParams {
+        LogisticParams {
+            c,
+            max_iter: 10_000,
+            tol: 1e-10,
+        }
+    }
+
+    /// The unscaled sklearn objective C·Σ loss + ½‖w‖², densely.
+    fn dense_objective(x: &Csr, y: &[i64], w: &[f64], b: f64, c: f64) -> f64 {
+        let dense = x.to_dense();
+        let d = x.ncols();
+        let mut total = 0.0;
+        for (i, &yi) in y.iter().enumerate() {
+            let z: f64 = (0..d).map(|j| dense[i * d + j] * w[j]).sum::<f64>() + b;
+            let s = if yi == 1 { 1.0 } else { -1.0 };
+            total += (1.0 + (-s * z).exp()).ln();
+        }
+        c * total + 0.5 * w.iter().map(|v| v * v).sum::<f64>()
+    }
+
+    /// The gradient of the unscaled objective, densely.
+    fn dense_gradient(x: &Csr, y: &[i64], w: &[f64], b: f64, c: f64) -> (Vec<f64>, f64) {
+        let dense = x.to_dense();
+        let d = x.ncols();
+        let mut gw: Vec<f64> = w.to_vec();
+        let mut gb = 0.0;
+        for (i, &yi) in y.iter().enumerate() {
+            let z: f64 = (0..d).map(|j| dense[i * d + j] * w[j]).sum::<f64>() + b;
+            let r = c * (1.0 / (1.0 + (-z).exp()) - yi as f64);
+            for j in 0..d {
+                gw[j] += r * dense[i * d + j];
+            }
+            gb += r;
+        }
+        (gw, gb)
+    }
+
+    #[test]
+    fn the_solution_satisfies_the_optimality_condition() {
+        let (x, y) = data();
+        for c in [0.1, 1.0, 100.0] {
+            let (m, info) = fit(&x, &y, &tight(c)).unwrap();
+            assert!(info.stop.converged(), "{info:?}");
+            let w = m.coef_rows().next().unwrap();
+            let b = m.intercept()[0];
+            let (gw, gb) = dense_gradient(&x, &y, w, b, c);
+            // The unscaled gradient is C·n times the scaled one.
+            let scale = c * y.len() as f64;
+            for g in gw.iter().chain([&gb]) {
+                assert!(g.abs() / scale < 1e-6, "C={c}: {gw:?} {gb}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_solution_is_the_minimum_of_the_dense_objective() {
+        let (x, y) = data();
+        let c = 1.0;
+        let (m, _) = fit(&x, &y, &tight(c)).unwrap();
+        let w = m.coef_rows().next().unwrap().to_vec();
+        let b = m.intercept()[0];
+        let best = dense_objective(&x, &y, &w, b, c);
+        // Brute force: any nearby point is no better.
+        let deltas = [-1e-3, 1e-3];
+        for j in 0..4 {
+            for &dlt in &deltas {
+                let (mut w2, mut b2) = (w.clone(), b);
+                if j < 3 {
+                    w2[j] += dlt;
+                } else {
+                    b2 += dlt;
+                }
+                assert!(dense_objective(&x, &y, &w2, b2, c) > best, "{j} {dlt}");
+            }
+        }
+        // And a coarse grid over the plane of the first two weights.
+        for a in -20..=20 {
+            for bb in -20..=20 {
+                let mut w2 = w.clone();
+                w2[0] += a as f64 * 0.05;
+                w2[1] += bb as f64 * 0.05;
+                assert!(dense_objective(&x, &y, &w2, b, c) >= best - 1e-12);
+            }
+        }
+    }
+
+    #[test]
+    fn the_intercept_is_not_penalised() {
+        // No features at all: the model is the intercept alone, and with
+        // no penalty on it, the probability equals the share of positives
+        // exactly, however strong the regularisation.
+        let x = Csr::new(4, 1, vec![0, 0, 0, 0, 0], vec![], vec![]).unwrap();
+        for c in [1e-6, 1.0] {
+            let (m, _) = fit(&x, &[1, 1, 1, 0], &tight(c)).unwrap();
+            assert!(
+                (m.intercept()[0] - 3f64.ln()).abs() < 1e-8,
+                "{:?}",
+                m.intercept()
+            );
+            let (m, _) = fit(&x, &[1, 0, 0, 0], &tight(c)).unwrap();
+            assert!((m.intercept()[0] + 3f64.ln()).abs() < 1e-8);
+        }
+        // With features and a strong penalty, w shrinks to ~0 while b still
+        // follows the balance of the labels.
+        let (x, _) = data();
+        let (m, _) = fit(&x, &[1, 1, 1, 1, 1, 1, 0, 0], &tight(1e-6)).unwrap();
+        assert!(m.coef_rows().next().unwrap().iter().all(|w| w.abs() < 1e-4));
+        assert!((m.intercept()[0] - 3f64.ln()).abs() < 1e-3);
+    }
+
+    #[test]
+    fn multinomial_satisfies_the_optimality_condition() {
+        let x = csr(&[
+            &[1.0, 0.0],
+            &[0.9, 0.2],
+            &[0.0, 1.0],
+            &[0.1, 0.8],
+            &[0.5, 0.5],
+            &[0.6, 0.4],
+            &[0.2, 0.1],
+        ]);
+        let y = [0, 0, 1, 1, 2, 2, 0];
+        let c = 2.0;
+        let (m, info) = fit(&x, &y, &tight(c)).unwrap();
+        assert!(info.stop.converged());
+        assert_eq!(m.classes(), [0, 1, 2]);
+        // Gradient of C·Σ loss + ½‖W‖² by hand: C·Σᵢ (pᵢₖ − [yᵢ = k]) xᵢ + w_k.
+        let p = m.predict_proba(&x).unwrap();
+        let dense = x.to_dense();
+        for (k, w) in m.coef_rows().enumerate() {
+            let mut gb = 0.0;
+            let mut gw = w.to_vec();
+            for (i, &yi) in y.iter().enumerate() {
+                let r = c * (p.row(i)[k] - f64::from(u8::from(yi == k as i64)));
+                gb += r;
+                for (j, g) in gw.iter_mut().enumerate() {
+                    *g += r * dense[i * 2 + j];
+                }
+            }
+            let scale = c * 7.0;
+            assert!(gb.abs() / scale < 1e-6 && gw.iter().all(|g| g.abs() / scale < 1e-6));
+        }
+        // Probabilities sum to one; intercepts sum to zero (start at zero,
+        // gradients sum to zero).
+        for i in 0..7 {
+            assert!((p.row(i).iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        }
+        assert!(m.intercept().iter().sum::<f64>().abs() < 1e-9);
+        let pred = m.predict(&x).unwrap();
+        assert_eq!(&pred[..4], &[0, 0, 1, 1]);
+    }
+
+    #[test]
+    fn predictions_follow_sklearn_conventions() {
+        let (x, y) = data();
+        let labels: Vec<i64> = y.iter().map(|&v| if v == 1 { 7 } else { -3 }).collect();
+        let (m, _) = fit(&x, &labels, &tight(10.0)).unwrap();
+        assert_eq!(m.classes(), [-3, 7]);
+        let z = m.decision_function(&x).unwrap();
+        let p = m.predict_proba(&x).unwrap();
+        let pred = m.predict(&x).unwrap();
+        for i in 0..x.nrows() {
+            assert!((p.row(i)[1] - 1.0 / (1.0 + (-z[i]).exp())).abs() < 1e-15);
+            assert!((p.row(i)[0] + p.row(i)[1] - 1.0).abs() < 1e-15);
+            assert_eq!(pred[i], if z[i] > 0.0 { 7 } else { -3 });
+        }
+    }
+
+    #[test]
+    fn max_iter_stops_early_and_says_so() {
+        let (x, y) = data();
+        let p = LogisticParams {
+            c: 1e4,
+            max_iter: 2,
+            tol: 1e-12,
+        };
+        let (_, info) = fit(&x, &y, &p).unwrap();
+        assert_eq!((info.n_iter, info.stop), (2, Stop::MaxIterations));
+        assert!(!info.stop.converged());
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        let (x, y) = data();
+        let p = LogisticParams::default();
+        assert!(matches!(
+            fit(&x, &y[..3], &p),
+            Err(LogisticError::LengthMismatch { rows: 8, labels: 3 })
+        ));
+        assert_eq!(
+            fit(&x, &[1; 8], &p).unwrap_err().to_string(),
+            "the training labels contain only one class (1); logistic regression needs at least two"
+        );
+        let empty = Csr::new(0, 3, vec![0], vec![], vec![]).unwrap();
+        assert_eq!(fit(&empty, &[], &p), Err(LogisticError::NoSamples));
+        let nan = Csr::new(2, 1, vec![0, 1, 2], vec![0, 0], vec![1.0, f64::NAN]).unwrap();
+        assert_eq!(
+            fit(&nan, &[0, 1], &p),
+            Err(LogisticError::NonFinite { row: 1 })
+        );
+        let (m, _) = fit(&x, &y, &p).unwrap();
+        let narrow = Csr::new(1, 2, vec![0, 0], vec![], vec![]).unwrap();
+        assert!(matches!(
+            m.predict(&narrow),
+            Err(LogisticError::FeatureMismatch {
+                expected: 3,
+                found: 2
+            })
+        ));
+    }
+
+    #[test]
+    fn params_are_checked_and_roundtrip() {
+        let p: Map<String, Value> =
+            serde_json::from_str(r#"{"C": 100000, "max_iter": 1000, "tol": 0.0001}"#).unwrap();
+        let p = LogisticParams::from_json(&p).unwrap();
+        assert_eq!((p.c, p.max_iter, p.tol), (1e5, 1000, 1e-4));
+        assert_eq!(LogisticParams::from_json(&p.to_json()).unwrap(), p);
+        let err = |json: &str| {
+            LogisticParams::from_json(&serde_json::from_str(json).unwrap()).unwrap_err()
+        };
+        assert!(err(r#"{"c": 1}"#).contains("spelled `C`"));
+        assert!(err(r#"{"C": 0}"#).contains("positive"));
+        assert!(err(r#"{"max_iter": 1.5}"#).contains("whole number"));
+        assert!(err(r#"{"tol": -1}"#).contains(">= 0"));
+        assert!(err(r#"{"penalty": "l1"}"#).contains("no param `penalty`"));
+    }
+}

@@ -1,0 +1,462 @@
+//! `model`: the fitted text classifier as one versioned file.
+//!
+//! A [`Model`] is a fitted [`TfidfVectorizer`] followed by a fitted
+//! [`LogisticModel`], plus the params and solver outcome of the fit. It
+//! turns raw texts into class probabilities, which is what `pipe predict`
+//! needs; `save` and `load` move it through one JSON file.
+//!
+//! # File format (`format_version` 1)
+//!
+//! ```json
+//! {
+//!   "format": "pipe-model",
+//!   "format_version": 1,
+//!   "vectorizer": {
+//!     "algorithm_version": 1,
+//!     "params": {"ngram_range": [1, 1], "min_df": 1, "max_df": 1.0,
+//!                "max_features": null, "sublinear_tf": false},
+//!     "vocabulary": ["aaa", "abandon", "..."],
+//!     "idf": [9.78, 8.39, "..."]
+//!   },
+//!   "classifier": {
+//!     "algorithm_version": 1,
+//!     "kind": "logistic_regression",
+//!     "params": {"C": 1.0, "max_iter": 1000, "tol": 0.0001},
+//!     "classes": [0, 1],
+//!     "coef": [[0.12, -1.5, "..."]],
+//!     "intercept": [0.11],
+//!     "n_iter": 21,
+//!     "converged": true
+//!   }
+//! }
+//! ```
+//!
+//! - `vocabulary` lists the terms in column order (sorted), `idf` has one
+//!   value per term; `params` are the vectorizer's, as
+//!   [`VectorizeParams::to_json`] writes them (`min_df`/`max_df`: an
+//!   integer is a count of documents, a float a proportion).
+//! - `coef` has one row per class, or a single row for the second class
+//!   when there are two (sklearn's `coef_`); `intercept` one value per row.
+//! - `algorithm_version`s are the stages' [`vectorize::VERSION`] and
+//!   [`logistic::VERSION`] at fit time, for the record.
+//! - Floats are written in the shortest form that reads back to the same
+//!   `f64`, so a saved and loaded model predicts bit-for-bit the same.
+//!
+//! Any change to this layout bumps [`FORMAT_VERSION`]; [`Model::load`]
+//! refuses other versions with a message naming both, and refuses files
+//! that are not a `pipe-model` at all. Saving writes a temporary file next
+//! to the target and renames it into place, so a model file is never half
+//! written.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+use crate::logistic::{self, FitInfo, LogisticError, LogisticModel, LogisticParams, Probabilities};
+use crate::vectorize::{self, TfidfVectorizer, VectorizeError, VectorizeParams, Vocabulary};
+
+/// The value of the `format` field.
+pub const FORMAT: &str = "pipe-model";
+/// The layout version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Vectorize(#[from] VectorizeError),
+    #[error(transparent)]
+    Logistic(#[from] LogisticError),
+    #[error("failed to write the model `{path}`")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to read the model `{path}`")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{path}` is not a pipe model file: {reason}")]
+    NotAModel { path: PathBuf, reason: String },
+    #[error(
+        "`{path}` is a pipe model in format version {found}, but this pipe reads version {supported}\n\
+         Hint: refit the model with this version of pipe (`pipe repro`)"
+    )]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: u64,
+        supported: u32,
+    },
+    #[error("the model file `{path}` is damaged: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+/// A fitted TF-IDF + logistic regression text classifier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    vectorizer: TfidfVectorizer,
+    classifier: LogisticModel,
+    params: LogisticParams,
+    n_iter: usize,
+    converged: bool,
+}
+
+/// The result of [`Model::fit`]: the model, the solver outcome, and the
+/// training matrix (for callers that report on it).
+#[derive(Debug)]
+pub struct Fitted {
+    pub model: Model,
+    pub info: FitInfo,
+    pub train_matrix: crate::sparse::Csr,
+}
+
+impl Model {
+    /// Fits the vectorizer on `texts` and the classifier on its matrix.
+    pub fn fit<S: AsRef<str>>(
+        texts: &[S],
+        labels: &[i64],
+        vectorize_params: &VectorizeParams,
+        params: &LogisticParams,
+    ) -> Result<Fitted, ModelError> {
+        if texts.len() != labels.len() {
+            return Err(LogisticError::LengthMismatch {
+                rows: texts.len(),
+                labels: labels.len(),
+            }
+            .into());
+        }
+        let (vectorizer, x) = TfidfVectorizer::fit_transform(texts, vectorize_params)?;
+        let (classifier, info) = logistic::fit(&x, labels, params)?;
+        Ok(Fitted {
+            model: Model {
+                vectorizer,
+                classifier,
+                params: params.clone(),
+                n_iter: info.n_iter,
+                converged: info.stop.converged(),
+            },
+            info,
+            train_matrix: x,
+        })
+    }
+
+    pub fn vectorizer(&self) -> &TfidfVectorizer {
+        &self.vectorizer
+    }
+
+    pub fn classifier(&self) -> &LogisticModel {
+        &self.classifier
+    }
+
+    pub fn params(&self) -> &LogisticParams {
+        &self.params
+    }
+
+    /// L-BFGS iterations of the fit.
+    pub fn n_iter(&self) -> usize {
+        self.n_iter
+    }
+
+    /// False when the fit stopped at `max_iter` (sklearn's
+    /// `ConvergenceWarning`).
+    pub fn converged(&self) -> bool {
+        self.converged
+    }
+
+    /// Class probabilities of raw texts, columns in [`Model::classes`] order.
+    pub fn predict_proba<S: AsRef<str>>(&self, texts: &[S]) -> Probabilities {
+        let x = self.vectorizer.transform(texts);
+        self.classifier
+            .predict_proba(&x)
+            .expect("the vectorizer's columns are the classifier's features")
+    }
+
+    /// Predicted labels of raw texts.
+    pub fn predict<S: AsRef<str>>(&self, texts: &[S]) -> Vec<i64> {
+        let x = self.vectorizer.transform(texts);
+        self.classifier
+            .predict(&x)
+            .expect("the vectorizer's columns are the classifier's features")
+    }
+
+    pub fn classes(&self) -> &[i64] {
+        self.classifier.classes()
+    }
+
+    /// Writes the model to `path` atomically (temporary file + rename),
+    /// creating parent directories.
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        let write_err = |source| ModelError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(write_err)?;
+        }
+        let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+        tmp_name.push(format!(".tmp-{}", std::process::id()));
+        let tmp = path.with_file_name(tmp_name);
+        let result = (|| {
+            let mut w = BufWriter::new(File::create(&tmp)?);
+            serde_json::to_writer(&mut w, &self.to_file()).map_err(std::io::Error::from)?;
+            w.write_all(b"\n")?;
+            w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            std::fs::rename(&tmp, path)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result.map_err(write_err)
+    }
+
+    /// Reads a model written by [`Model::save`].
+    pub fn load(path: &Path) -> Result<Model, ModelError> {
+        let bytes = std::fs::read(path).map_err(|source| ModelError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let not_a_model = |reason: String| ModelError::NotAModel {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| not_a_model(format!("it is not JSON ({e})")))?;
+        match value.get("format").and_then(Value::as_str) {
+            Some(FORMAT) => {}
+            Some(other) => return Err(not_a_model(format!("its format is `{other}`"))),
+            None => {
+                return Err(not_a_model(format!(
+                    "it has no `format: \"{FORMAT}\"` field"
+                )))
+            }
+        }
+        let found = value
+            .get("format_version")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| not_a_model("it has no whole-number `format_version`".into()))?;
+        if found != u64::from(FORMAT_VERSION) {
+            return Err(ModelError::UnsupportedVersion {
+                path: path.to_path_buf(),
+                found,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let corrupt = |reason: String| ModelError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let file: ModelFile = serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
+        Model::from_file(file).map_err(corrupt)
+    }
+
+    fn to_file(&self) -> ModelFile {
+        ModelFile {
+            format: FORMAT.to_string(),
+            format_version: FORMAT_VERSION,
+            vectorizer: VectorizerFile {
+                algorithm_version: vectorize::VERSION,
+                params: self.vectorizer.params().to_json(),
+                vocabulary: self.vectorizer.vocabulary().terms().to_vec(),
+                idf: self.vectorizer.idf().to_vec(),
+            },
+            classifier: ClassifierFile {
+                algorithm_version: logistic::VERSION,
+                kind: "logistic_regression".to_string(),
+                params: self.params.to_json(),
+                classes: self.classifier.classes().to_vec(),
+                coef: self.classifier.coef_rows().map(<[f64]>::to_vec).collect(),
+                intercept: self.classifier.intercept().to_vec(),
+                n_iter: self.n_iter,
+                converged: self.converged,
+            },
+        }
+    }
+
+    fn from_file(file: ModelFile) -> Result<Model, String> {
+        let v = file.vectorizer;
+        let c = file.classifier;
+        if c.kind != "logistic_regression" {
+            return Err(format!("unknown classifier kind `{}`", c.kind));
+        }
+        let vparams = VectorizeParams::from_json(&v.params)?;
+        let vocabulary = Vocabulary::from_sorted_terms(v.vocabulary)?;
+        let vectorizer = TfidfVectorizer::from_parts(vparams, vocabulary, v.idf)?;
+        let params = LogisticParams::from_json(&c.params)?;
+        let classifier = LogisticModel::from_parts(c.classes, c.coef, c.intercept)?;
+        if classifier.n_features() != vectorizer.vocabulary().len() {
+            return Err(format!(
+                "the classifier has {} coefficients per class but the vocabulary {} terms",
+                classifier.n_features(),
+                vectorizer.vocabulary().len()
+            ));
+        }
+        Ok(Model {
+            vectorizer,
+            classifier,
+            params,
+            n_iter: c.n_iter,
+            converged: c.converged,
+        })
+    }
+}
+
+/// The on-disk layout; see the module docs.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelFile {
+    format: String,
+    format_version: u32,
+    vectorizer: VectorizerFile,
+    classifier: ClassifierFile,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VectorizerFile {
+    algorithm_version: u32,
+    params: Map<String, Value>,
+    vocabulary: Vec<String>,
+    idf: Vec<f64>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClassifierFile {
+    algorithm_version: u32,
+    kind: String,
+    params: Map<String, Value>,
+    classes: Vec<i64>,
+    coef: Vec<Vec<f64>>,
+    intercept: Vec<f64>,
+    n_iter: usize,
+    converged: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXTS: [&str; 8] = [
+        "a wonderful, moving film",
+        "wonderful acting and a great story",
+        "great fun from start to finish",
+        "moving and great",
+        "a dull and tedious mess",
+        "tedious, boring story",
+        "boring from start to finish",
+        "a dull film",
+    ];
+    const LABELS: [i64; 8] = [1, 1, 1, 1, 0, 0, 0, 0];
+
+    fn fitted() -> Model {
+        let p = LogisticParams {
+            c: 10.0,
+            max_iter: 100,
+            tol: 1e-6,
+        };
+        Model::fit(&TEXTS, &LABELS, &VectorizeParams::default(), &p)
+            .unwrap()
+            .model
+    }
+
+    #[test]
+    fn fits_and_predicts_raw_text() {
+        let m = fitted();
+        assert!(m.converged());
+        assert_eq!(m.predict(&TEXTS), LABELS);
+        let p = m.predict_proba(&["a great and wonderful story", "dull boring mess", "zzz"]);
+        assert!(p.row(0)[1] > 0.5 && p.row(1)[1] < 0.5);
+        // No known word: the intercept alone decides.
+        let b = m.classifier().intercept()[0];
+        assert!((p.row(2)[1] - 1.0 / (1.0 + (-b).exp())).abs() < 1e-15);
+    }
+
+    #[test]
+    fn save_load_roundtrip_is_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model").join("model.json");
+        let m = fitted();
+        m.save(&path).unwrap();
+        let back = Model::load(&path).unwrap();
+        assert_eq!(back, m);
+        let texts = ["great story", "tedious film", "unknown words only"];
+        assert_eq!(back.predict_proba(&texts), m.predict_proba(&texts));
+        // No temporary file is left behind.
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            1
+        );
+        let json: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(json["format"], FORMAT);
+        assert_eq!(json["classifier"]["classes"], serde_json::json!([0, 1]));
+        assert_eq!(json["classifier"]["params"]["C"], 10.0);
+        assert_eq!(json["vectorizer"]["params"]["max_df"], 1.0);
+    }
+
+    #[test]
+    fn wrong_version_and_foreign_files_are_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.json");
+        fitted().save(&path).unwrap();
+        let mut json: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+
+        json["format_version"] = Value::from(99);
+        std::fs::write(&path, json.to_string()).unwrap();
+        let e = Model::load(&path).unwrap_err();
+        assert!(matches!(
+            e,
+            ModelError::UnsupportedVersion {
+                found: 99,
+                supported: 1,
+                ..
+            }
+        ));
+        assert!(e.to_string().contains("format version 99"), "{e}");
+        assert!(e.to_string().contains("Hint:"), "{e}");
+
+        std::fs::write(&path, "PhraseId\tPhrase\n1\tgood\n").unwrap();
+        let e = Model::load(&path).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("is not a pipe model file: it is not JSON"),
+            "{e}"
+        );
+
+        std::fs::write(&path, r#"{"accuracy": 0.9}"#).unwrap();
+        let e = Model::load(&path).unwrap_err();
+        assert!(matches!(e, ModelError::NotAModel { .. }), "{e}");
+
+        json["format_version"] = Value::from(FORMAT_VERSION);
+        json["vectorizer"]["idf"] = serde_json::json!([1.0]);
+        std::fs::write(&path, json.to_string()).unwrap();
+        let e = Model::load(&path).unwrap_err();
+        assert!(e.to_string().contains("is damaged"), "{e}");
+
+        let e = Model::load(&dir.path().join("missing.json")).unwrap_err();
+        assert!(matches!(e, ModelError::Read { .. }));
+    }
+
+    #[test]
+    fn fit_errors_pass_through() {
+        let p = LogisticParams::default();
+        let v = VectorizeParams::default();
+        let e = Model::fit(&["a", "b"], &[0, 1], &v, &p).unwrap_err();
+        assert!(matches!(e, ModelError::Vectorize(_)), "{e}");
+        let e = Model::fit(&TEXTS, &[1; 8], &v, &p).unwrap_err();
+        assert!(matches!(
+            e,
+            ModelError::Logistic(LogisticError::OneClass { .. })
+        ));
+        let e = Model::fit(&TEXTS, &[1; 3], &v, &p).unwrap_err();
+        assert!(matches!(
+            e,
+            ModelError::Logistic(LogisticError::LengthMismatch { .. })
+        ));
+    }
+}
