@@ -166,15 +166,16 @@ fn compact_change(old: &str, new: &str) -> (String, String) {
     (cut(&old), cut(&new))
 }
 
-/// The lock fields that describe what a stage does.
-pub fn action_fields(
-    action: &Action,
-) -> (
+/// The lock fields `cmd`, `uses`, `version` and `with`.
+pub type ActionFields = (
     Option<Vec<String>>,
     Option<String>,
     Option<u32>,
     BTreeMap<String, Json>,
-) {
+);
+
+/// The lock fields that describe what a stage does.
+pub fn action_fields(action: &Action) -> ActionFields {
     match action {
         Action::Cmd(cmds) => (Some(cmds.clone()), None, None, BTreeMap::new()),
         Action::Builtin {
@@ -259,7 +260,7 @@ pub fn compare(
         reasons.push(StaleReason::AlwaysChanged);
     }
     let (cmd, uses, version, with) = action_fields(&stage.action);
-    if cmd != locked.cmd
+    if (cmd != locked.cmd && !explained_by_params(stage, locked))
         || uses != locked.uses
         || version != locked.version
         || with != locked.with
@@ -323,6 +324,38 @@ pub fn compare(
         }
     }
     reasons
+}
+
+/// True when the recorded command is the stage's command template rendered
+/// with the recorded param values: only params changed, and those are
+/// reported on their own.
+fn explained_by_params(stage: &Stage, locked: &LockStage) -> bool {
+    let Some(old_cmd) = &locked.cmd else {
+        return false;
+    };
+    if stage.cmd_template.is_empty() {
+        return false;
+    }
+    let recorded = locked.params.get(DEFAULT_PARAMS_FILE);
+    let old_value = |name: &str| -> Option<serde_yaml::Value> {
+        let from_lock = recorded.and_then(|keys| {
+            keys.iter().find_map(|(key, value)| {
+                if key == name {
+                    return Some(value);
+                }
+                let rest = name.strip_prefix(key.as_str())?.strip_prefix('.')?;
+                rest.split('.').try_fold(value, |v, part| v.get(part))
+            })
+        });
+        let value = from_lock.or_else(|| stage.cmd_vars.get(name))?;
+        serde_yaml::to_value(value).ok()
+    };
+    let rendered: Result<Vec<String>, _> = stage
+        .cmd_template
+        .iter()
+        .map(|t| crate::spec::template::render_with(t, old_value))
+        .collect();
+    rendered.as_ref() == Ok(old_cmd)
 }
 
 /// Leaf-by-leaf differences between recorded and current param values.
@@ -391,6 +424,8 @@ mod tests {
             params: vec![],
             frozen: false,
             always_changed: false,
+            cmd_template: vec![],
+            cmd_vars: BTreeMap::new(),
         }
     }
 
@@ -463,6 +498,32 @@ mod tests {
         assert_eq!(
             reason.to_string(),
             "command changed: `awk -v a=1 'xxxxxxxxxxxxxx…` → `awk -v a=2 'xxxxxxxxxxxxxx…`"
+        );
+    }
+
+    #[test]
+    fn a_command_changed_only_by_its_params_is_reported_as_the_params() {
+        let mut s = stage("train --c 1");
+        s.cmd_template = vec!["train --c ${fit.C} --n ${n}".into()];
+        s.cmd_vars = [
+            ("fit.C".to_string(), json!(1.0)),
+            ("n".to_string(), json!(5)),
+        ]
+        .into();
+        s.action = Action::Cmd(vec!["train --c 1.0 --n 5".into()]);
+        let mut locked = lock_entry(&s, &params(100000.0), &[], vec![]);
+        locked.cmd = Some(vec!["train --c 100000.0 --n 5".into()]);
+        let reasons: Vec<String> = compare(&s, Some(&locked), &params(1.0), &[], &[])
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(reasons, ["param fit.C changed: 100000.0 → 1.0"]);
+        // An edit of the command itself is still reported.
+        locked.cmd = Some(vec!["train --c 100000.0 --n 5 --old-flag".into()]);
+        let reasons = compare(&s, Some(&locked), &params(1.0), &[], &[]);
+        assert!(
+            matches!(reasons[0], StaleReason::CommandChanged { .. }),
+            "{reasons:?}"
         );
     }
 

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     pub file: PathBuf,
-    pub line: Option<usize>,
-    pub column: Option<usize>,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
     pub stage: Option<String>,
     pub message: String,
     pub hint: Option<String>,
@@ -32,8 +32,9 @@ impl Diagnostic {
     }
 
     pub fn at(mut self, line: Option<usize>, column: Option<usize>) -> Diagnostic {
-        self.line = line;
-        self.column = column;
+        let small = |n: Option<usize>| n.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+        self.line = small(line);
+        self.column = small(column);
         self
     }
 

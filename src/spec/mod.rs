@@ -144,6 +144,11 @@ pub struct Stage {
     pub params: Vec<ParamRef>,
     pub frozen: bool,
     pub always_changed: bool,
+    /// `cmd` as written, before `${…}` rendering (empty for built-ins), and
+    /// the values its references had: they let `pipe status` tell a command
+    /// edit from a param that changed inside the command.
+    pub cmd_template: Vec<String>,
+    pub cmd_vars: BTreeMap<String, Json>,
 }
 
 /// Reads and resolves `pipeline.yaml` in `root`.

@@ -25,6 +25,15 @@ pub fn resolve(root: &Path, text: &str) -> Result<Pipeline, PipelineError> {
             .hint("declare stages under `stages:`, e.g.\n  stages:\n    hello:\n      cmd: echo hello > hello.txt\n      outs: [hello.txt]")
             .into());
     }
+    if serde_yaml::from_str::<Value>(text).is_ok_and(|v| !v.is_mapping()) {
+        return Err(Diagnostic::new(
+            PIPELINE_FILE,
+            "the pipeline file must be a mapping with a `stages:` key",
+        )
+        .at(Some(1), Some(1))
+        .hint("start it with `stages:` and put one stage name per line below it")
+        .into());
+    }
     let source = SourceMap::new(text);
     let duplicates: Vec<Diagnostic> = source
         .duplicates()
@@ -356,15 +365,22 @@ fn convert(
             }
             Ok(p) => {
                 if let Some(msg) = symlink_escape(root, &p) {
-                    diags.push(at(text, format!("{field}: {msg}")));
+                    diags.push(
+                        at(text, format!("{field}: {msg}"))
+                            .hint("pipe only tracks files inside the project: copy the data in, or point the symlink inside it"),
+                    );
                     return None;
                 }
                 Some(p)
             }
             Err(e) => {
-                diags.push(
-                    at(text, format!("{field}: {e}")).hint("keep every path inside the project"),
-                );
+                let hint = match e {
+                    crate::paths::PathError::Absolute(_) => {
+                        "write it relative to the project root (or to the stage's `wdir`)"
+                    }
+                    _ => "keep every path inside the project: the directory holding pipeline.yaml",
+                };
+                diags.push(at(text, format!("{field}: {e}")).hint(hint));
                 None
             }
         }
@@ -521,6 +537,14 @@ fn convert(
     deps.sort();
     deps.dedup();
 
+    let cmd_template: Vec<String> = match (&action, &body.cmd) {
+        (Some(Action::Cmd(_)), Some(Value::String(s))) => vec![s.clone()],
+        (Some(Action::Cmd(_)), Some(Value::Sequence(items))) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    };
     match action {
         Some(action) if diags.is_empty() => Ok(Stage {
             name: name.to_string(),
@@ -532,6 +556,12 @@ fn convert(
             params: params_refs,
             frozen: body.frozen.unwrap_or(false),
             always_changed: body.always_changed.unwrap_or(false),
+            cmd_vars: cmd_template
+                .iter()
+                .flat_map(|t| Context::references(t))
+                .filter_map(|name| ctx.lookup(&name).map(|v| (name, params::to_json(v))))
+                .collect(),
+            cmd_template,
         }),
         _ => Err(diags),
     }
@@ -749,7 +779,20 @@ fn check_param(
                             &params::to_json(&Value::Mapping(m.clone())),
                             &mut flat,
                         );
-                        flat.into_keys().collect::<Vec<_>>()
+                        // Leaves and the sections above them (`fit`, `fit.C`).
+                        let mut keys: Vec<String> = flat.into_keys().collect();
+                        let sections: Vec<String> = keys
+                            .iter()
+                            .flat_map(|k| {
+                                k.match_indices('.')
+                                    .map(|(i, _)| k[..i].to_string())
+                                    .collect::<Vec<_>>()
+                            })
+                            .collect();
+                        keys.extend(sections);
+                        keys.sort();
+                        keys.dedup();
+                        keys
                     }
                     _ => Vec::new(),
                 };
@@ -899,6 +942,20 @@ mod tests {
         assert!(first_error(&[], "stages:\n  a: [\n").starts_with("pipeline.yaml:"));
         assert!(first_error(&[], "\n# nothing\n").contains("the pipeline file is empty"));
         assert!(first_error(&[], "stages: {}\n").contains("no stages"));
+    }
+
+    #[test]
+    fn a_misspelt_params_section_gets_a_suggestion() {
+        let err = first_error(
+            &[("params.yaml", "fit: {C: 1}\n")],
+            "stages:\n  t:\n    cmd: x\n    params: [fitt]\n",
+        );
+        assert!(err.contains("did you mean `fit`?"), "{err}");
+        let err = first_error(&[], "- a\n- b\n");
+        assert!(
+            err.contains("must be a mapping with a `stages:` key"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -71,29 +71,7 @@ impl Context {
 
     /// Expands every `${…}` in `text`.
     pub fn render(&self, text: &str) -> Result<String, TemplateError> {
-        let mut out = String::with_capacity(text.len());
-        let mut rest = text;
-        while let Some(pos) = rest.find("${") {
-            if pos > 0 && rest.as_bytes()[pos - 1] == b'\\' {
-                out.push_str(&rest[..pos - 1]);
-                out.push_str("${");
-                rest = &rest[pos + 2..];
-                continue;
-            }
-            out.push_str(&rest[..pos]);
-            let after = &rest[pos + 2..];
-            let end = after
-                .find('}')
-                .ok_or_else(|| TemplateError::Unclosed(text.to_string()))?;
-            let name = after[..end].trim();
-            let value = self
-                .lookup(name)
-                .ok_or_else(|| TemplateError::Undefined(name.to_string()))?;
-            out.push_str(&scalar_text(name, value)?);
-            rest = &after[end + 1..];
-        }
-        out.push_str(rest);
-        Ok(out)
+        render_with(text, |name| self.lookup(name).cloned())
     }
 
     /// Expands a YAML value: a string that is exactly `${name}` becomes the
@@ -128,6 +106,34 @@ impl Context {
             other => other.clone(),
         })
     }
+}
+
+/// Expands every `${…}` in `text`, looking names up with `lookup`.
+pub fn render_with(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<Value>,
+) -> Result<String, TemplateError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find("${") {
+        if pos > 0 && rest.as_bytes()[pos - 1] == b'\\' {
+            out.push_str(&rest[..pos - 1]);
+            out.push_str("${");
+            rest = &rest[pos + 2..];
+            continue;
+        }
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| TemplateError::Unclosed(text.to_string()))?;
+        let name = after[..end].trim();
+        let value = lookup(name).ok_or_else(|| TemplateError::Undefined(name.to_string()))?;
+        out.push_str(&scalar_text(name, &value)?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 fn step<'v>(value: &'v Value, part: &str) -> Option<&'v Value> {
