@@ -74,20 +74,155 @@ pub fn find(name: &str) -> Option<&'static Builtin> {
     REGISTRY.iter().find(|b| b.name == name)
 }
 
-static REGISTRY: &[Builtin] = &[Builtin {
-    name: "synth",
-    version: pipe_stages::synth::VERSION,
-    summary: "write a deterministic synthetic labelled review corpus (PhraseId SentenceId Phrase Sentiment)",
-    args: &[Arg {
-        name: "out",
-        role: ArgRole::Output(OutKind::Out),
+const fn input(name: &'static str, help: &'static str) -> Arg {
+    Arg {
+        name,
+        role: ArgRole::Input,
         required: true,
-        help: "the TSV file to write",
-    }],
-    run: run_synth,
-}];
+        help,
+    }
+}
+
+const fn output(name: &'static str, kind: OutKind, help: &'static str) -> Arg {
+    Arg {
+        name,
+        role: ArgRole::Output(kind),
+        required: true,
+        help,
+    }
+}
+
+const fn option(name: &'static str, help: &'static str) -> Arg {
+    Arg {
+        name,
+        role: ArgRole::Option,
+        required: false,
+        help,
+    }
+}
+
+static REGISTRY: &[Builtin] = &[
+    Builtin {
+        name: "synth",
+        version: pipe_stages::synth::VERSION,
+        summary: "write a deterministic synthetic labelled review corpus (PhraseId SentenceId Phrase Sentiment)",
+        args: &[output("out", OutKind::Out, "the TSV file to write")],
+        run: run_synth,
+    },
+    Builtin {
+        name: "split",
+        version: pipe_stages::split::VERSION,
+        summary: "keep the chosen classes of a TSV/CSV/parquet table and split it into train and test parquet files",
+        args: &[
+            input("input", "the table to split (.tsv, .csv or .parquet)"),
+            output("train", OutKind::Out, "the train parquet file to write"),
+            output("test", OutKind::Out, "the test parquet file to write"),
+            option("format", "tsv, csv or parquet, when the extension does not say"),
+        ],
+        run: run_split,
+    },
+    Builtin {
+        name: "vectorize",
+        version: pipe_stages::stage::vectorize::VERSION,
+        summary: "fit a bag-of-words TF-IDF vectorizer on train; write it and the train/test feature matrices",
+        args: &[
+            input("train", "the train parquet file (from split)"),
+            input("test", "the test parquet file (from split)"),
+            output("vectorizer", OutKind::Out, "the fitted vectorizer file to write"),
+            output("train_features", OutKind::Out, "the train feature matrix to write"),
+            output("test_features", OutKind::Out, "the test feature matrix to write"),
+            option("text_column", "the column holding the text (default Phrase)"),
+        ],
+        run: run_vectorize,
+    },
+    Builtin {
+        name: "fit",
+        version: pipe_stages::stage::fit::VERSION,
+        summary: "fit an L2-regularised logistic regression; write the model file",
+        args: &[
+            input("features", "the train feature matrix (from vectorize)"),
+            input("vectorizer", "the vectorizer file (from vectorize)"),
+            output("model", OutKind::Out, "the model file to write"),
+        ],
+        run: run_fit,
+    },
+    Builtin {
+        name: "score",
+        version: pipe_stages::stage::score::VERSION,
+        summary: "score a model on the test features: metrics JSON and plot data",
+        args: &[
+            input("model", "the model file (from fit)"),
+            input("features", "the test feature matrix (from vectorize)"),
+            output("metrics", OutKind::Metric, "the metrics JSON to write"),
+            output("plots", OutKind::Plot, "the plot data JSON to write (ROC points, confusion counts)"),
+        ],
+        run: run_score,
+    },
+];
+
+fn option_text<'a>(call: &'a BuiltinCall, name: &str) -> Result<Option<&'a str>, String> {
+    match call.options.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(format!("with.{name} must be a string, not {other}")),
+    }
+}
 
 fn run_synth(call: &BuiltinCall) -> Result<(), String> {
     let params = pipe_stages::synth::SynthParams::from_json(call.params)?;
     pipe_stages::synth::write_corpus(&call.paths["out"], &params).map_err(|e| e.to_string())
+}
+
+fn run_split(call: &BuiltinCall) -> Result<(), String> {
+    let params = pipe_stages::split::SplitParams::from_json(call.params)?;
+    let format = option_text(call, "format")?;
+    pipe_stages::split::run_split(
+        &call.paths["input"],
+        format,
+        &call.paths["train"],
+        &call.paths["test"],
+        &params,
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+fn run_vectorize(call: &BuiltinCall) -> Result<(), String> {
+    let params = pipe_stages::vectorize::VectorizeParams::from_json(call.params)?;
+    let text_column = option_text(call, "text_column")?.unwrap_or("Phrase");
+    pipe_stages::stage::vectorize::run_vectorize(
+        &call.paths["train"],
+        &call.paths["test"],
+        &call.paths["vectorizer"],
+        &call.paths["train_features"],
+        &call.paths["test_features"],
+        text_column,
+        &params,
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+fn run_fit(call: &BuiltinCall) -> Result<(), String> {
+    let params = pipe_stages::logistic::LogisticParams::from_json(call.params)?;
+    pipe_stages::stage::fit::run_fit(
+        &call.paths["features"],
+        &call.paths["vectorizer"],
+        &call.paths["model"],
+        &params,
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+fn run_score(call: &BuiltinCall) -> Result<(), String> {
+    pipe_stages::stage::score::ScoreParams::from_json(call.params)?;
+    pipe_stages::stage::score::run_score(
+        &call.paths["model"],
+        &call.paths["features"],
+        &call.paths["metrics"],
+        &call.paths["plots"],
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string())
 }

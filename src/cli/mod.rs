@@ -9,6 +9,7 @@
 mod checkout;
 mod dag;
 mod gc;
+mod predict;
 mod progress;
 mod repro;
 mod status;
@@ -40,6 +41,7 @@ enum Command {
     Dag(dag::DagArgs),
     Checkout(checkout::CheckoutArgs),
     Gc(gc::GcArgs),
+    Predict(predict::PredictArgs),
 }
 
 /// An error for the user: the message, hints, and the exit code.
@@ -76,6 +78,7 @@ pub fn main() -> ExitCode {
             Command::Dag(args) => dag::run(&cwd, args),
             Command::Checkout(args) => checkout::run(&cwd, args),
             Command::Gc(args) => gc::run(&cwd, args),
+            Command::Predict(args) => predict::run(&cwd, args),
         }
     })();
     match result {

@@ -7,6 +7,21 @@
 //!
 //! - [`synth`]: a deterministic synthetic review corpus for the demo.
 //!
+//! The stages of the sentiment pipeline, from files to files (see
+//! [`stage`] for the chain and its file formats):
+//!
+//! - [`split`]: filter, map labels to classes, seeded train/test split.
+//! - [`stage::vectorize`], [`stage::fit`], [`stage::score`].
+//!
+//! Their file I/O:
+//!
+//! - [`table`]: TSV, CSV and parquet tables through polars, with errors
+//!   that name the file, line and column.
+//! - [`features`]: a sparse design matrix and its labels as one versioned
+//!   binary file.
+//! - `atomic` (private): every output is written to a temporary file and
+//!   renamed into place.
+//!
 //! The numerical core of the text classifier, over in-memory data (file
 //! I/O lives elsewhere), equal to scikit-learn's `CountVectorizer` →
 //! `TfidfTransformer` → `LogisticRegression(solver="lbfgs")`:
@@ -26,12 +41,17 @@
 //! in ndarray and linfa's own crates for two calls, and linfa-logistic
 //! needs dense input; plain functions and methods do the job.
 
+mod atomic;
+pub mod features;
 pub mod lbfgs;
 pub mod line_search;
 pub mod logistic;
 pub mod metrics;
 pub mod model;
 pub mod sparse;
+pub mod split;
+pub mod stage;
 pub mod synth;
+pub mod table;
 pub mod text;
 pub mod vectorize;

@@ -47,9 +47,23 @@
 //! that are not a `pipe-model` at all. Saving writes a temporary file next
 //! to the target and renames it into place, so a model file is never half
 //! written.
+//!
+//! # The vectorizer file (`pipe-vectorizer`, `format_version` 1)
+//!
+//! The `vectorize` stage runs before `fit`, so the fitted vectorizer is
+//! saved on its own by [`save_vectorizer`], as the `vectorizer` object
+//! above under a header of its own:
+//!
+//! ```json
+//! {"format": "pipe-vectorizer", "format_version": 1,
+//!  "vectorizer": {"algorithm_version": 1, "params": {...}, "vocabulary": [...], "idf": [...]}}
+//! ```
+//!
+//! [`load_vectorizer`] reads it back with the same checks, and
+//! [`Model::from_parts`] joins a loaded vectorizer and a classifier fitted
+//! on its matrix into a [`Model`] without refitting anything.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -63,6 +77,10 @@ use crate::vectorize::{self, TfidfVectorizer, VectorizeError, VectorizeParams, V
 pub const FORMAT: &str = "pipe-model";
 /// The layout version this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
+/// The value of the `format` field of a vectorizer file.
+pub const VECTORIZER_FORMAT: &str = "pipe-vectorizer";
+/// The vectorizer file layout version this build reads and writes.
+pub const VECTORIZER_FORMAT_VERSION: u32 = 1;
 
 #[derive(Debug, Error)]
 pub enum ModelError {
@@ -70,31 +88,141 @@ pub enum ModelError {
     Vectorize(#[from] VectorizeError),
     #[error(transparent)]
     Logistic(#[from] LogisticError),
-    #[error("failed to write the model `{path}`")]
+    #[error("failed to write `{path}`")]
     Write {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("failed to read the model `{path}`")]
+    #[error("failed to read `{path}`")]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("`{path}` is not a pipe model file: {reason}")]
-    NotAModel { path: PathBuf, reason: String },
+    #[error("`{path}` is not a {kind} file: {reason}")]
+    NotAModel {
+        path: PathBuf,
+        /// `pipe model` or `pipe vectorizer`.
+        kind: &'static str,
+        reason: String,
+    },
     #[error(
-        "`{path}` is a pipe model in format version {found}, but this pipe reads version {supported}\n\
-         Hint: refit the model with this version of pipe (`pipe repro`)"
+        "`{path}` is a {kind} in format version {found}, but this pipe reads version {supported}\n\
+         Hint: refit it with this version of pipe (`pipe repro`)"
     )]
     UnsupportedVersion {
         path: PathBuf,
+        kind: &'static str,
         found: u64,
         supported: u32,
     },
-    #[error("the model file `{path}` is damaged: {reason}")]
-    Corrupt { path: PathBuf, reason: String },
+    #[error("the {kind} file `{path}` is damaged: {reason}")]
+    Corrupt {
+        path: PathBuf,
+        kind: &'static str,
+        reason: String,
+    },
+}
+
+/// A JSON file format: its `format` value, version, and name in messages.
+struct FileKind {
+    format: &'static str,
+    version: u32,
+    name: &'static str,
+}
+
+const MODEL_FILE: FileKind = FileKind {
+    format: FORMAT,
+    version: FORMAT_VERSION,
+    name: "pipe model",
+};
+const VECTORIZER_FILE: FileKind = FileKind {
+    format: VECTORIZER_FORMAT,
+    version: VECTORIZER_FORMAT_VERSION,
+    name: "pipe vectorizer",
+};
+
+/// Writes `value` as one line of JSON to `path`, atomically.
+fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ModelError> {
+    crate::atomic::write(path, |w| {
+        serde_json::to_writer(&mut *w, value).map_err(std::io::Error::from)?;
+        w.write_all(b"\n")
+    })
+    .map_err(|source| ModelError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads `path` as JSON of `kind` and checks its `format` and
+/// `format_version` fields; returns the whole value.
+fn load_json(path: &Path, kind: &FileKind) -> Result<Value, ModelError> {
+    let bytes = std::fs::read(path).map_err(|source| ModelError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let not_a_model = |reason: String| ModelError::NotAModel {
+        path: path.to_path_buf(),
+        kind: kind.name,
+        reason,
+    };
+    let value: Value =
+        serde_json::from_slice(&bytes).map_err(|e| not_a_model(format!("it is not JSON ({e})")))?;
+    match value.get("format").and_then(Value::as_str) {
+        Some(f) if f == kind.format => {}
+        Some(other) => return Err(not_a_model(format!("its format is `{other}`"))),
+        None => {
+            return Err(not_a_model(format!(
+                "it has no `format: \"{}\"` field",
+                kind.format
+            )))
+        }
+    }
+    let found = value
+        .get("format_version")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| not_a_model("it has no whole-number `format_version`".into()))?;
+    if found != u64::from(kind.version) {
+        return Err(ModelError::UnsupportedVersion {
+            path: path.to_path_buf(),
+            kind: kind.name,
+            found,
+            supported: kind.version,
+        });
+    }
+    Ok(value)
+}
+
+fn corrupt(path: &Path, kind: &FileKind, reason: String) -> ModelError {
+    ModelError::Corrupt {
+        path: path.to_path_buf(),
+        kind: kind.name,
+        reason,
+    }
+}
+
+/// Writes a fitted vectorizer to `path` (format in the module docs),
+/// atomically, creating parent directories.
+pub fn save_vectorizer(vectorizer: &TfidfVectorizer, path: &Path) -> Result<(), ModelError> {
+    save_json(
+        path,
+        &VectorizerOnlyFile {
+            format: VECTORIZER_FORMAT.to_string(),
+            format_version: VECTORIZER_FORMAT_VERSION,
+            vectorizer: VectorizerFile::of(vectorizer),
+        },
+    )
+}
+
+/// Reads a vectorizer written by [`save_vectorizer`].
+pub fn load_vectorizer(path: &Path) -> Result<TfidfVectorizer, ModelError> {
+    let value = load_json(path, &VECTORIZER_FILE)?;
+    let file: VectorizerOnlyFile = serde_json::from_value(value)
+        .map_err(|e| corrupt(path, &VECTORIZER_FILE, e.to_string()))?;
+    file.vectorizer
+        .into_vectorizer()
+        .map_err(|reason| corrupt(path, &VECTORIZER_FILE, reason))
 }
 
 /// A fitted TF-IDF + logistic regression text classifier.
@@ -146,6 +274,30 @@ impl Model {
         })
     }
 
+    /// Joins a fitted vectorizer and a classifier fitted on its matrix
+    /// (with `params`, ending as `info` says), without refitting.
+    pub fn from_parts(
+        vectorizer: TfidfVectorizer,
+        classifier: LogisticModel,
+        params: LogisticParams,
+        info: &FitInfo,
+    ) -> Result<Model, ModelError> {
+        if classifier.n_features() != vectorizer.vocabulary().len() {
+            return Err(LogisticError::FeatureMismatch {
+                expected: vectorizer.vocabulary().len(),
+                found: classifier.n_features(),
+            }
+            .into());
+        }
+        Ok(Model {
+            vectorizer,
+            classifier,
+            params,
+            n_iter: info.n_iter,
+            converged: info.stop.converged(),
+        })
+    }
+
     pub fn vectorizer(&self) -> &TfidfVectorizer {
         &self.vectorizer
     }
@@ -192,79 +344,22 @@ impl Model {
     /// Writes the model to `path` atomically (temporary file + rename),
     /// creating parent directories.
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
-        let write_err = |source| ModelError::Write {
-            path: path.to_path_buf(),
-            source,
-        };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(write_err)?;
-        }
-        let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-        tmp_name.push(format!(".tmp-{}", std::process::id()));
-        let tmp = path.with_file_name(tmp_name);
-        let result = (|| {
-            let mut w = BufWriter::new(File::create(&tmp)?);
-            serde_json::to_writer(&mut w, &self.to_file()).map_err(std::io::Error::from)?;
-            w.write_all(b"\n")?;
-            w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-            std::fs::rename(&tmp, path)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result.map_err(write_err)
+        save_json(path, &self.to_file())
     }
 
     /// Reads a model written by [`Model::save`].
     pub fn load(path: &Path) -> Result<Model, ModelError> {
-        let bytes = std::fs::read(path).map_err(|source| ModelError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let not_a_model = |reason: String| ModelError::NotAModel {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let value: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| not_a_model(format!("it is not JSON ({e})")))?;
-        match value.get("format").and_then(Value::as_str) {
-            Some(FORMAT) => {}
-            Some(other) => return Err(not_a_model(format!("its format is `{other}`"))),
-            None => {
-                return Err(not_a_model(format!(
-                    "it has no `format: \"{FORMAT}\"` field"
-                )))
-            }
-        }
-        let found = value
-            .get("format_version")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| not_a_model("it has no whole-number `format_version`".into()))?;
-        if found != u64::from(FORMAT_VERSION) {
-            return Err(ModelError::UnsupportedVersion {
-                path: path.to_path_buf(),
-                found,
-                supported: FORMAT_VERSION,
-            });
-        }
-        let corrupt = |reason: String| ModelError::Corrupt {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let file: ModelFile = serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
-        Model::from_file(file).map_err(corrupt)
+        let value = load_json(path, &MODEL_FILE)?;
+        let file: ModelFile =
+            serde_json::from_value(value).map_err(|e| corrupt(path, &MODEL_FILE, e.to_string()))?;
+        Model::from_file(file).map_err(|reason| corrupt(path, &MODEL_FILE, reason))
     }
 
     fn to_file(&self) -> ModelFile {
         ModelFile {
             format: FORMAT.to_string(),
             format_version: FORMAT_VERSION,
-            vectorizer: VectorizerFile {
-                algorithm_version: vectorize::VERSION,
-                params: self.vectorizer.params().to_json(),
-                vocabulary: self.vectorizer.vocabulary().terms().to_vec(),
-                idf: self.vectorizer.idf().to_vec(),
-            },
+            vectorizer: VectorizerFile::of(&self.vectorizer),
             classifier: ClassifierFile {
                 algorithm_version: logistic::VERSION,
                 kind: "logistic_regression".to_string(),
@@ -284,9 +379,7 @@ impl Model {
         if c.kind != "logistic_regression" {
             return Err(format!("unknown classifier kind `{}`", c.kind));
         }
-        let vparams = VectorizeParams::from_json(&v.params)?;
-        let vocabulary = Vocabulary::from_sorted_terms(v.vocabulary)?;
-        let vectorizer = TfidfVectorizer::from_parts(vparams, vocabulary, v.idf)?;
+        let vectorizer = v.into_vectorizer()?;
         let params = LogisticParams::from_json(&c.params)?;
         let classifier = LogisticModel::from_parts(c.classes, c.coef, c.intercept)?;
         if classifier.n_features() != vectorizer.vocabulary().len() {
@@ -323,6 +416,32 @@ struct VectorizerFile {
     params: Map<String, Value>,
     vocabulary: Vec<String>,
     idf: Vec<f64>,
+}
+
+impl VectorizerFile {
+    fn of(v: &TfidfVectorizer) -> VectorizerFile {
+        VectorizerFile {
+            algorithm_version: vectorize::VERSION,
+            params: v.params().to_json(),
+            vocabulary: v.vocabulary().terms().to_vec(),
+            idf: v.idf().to_vec(),
+        }
+    }
+
+    fn into_vectorizer(self) -> Result<TfidfVectorizer, String> {
+        let params = VectorizeParams::from_json(&self.params)?;
+        let vocabulary = Vocabulary::from_sorted_terms(self.vocabulary)?;
+        TfidfVectorizer::from_parts(params, vocabulary, self.idf)
+    }
+}
+
+/// The vectorizer file; see the module docs.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VectorizerOnlyFile {
+    format: String,
+    format_version: u32,
+    vectorizer: VectorizerFile,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -440,6 +559,63 @@ mod tests {
 
         let e = Model::load(&dir.path().join("missing.json")).unwrap_err();
         assert!(matches!(e, ModelError::Read { .. }));
+    }
+
+    #[test]
+    fn vectorizer_file_roundtrips_and_is_told_apart_from_a_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v").join("vectorizer.json");
+        let m = fitted();
+        save_vectorizer(m.vectorizer(), &path).unwrap();
+        assert_eq!(&load_vectorizer(&path).unwrap(), m.vectorizer());
+        let json: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(json["format"], VECTORIZER_FORMAT);
+        assert_eq!(json["vectorizer"]["algorithm_version"], vectorize::VERSION);
+
+        // A model is not a vectorizer file, and the other way round.
+        let model_path = dir.path().join("model.json");
+        m.save(&model_path).unwrap();
+        let e = load_vectorizer(&model_path).unwrap_err().to_string();
+        assert!(
+            e.contains("is not a pipe vectorizer file: its format is `pipe-model`"),
+            "{e}"
+        );
+        let e = Model::load(&path).unwrap_err().to_string();
+        assert!(e.contains("is not a pipe model file"), "{e}");
+
+        let mut json = json;
+        json["vectorizer"]["idf"] = serde_json::json!([1.0]);
+        std::fs::write(&path, json.to_string()).unwrap();
+        let e = load_vectorizer(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("the pipe vectorizer file") && e.contains("is damaged"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn from_parts_joins_without_refitting() {
+        let m = fitted();
+        let (classifier, info) = {
+            let x = m.vectorizer().transform(&TEXTS);
+            logistic::fit(&x, &LABELS, m.params()).unwrap()
+        };
+        let joined = Model::from_parts(
+            m.vectorizer().clone(),
+            classifier,
+            m.params().clone(),
+            &info,
+        )
+        .unwrap();
+        assert_eq!(joined, m);
+        // A classifier of another width is refused.
+        let other = LogisticModel::from_parts(vec![0, 1], vec![vec![0.5; 3]], vec![0.0]).unwrap();
+        let e = Model::from_parts(m.vectorizer().clone(), other, m.params().clone(), &info)
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            ModelError::Logistic(LogisticError::FeatureMismatch { found: 3, .. })
+        ));
     }
 
     #[test]

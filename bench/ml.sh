@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# bench/ml.sh: the built-in ML stages (split → vectorize → fit → score) against
+# their peers, in one run on this machine.
+#
+#   (a) the real data (../shared/data/reviews.tsv) through the whole pipeline:
+#       `pipe repro -f` vs `dvc repro -f` of ../shared/bench/dvc_peer.sh
+#       (DVC + scikit-learn scripts), timed with hyperfine;
+#   (b) a 1,000,000-row corpus from ../shared/bench/make_reviews.py: wall time
+#       and peak memory (/usr/bin/time -v) of `pipe repro -f` vs
+#       ../shared/bench/sklearn_pipeline.py (C=100000), and both accuracies.
+#
+# Run (from any directory):
+#   bench/ml.sh [--quick] [WORKDIR]
+#     --quick  100,000 rows instead of 1,000,000 for (b), fewer hyperfine runs.
+#   Env: PIPE_BIN=path uses that pipe binary instead of `cargo build --release`.
+# Needs: cargo, python3; installs what is missing: hyperfine, time (apt-get),
+# dvc scikit-learn pandas pyarrow numpy (pip). Skips (a) and (b) with a
+# message when ../shared/data is absent.
+set -euo pipefail
+
+quick=0 base=""
+for arg in "$@"; do
+    case $arg in
+        --quick) quick=1 ;;
+        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        -*) echo "ml.sh: unknown option $arg" >&2; exit 2 ;;
+        *) base=$arg ;;
+    esac
+done
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+shared="$repo/../shared"
+data="$shared/data"
+if [[ ! -f $data/reviews.tsv ]]; then
+    echo "ml.sh: $data/reviews.tsv is absent: nothing to measure" >&2
+    exit 0
+fi
+command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; }
+[[ -x /usr/bin/time ]] || { apt-get update -qq && apt-get install -y -qq time; }
+python3 -c "import dvc, sklearn, pandas, pyarrow, numpy" 2>/dev/null ||
+    pip install -q dvc scikit-learn pandas pyarrow pyyaml numpy
+
+work=$(mktemp -d "${base:-${TMPDIR:-/tmp}}/pipe-ml.XXXXXX")
+results="$work/results"
+mkdir -p "$results"
+if [[ -z ${PIPE_BIN:-} ]]; then
+    (cd "$repo" && cargo build --release -q)
+    cp "$repo/target/release/pipe" "$work/pipe"
+    PIPE_BIN="$work/pipe"
+fi
+pipe=$PIPE_BIN
+runs=5
+rows=1000000
+if [[ $quick == 1 ]]; then runs=2 rows=100000; fi
+
+# A pipe project running the four built-in stages on REVIEWS with C.
+make_project() { # DIR REVIEWS C
+    mkdir -p "$1/data"
+    cp "$2" "$1/data/reviews.tsv"
+    cat > "$1/params.yaml" <<EOF
+split: {text_column: Phrase, label_column: Sentiment, classes: {0: 0, 4: 1}, test_size: 0.2, seed: 42}
+vectorize: {}
+fit: {C: $3, max_iter: 1000}
+EOF
+    cat > "$1/pipeline.yaml" <<'EOF'
+stages:
+  split:
+    uses: split
+    with: {input: data/reviews.tsv, train: data/train.parquet, test: data/test.parquet}
+    params: [split]
+  vectorize:
+    uses: vectorize
+    with: {train: data/train.parquet, test: data/test.parquet, vectorizer: model/vectorizer.json,
+           train_features: data/train.features, test_features: data/test.features}
+    params: [vectorize]
+  fit:
+    uses: fit
+    with: {features: data/train.features, vectorizer: model/vectorizer.json, model: model/model.json}
+    params: [fit]
+  score:
+    uses: score
+    with: {model: model/model.json, features: data/test.features, metrics: metrics.json, plots: plots/score.json}
+EOF
+}
+
+echo "== (a) real data, whole pipeline: pipe repro -f vs dvc repro -f"
+make_project "$work/pipe-real" "$data/reviews.tsv" 100000.0
+"$pipe" -C "$work/pipe-real" repro >/dev/null 2>&1
+export DVC_SITE_CACHE_DIR="$work/dvc-site"
+"$shared/bench/dvc_peer.sh" "$work/dvc-real" "$data/reviews.tsv" >/dev/null
+(cd "$work/dvc-real" && dvc repro -q >/dev/null)
+hyperfine -N --warmup 1 --runs "$runs" --export-json "$results/real.json" \
+    -n "pipe repro -f" "$pipe -C $work/pipe-real repro -f" \
+    -n "dvc repro -f" "bash -c 'cd $work/dvc-real && dvc repro -f -q'"
+
+echo "== (b) $rows-row corpus: pipe vs scikit-learn, wall time and peak memory"
+python3 "$shared/bench/make_reviews.py" "$rows" "$work/big.tsv"
+make_project "$work/pipe-big" "$work/big.tsv" 100000.0
+"$pipe" -C "$work/pipe-big" repro >/dev/null 2>&1   # warm the page cache and check it runs
+/usr/bin/time -v "$pipe" -C "$work/pipe-big" repro -f -j 1 > /dev/null 2> "$results/pipe-big.time"
+/usr/bin/time -v python3 "$shared/bench/sklearn_pipeline.py" "$work/big.tsv" --C 100000 \
+    > "$results/sklearn-big.json" 2> "$results/sklearn-big.time"
+cp "$work/pipe-big/metrics.json" "$results/pipe-big-metrics.json"
+
+python3 - "$results" <<'EOF'
+import json, re, sys
+r = sys.argv[1]
+real = {x["command"]: x for x in json.load(open(f"{r}/real.json"))["results"]}
+def wall(path):
+    text = open(path).read()
+    m = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", text)
+    h, mnt, s = m.groups()
+    return int(h or 0) * 3600 + int(mnt) * 60 + float(s)
+def peak(path):
+    return int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(path).read()).group(1)) / 1024
+p, d = real["pipe repro -f"]["mean"], real["dvc repro -f"]["mean"]
+pw, sw = wall(f"{r}/pipe-big.time"), wall(f"{r}/sklearn-big.time")
+pm, sm = peak(f"{r}/pipe-big.time"), peak(f"{r}/sklearn-big.time")
+pa = json.load(open(f"{r}/pipe-big-metrics.json"))["accuracy"]
+sa = json.loads(open(f"{r}/sklearn-big.json").read().strip().splitlines()[-1])["accuracy"]
+print()
+print("| workload | pipe | peer | ratio |")
+print("| --- | --- | --- | --- |")
+print(f"| (a) real data, full pipeline (peer: `dvc repro -f`, DVC + scikit-learn) | {p:.2f} s | {d:.2f} s | {d/p:.1f}× faster |")
+print(f"| (b) large corpus, wall time (peer: `sklearn_pipeline.py`) | {pw:.2f} s | {sw:.2f} s | {sw/pw:.1f}× faster |")
+print(f"| (b) large corpus, peak memory | {pm:.0f} MB | {sm:.0f} MB | {pm/sm:.2f}× of the peer |")
+print(f"| (b) large corpus, accuracy | {pa:.4f} | {sa:.4f} | Δ {abs(pa-sa):.4f} |")
+EOF
+echo
+echo "results: $results"
+rm -rf "$work/pipe-real" "$work/dvc-real" "$work/pipe-big" "$work/big.tsv" "$work/dvc-site" "$work/pipe"

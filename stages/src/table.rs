@@ -1,0 +1,759 @@
+//! `table`: read a table from TSV, CSV or parquet; write parquet.
+//!
+//! The stages read their input tables here and nowhere else, so every
+//! table error reads the same: it names the file, the line (or row) and
+//! the column, and says what to do.
+//!
+//! # Formats
+//!
+//! | format | chosen by | read as |
+//! | --- | --- | --- |
+//! | `tsv` | `.tsv`, `.tab`, or `format: tsv` | tab-separated text |
+//! | `csv` | `.csv`, or `format: csv` | comma-separated text |
+//! | `parquet` | `.parquet`, `.pq`, or `format: parquet` | Apache Parquet |
+//!
+//! An explicit format wins over the extension. Anything else is an error
+//! that lists the valid names.
+//!
+//! # Text files
+//!
+//! A text table is UTF-8 with a header row naming the columns, one row per
+//! line (`\n` or `\r\n`), and **no quoting**: the movie-review phrases
+//! contain `"` characters and are written as they are, so a quote is an
+//! ordinary character and a separator always ends a field. A field cannot
+//! hold the separator or a newline.
+//!
+//! Before polars sees the bytes, one pass over them checks what polars
+//! would report vaguely or not at all, and reports it with a line number:
+//!
+//! - the bytes are UTF-8 (`line 1234 is not valid UTF-8 (byte 0xff at
+//!   column 17)`, the column counted in bytes from 1);
+//! - the file is not empty and has at least one row under its header;
+//! - header names are unique;
+//! - every line has as many fields as the header (an empty line in the
+//!   middle is an error too; empty lines at the very end are ignored).
+//!
+//! Because every row is exactly one line, data row `i` (from 0) is line
+//! `i + 2`, which is how later errors (a label that is not an integer, …)
+//! point back into the file; see [`Table::location`].
+//!
+//! Column types: polars infers them (so `PhraseId` and `Sentiment` come out
+//! as integers) from the first 1000 rows, or, when a later row does not
+//! fit the types so found, from every row (a second read: scanning every
+//! row up front would make the common case 60 % slower), except for the columns the caller names as *text
+//! columns*, which are always read as strings, whatever they look like (a
+//! phrase column whose first rows are `"10"` or `"1984"` must stay text).
+//! In text columns an empty field reads as null; [`Table::texts`] turns
+//! null into the empty string.
+//!
+//! # Writing
+//!
+//! [`write_parquet`] writes zstd-compressed parquet through a temporary
+//! file in the target's directory and renames it into place, so an output
+//! is either complete or absent. pandas (pyarrow) and polars read it.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::fs::File;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use polars::prelude::*;
+use thiserror::Error;
+
+use crate::atomic;
+
+/// Rows of a text table that the first attempt infers column types from.
+const INFER_ROWS: usize = 1000;
+
+/// The valid format names, for messages.
+pub const FORMAT_NAMES: &str = "tsv, csv or parquet";
+/// The extensions that choose a format, for messages.
+pub const EXTENSIONS: &str = ".tsv, .tab (tsv), .csv (csv), .parquet, .pq (parquet)";
+
+/// Why a table could not be read or written.
+#[derive(Debug, Error)]
+pub enum TableError {
+    #[error("unknown table format `{name}` (valid formats: {FORMAT_NAMES})")]
+    UnknownFormat { name: String },
+    #[error(
+        "`{path}`: cannot tell the table format from the file name (known extensions: {EXTENSIONS})\n\
+         Hint: name the format with the `format` option ({FORMAT_NAMES})"
+    )]
+    UnknownExtension { path: PathBuf },
+    #[error("failed to read `{path}`")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{path}`: line {line} is not valid UTF-8 (byte {byte:#04x} at column {column})\nHint: save the file as UTF-8")]
+    NotUtf8 {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        byte: u8,
+    },
+    #[error("`{path}` is empty: a table needs a header row naming its columns")]
+    Empty { path: PathBuf },
+    #[error("`{path}` has a header but no rows")]
+    NoRows { path: PathBuf },
+    #[error("`{path}`: the header names column `{column}` twice")]
+    DuplicateColumn { path: PathBuf, column: String },
+    #[error("`{path}`: line {line} is empty\nHint: remove it; rows are one per line")]
+    EmptyLine { path: PathBuf, line: usize },
+    #[error(
+        "`{path}`: line {line} has {found} fields but the header has {expected}\n\
+         Hint: fields are separated by {separator} and never quoted, so a field cannot contain {separator}"
+    )]
+    FieldCount {
+        path: PathBuf,
+        line: usize,
+        found: usize,
+        expected: usize,
+        separator: Separator,
+    },
+    #[error("`{path}` has no column `{column}` (its columns: {})", quoted_list(.existing))]
+    MissingColumn {
+        path: PathBuf,
+        column: String,
+        existing: Vec<String>,
+    },
+    #[error("column `{column}` of `{path}` holds {dtype} values, not text")]
+    NotText {
+        path: PathBuf,
+        column: String,
+        dtype: String,
+    },
+    #[error("column `{column}` of `{path}` holds {dtype} values, not integers")]
+    NotIntegers {
+        path: PathBuf,
+        column: String,
+        dtype: String,
+    },
+    #[error("`{path}`: column `{column}` at {location} is {value}, not an integer")]
+    NotInteger {
+        path: PathBuf,
+        column: String,
+        location: String,
+        value: String,
+    },
+    #[error("failed to parse `{path}` as {format}: {source}")]
+    Parse {
+        path: PathBuf,
+        format: Format,
+        #[source]
+        source: PolarsError,
+    },
+    #[error("failed to write `{path}`: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: PolarsError,
+    },
+    #[error("failed to write `{path}`")]
+    WriteIo {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `a`, `b`, `c` with backticks, for messages.
+pub(crate) fn quoted_list<S: AsRef<str>>(items: &[S]) -> String {
+    items
+        .iter()
+        .map(|s| format!("`{}`", s.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A table file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Tsv,
+    Csv,
+    Parquet,
+}
+
+/// The field separator of a text format, printable in messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Separator(pub u8);
+
+impl fmt::Display for Separator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            b'\t' => f.write_str("tabs"),
+            b',' => f.write_str("commas"),
+            other => write!(f, "{:?}", other as char),
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Tsv => "tsv",
+            Format::Csv => "csv",
+            Format::Parquet => "parquet",
+        })
+    }
+}
+
+impl Format {
+    /// The format called `name` (`tsv`, `csv` or `parquet`, any case).
+    pub fn from_name(name: &str) -> Result<Format, TableError> {
+        match name.to_ascii_lowercase().as_str() {
+            "tsv" => Ok(Format::Tsv),
+            "csv" => Ok(Format::Csv),
+            "parquet" => Ok(Format::Parquet),
+            _ => Err(TableError::UnknownFormat {
+                name: name.to_string(),
+            }),
+        }
+    }
+
+    /// The format named by the extension of `path`.
+    pub fn from_path(path: &Path) -> Result<Format, TableError> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("tsv" | "tab") => Ok(Format::Tsv),
+            Some("csv") => Ok(Format::Csv),
+            Some("parquet" | "pq") => Ok(Format::Parquet),
+            _ => Err(TableError::UnknownExtension {
+                path: path.to_path_buf(),
+            }),
+        }
+    }
+
+    /// The explicit format if given, else the one of the extension.
+    pub fn resolve(path: &Path, explicit: Option<&str>) -> Result<Format, TableError> {
+        match explicit {
+            Some(name) => Format::from_name(name),
+            None => Format::from_path(path),
+        }
+    }
+
+    /// The field separator of a text format.
+    pub fn separator(self) -> Option<u8> {
+        match self {
+            Format::Tsv => Some(b'\t'),
+            Format::Csv => Some(b','),
+            Format::Parquet => None,
+        }
+    }
+}
+
+/// A table read from a file, remembering where it came from so that its
+/// errors can name the file and the line.
+#[derive(Debug, Clone)]
+pub struct Table {
+    path: PathBuf,
+    format: Format,
+    df: DataFrame,
+}
+
+impl Table {
+    /// Reads `path` in `format` (or the format of its extension).
+    /// `text_columns` are read as strings whatever they look like (when the
+    /// file has them; a missing one is not an error here, [`Table::column`]
+    /// reports it when asked for).
+    pub fn read(
+        path: &Path,
+        format: Option<&str>,
+        text_columns: &[&str],
+    ) -> Result<Table, TableError> {
+        let format = Format::resolve(path, format)?;
+        let df = match format.separator() {
+            Some(separator) => read_text(path, format, separator, text_columns)?,
+            None => read_parquet(path)?,
+        };
+        Ok(Table {
+            path: path.to_path_buf(),
+            format,
+            df,
+        })
+    }
+
+    /// Wraps a frame read elsewhere (for tests and callers that build one).
+    pub fn from_frame(path: &Path, format: Format, df: DataFrame) -> Table {
+        Table {
+            path: path.to_path_buf(),
+            format,
+            df,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    pub fn frame(&self) -> &DataFrame {
+        &self.df
+    }
+
+    pub fn into_frame(self) -> DataFrame {
+        self.df
+    }
+
+    pub fn height(&self) -> usize {
+        self.df.height()
+    }
+
+    /// The column names, in file order.
+    pub fn column_names(&self) -> Vec<String> {
+        self.df
+            .get_column_names()
+            .into_iter()
+            .map(|n| n.to_string())
+            .collect()
+    }
+
+    /// The column `name`, or an error naming the columns that exist.
+    pub fn column(&self, name: &str) -> Result<&Column, TableError> {
+        self.df.column(name).map_err(|_| TableError::MissingColumn {
+            path: self.path.clone(),
+            column: name.to_string(),
+            existing: self.column_names(),
+        })
+    }
+
+    /// Where data row `row` (from 0) is in the file: `line N` for text
+    /// files (the header is line 1), `row N` (from 1) for parquet.
+    pub fn location(&self, row: usize) -> String {
+        match self.format {
+            Format::Parquet => format!("row {}", row + 1),
+            Format::Tsv | Format::Csv => format!("line {}", row + 2),
+        }
+    }
+
+    /// The values of a text column, null read as the empty string.
+    pub fn texts(&self, name: &str) -> Result<Vec<&str>, TableError> {
+        let column = self.column(name)?;
+        let strings = column.str().map_err(|_| TableError::NotText {
+            path: self.path.clone(),
+            column: name.to_string(),
+            dtype: column.dtype().to_string(),
+        })?;
+        Ok(strings.iter().map(|s| s.unwrap_or("")).collect())
+    }
+
+    /// The values of an integer column as `i64`; a null, a float or text
+    /// is an error naming its row.
+    pub fn integers(&self, name: &str) -> Result<Vec<i64>, TableError> {
+        let column = self.column(name)?;
+        let not_integer = |row: usize, value: String| TableError::NotInteger {
+            path: self.path.clone(),
+            column: name.to_string(),
+            location: self.location(row),
+            value,
+        };
+        if let Ok(strings) = column.str() {
+            return strings
+                .iter()
+                .enumerate()
+                .map(|(row, s)| match s {
+                    Some(s) => s
+                        .trim()
+                        .parse::<i64>()
+                        .map_err(|_| not_integer(row, format!("`{s}`"))),
+                    None => Err(not_integer(row, "empty".into())),
+                })
+                .collect();
+        }
+        let not_integers = || TableError::NotIntegers {
+            path: self.path.clone(),
+            column: name.to_string(),
+            dtype: column.dtype().to_string(),
+        };
+        if !column.dtype().is_integer() {
+            return Err(not_integers());
+        }
+        let ints = column.cast(&DataType::Int64).map_err(|_| not_integers())?;
+        let ints = ints.i64().expect("cast to Int64");
+        ints.iter()
+            .enumerate()
+            .map(|(row, v)| v.ok_or_else(|| not_integer(row, "empty".into())))
+            .collect()
+    }
+}
+
+/// Reads and checks a text table, then hands the bytes to polars.
+fn read_text(
+    path: &Path,
+    format: Format,
+    separator: u8,
+    text_columns: &[&str],
+) -> Result<DataFrame, TableError> {
+    let bytes = std::fs::read(path).map_err(|source| TableError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let body = check_text(path, &bytes, separator)?;
+    let header = header_names(body, separator);
+    let overwrite: Schema = header
+        .iter()
+        .filter(|h| text_columns.contains(h))
+        .map(|h| Field::new((*h).into(), DataType::String))
+        .collect();
+    let parse = CsvParseOptions::default()
+        .with_separator(separator)
+        .with_quote_char(None);
+    let read = |infer_rows: Option<usize>| {
+        CsvReadOptions::default()
+            .with_has_header(true)
+            .with_parse_options(parse.clone())
+            .with_schema_overwrite(Some(Arc::new(overwrite.clone())))
+            .with_infer_schema_length(infer_rows)
+            .with_raise_if_empty(true)
+            .into_reader_with_file_handle(Cursor::new(body))
+            .finish()
+    };
+    // Types are inferred from the first rows; when a later row does not
+    // fit (an integer column with `abc` on line 5000), read again with
+    // types inferred from every row, which always fit.
+    read(Some(INFER_ROWS))
+        .or_else(|_| read(None))
+        .map_err(|source| TableError::Parse {
+            path: path.to_path_buf(),
+            format,
+            source,
+        })
+}
+
+fn read_parquet(path: &Path) -> Result<DataFrame, TableError> {
+    let file = File::open(path).map_err(|source| TableError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let df = ParquetReader::new(file)
+        .finish()
+        .map_err(|source| TableError::Parse {
+            path: path.to_path_buf(),
+            format: Format::Parquet,
+            source,
+        })?;
+    if df.width() == 0 {
+        return Err(TableError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    if df.height() == 0 {
+        return Err(TableError::NoRows {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(df)
+}
+
+/// The header's field names (the body starts with the header line).
+fn header_names(body: &[u8], separator: u8) -> Vec<&str> {
+    let end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
+    let line = body[..end].strip_suffix(b"\r").unwrap_or(&body[..end]);
+    std::str::from_utf8(line)
+        .expect("checked UTF-8")
+        .split(separator as char)
+        .collect()
+}
+
+/// The checks of the module docs; returns the bytes without a UTF-8 byte
+/// order mark and without trailing empty lines.
+fn check_text<'a>(path: &Path, bytes: &'a [u8], separator: u8) -> Result<&'a [u8], TableError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if let Err(e) = std::str::from_utf8(bytes) {
+        let good = &bytes[..e.valid_up_to()];
+        let line = 1 + good.iter().filter(|&&b| b == b'\n').count();
+        let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        return Err(TableError::NotUtf8 {
+            path: path.to_path_buf(),
+            line,
+            column: e.valid_up_to() - line_start + 1,
+            byte: bytes[e.valid_up_to()],
+        });
+    }
+    // Trailing empty lines (and a final line end) are not rows.
+    let mut end = bytes.len();
+    while end > 0 && matches!(bytes[end - 1], b'\n' | b'\r') {
+        end -= 1;
+    }
+    let body = &bytes[..end];
+    if body.is_empty() {
+        return Err(TableError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+
+    let mut lines = body.split(|&b| b == b'\n');
+    let header = lines.next().expect("split yields at least one item");
+    let header = header.strip_suffix(b"\r").unwrap_or(header);
+    let names: Vec<&str> = std::str::from_utf8(header)
+        .expect("checked UTF-8")
+        .split(separator as char)
+        .collect();
+    let mut seen = HashSet::new();
+    if let Some(dup) = names.iter().find(|n| !seen.insert(**n)) {
+        return Err(TableError::DuplicateColumn {
+            path: path.to_path_buf(),
+            column: dup.to_string(),
+        });
+    }
+    let expected = names.len();
+    let mut rows = 0usize;
+    for (i, line) in lines.enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let number = i + 2;
+        if line.is_empty() {
+            return Err(TableError::EmptyLine {
+                path: path.to_path_buf(),
+                line: number,
+            });
+        }
+        let found = 1 + line.iter().filter(|&&b| b == separator).count();
+        if found != expected {
+            return Err(TableError::FieldCount {
+                path: path.to_path_buf(),
+                line: number,
+                found,
+                expected,
+                separator: Separator(separator),
+            });
+        }
+        rows += 1;
+    }
+    if rows == 0 {
+        return Err(TableError::NoRows {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(&bytes[..end])
+}
+
+/// Writes `df` to `path` as parquet, atomically (temporary file + rename),
+/// creating parent directories.
+pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<(), TableError> {
+    let mut polars_error = None;
+    let result = atomic::write(path, |file| {
+        ParquetWriter::new(&mut *file).finish(df).map_err(|e| {
+            let io = std::io::Error::other(e.to_string());
+            polars_error = Some(e);
+            io
+        })?;
+        Ok(())
+    });
+    match (result, polars_error) {
+        (Ok(()), _) => Ok(()),
+        (Err(_), Some(source)) => Err(TableError::Write {
+            path: path.to_path_buf(),
+            source,
+        }),
+        (Err(source), None) => Err(TableError::WriteIo {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn read_err(path: &Path) -> String {
+        Table::read(path, None, &[]).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn formats_come_from_the_name_or_the_extension() {
+        let p = Path::new;
+        assert_eq!(Format::from_path(p("a/b.tsv")).unwrap(), Format::Tsv);
+        assert_eq!(Format::from_path(p("b.TAB")).unwrap(), Format::Tsv);
+        assert_eq!(Format::from_path(p("b.csv")).unwrap(), Format::Csv);
+        assert_eq!(Format::from_path(p("b.pq")).unwrap(), Format::Parquet);
+        assert_eq!(Format::from_path(p("b.parquet")).unwrap(), Format::Parquet);
+        assert_eq!(
+            Format::resolve(p("b.txt"), Some("CSV")).unwrap(),
+            Format::Csv
+        );
+        let e = Format::from_path(p("data/b.txt")).unwrap_err().to_string();
+        assert!(
+            e.contains("`data/b.txt`") && e.contains(".tsv, .tab"),
+            "{e}"
+        );
+        assert!(e.contains("Hint: name the format"), "{e}");
+        let e = Format::from_name("xlsx").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "unknown table format `xlsx` (valid formats: tsv, csv or parquet)"
+        );
+    }
+
+    #[test]
+    fn reads_tsv_without_quoting_and_infers_integers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "r.tsv",
+            b"PhraseId\tPhrase\tSentiment\n1\t\"Quoted\" start\t4\n2\tit's \"so\" bad\t0\n3\t10\t2\n",
+        );
+        let t = Table::read(&path, None, &["Phrase"]).unwrap();
+        assert_eq!(t.column_names(), ["PhraseId", "Phrase", "Sentiment"]);
+        assert_eq!(
+            t.texts("Phrase").unwrap(),
+            ["\"Quoted\" start", "it's \"so\" bad", "10"]
+        );
+        assert_eq!(t.integers("Sentiment").unwrap(), [4, 0, 2]);
+        assert_eq!(t.column("Sentiment").unwrap().dtype(), &DataType::Int64);
+        assert_eq!(t.location(0), "line 2");
+    }
+
+    #[test]
+    fn reads_csv_with_crlf_bom_and_empty_texts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "r.csv",
+            b"\xEF\xBB\xBFid,text,y\r\n1,good,1\r\n2,,0\r\n3,bad,0\r\n\r\n",
+        );
+        let t = Table::read(&path, None, &["text"]).unwrap();
+        assert_eq!(t.column_names(), ["id", "text", "y"]);
+        assert_eq!(t.texts("text").unwrap(), ["good", "", "bad"]);
+        assert_eq!(t.integers("y").unwrap(), [1, 0, 0]);
+    }
+
+    #[test]
+    fn parquet_roundtrip_keeps_columns_and_types() {
+        let dir = tempfile::tempdir().unwrap();
+        let tsv = write(dir.path(), "r.tsv", b"a\tb\n1\tx\n2\ty\n");
+        let mut df = Table::read(&tsv, None, &["b"]).unwrap().into_frame();
+        let out = dir.path().join("sub").join("r.parquet");
+        write_parquet(&mut df, &out).unwrap();
+        let back = Table::read(&out, None, &[]).unwrap();
+        assert_eq!(back.frame(), &df);
+        assert_eq!(back.location(1), "row 2");
+        // Only the output is left in its directory: no temporary file.
+        assert_eq!(std::fs::read_dir(out.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_type_change_after_the_first_rows_reads_as_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = String::from("a\tb\n");
+        for i in 0..2000 {
+            s.push_str(&format!("{i}\tx\n"));
+        }
+        s.push_str("abc\ty\n");
+        let t = Table::read(&write(dir.path(), "late.tsv", s.as_bytes()), None, &[]).unwrap();
+        assert_eq!(t.height(), 2001);
+        assert_eq!(t.column("a").unwrap().dtype(), &DataType::String);
+        let e = t.integers("a").unwrap_err().to_string();
+        assert!(
+            e.ends_with("column `a` at line 2002 is `abc`, not an integer"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_names_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "x.tsv", b"a\tb\n1\tok\n2\tbad \xff here\n");
+        let e = read_err(&path);
+        assert!(
+            e.contains("x.tsv`: line 3 is not valid UTF-8 (byte 0xff at column 7)"),
+            "{e}"
+        );
+        // On the first line, column counted from the start of the file.
+        let path = write(dir.path(), "y.tsv", b"\xfe\n");
+        assert!(read_err(&path).contains("line 1 is not valid UTF-8 (byte 0xfe at column 1)"));
+    }
+
+    #[test]
+    fn empty_and_header_only_files_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = read_err(&write(dir.path(), "e.tsv", b""));
+        assert!(e.contains("is empty: a table needs a header row"), "{e}");
+        let e = read_err(&write(dir.path(), "h.tsv", b"a\tb\n"));
+        assert!(e.ends_with("h.tsv` has a header but no rows"), "{e}");
+        let e = read_err(&write(dir.path(), "h2.csv", b"a,b\n\n\n"));
+        assert!(e.ends_with("has a header but no rows"), "{e}");
+    }
+
+    #[test]
+    fn ragged_lines_empty_lines_and_duplicate_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = read_err(&write(dir.path(), "r.tsv", b"a\tb\n1\t2\n1\t2\t3\n"));
+        assert!(
+            e.contains("line 3 has 3 fields but the header has 2") && e.contains("tabs"),
+            "{e}"
+        );
+        let e = read_err(&write(dir.path(), "r.csv", b"a,b\n1,\"x, y\"\n"));
+        assert!(
+            e.contains("line 2 has 3 fields") && e.contains("commas"),
+            "{e}"
+        );
+        let e = read_err(&write(dir.path(), "m.tsv", b"a\tb\n1\t2\n\n3\t4\n"));
+        assert!(e.contains("line 3 is empty"), "{e}");
+        let e = read_err(&write(dir.path(), "d.tsv", b"a\tb\ta\n1\t2\t3\n"));
+        assert!(e.contains("the header names column `a` twice"), "{e}");
+    }
+
+    #[test]
+    fn missing_column_names_the_existing_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "r.tsv", b"PhraseId\tPhrase\n1\tx\n");
+        let t = Table::read(&path, None, &["Sentiment"]).unwrap();
+        let e = t.column("Sentiment").unwrap_err().to_string();
+        assert!(
+            e.ends_with("r.tsv` has no column `Sentiment` (its columns: `PhraseId`, `Phrase`)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn typed_access_errors_name_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "r.tsv", b"t\ty\nx\t1\ny\tpos\n");
+        let t = Table::read(&path, None, &["t", "y"]).unwrap();
+        let e = t.integers("y").unwrap_err().to_string();
+        assert!(
+            e.ends_with("r.tsv`: column `y` at line 3 is `pos`, not an integer"),
+            "{e}"
+        );
+        let path = write(dir.path(), "n.tsv", b"t\ty\n1\t2\n");
+        let t = Table::read(&path, None, &[]).unwrap();
+        let e = t.texts("t").unwrap_err().to_string();
+        assert!(e.contains("column `t` of") && e.contains("not text"), "{e}");
+        let path = write(dir.path(), "f.tsv", b"t\ty\nx\t1.5\n");
+        let t = Table::read(&path, None, &[]).unwrap();
+        let e = t.integers("y").unwrap_err().to_string();
+        assert!(
+            e.contains("column `y` of") && e.ends_with("holds f64 values, not integers"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_file_and_foreign_parquet_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = read_err(&dir.path().join("nope.tsv"));
+        assert!(
+            e.contains("failed to read") && e.contains("nope.tsv"),
+            "{e}"
+        );
+        let path = write(dir.path(), "x.parquet", b"a\tb\n1\t2\n");
+        let e = read_err(&path);
+        assert!(e.contains("x.parquet` as parquet"), "{e}");
+    }
+}
