@@ -36,12 +36,12 @@
 //! - [`metrics`]: accuracy, confusion rates, precision/recall/F1, ROC curve
 //!   and AUC, log loss.
 //! - [`model`]: vectorizer + classifier as one versioned model file.
-//!
-//! There is no dependency on linfa: its `Fit`/`Predict` traits would pull
-//! in ndarray and linfa's own crates for two calls, and linfa-logistic
-//! needs dense input; plain functions and methods do the job.
+//! - [`estimator`]: the classifier behind linfa's `Fit` / `PredictInplace`
+//!   traits over the sparse matrix (linfa-logistic needs dense records, so
+//!   the solver is ours).
 
 mod atomic;
+pub mod estimator;
 pub mod features;
 pub mod lbfgs;
 pub mod line_search;

@@ -133,6 +133,15 @@ pub enum LogisticError {
     NonFinite { row: usize },
     #[error("the model was fitted on {expected} features but the matrix has {found} columns")]
     FeatureMismatch { expected: usize, found: usize },
+    /// An error raised by linfa's dataset layer (see [`crate::estimator`]).
+    #[error("{0}")]
+    Framework(String),
+}
+
+impl From<linfa::Error> for LogisticError {
+    fn from(e: linfa::Error) -> Self {
+        LogisticError::Framework(e.to_string())
+    }
 }
 
 /// How the solver ended.

@@ -17,7 +17,11 @@ use serde::Serialize;
 
 use super::StageError;
 use crate::features;
-use crate::logistic::{self, LogisticParams};
+use linfa::traits::Fit;
+use linfa::DatasetBase;
+use ndarray::Array1;
+
+use crate::logistic::LogisticParams;
 use crate::model::{self, Model};
 
 /// The stage version; it enters the stage fingerprint. It covers
@@ -59,12 +63,15 @@ pub fn run_fit(
         path: train_features.to_path_buf(),
         source,
     };
-    let (classifier, info) = logistic::fit(&train.x, &train.labels, params).map_err(fit_err)?;
+    // Through linfa's `Fit` trait (see `crate::estimator`).
+    let dataset = DatasetBase::new(train.x, Array1::from(train.labels));
+    let (classifier, info) = params.fit(&dataset).map_err(fit_err)?;
+    let rows = dataset.records.nrows();
     let model = Model::from_parts(vectorizer, classifier, params.clone(), &info)?;
     model.save(model_out)?;
     Ok(FitReport {
-        rows: train.x.nrows(),
-        features: train.x.ncols(),
+        rows,
+        features: model.vectorizer().vocabulary().len(),
         classes: model.classes().to_vec(),
         n_iter: model.n_iter(),
         converged: model.converged(),
@@ -74,6 +81,7 @@ pub fn run_fit(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logistic;
     use crate::sparse::Csr;
     use crate::vectorize::{TfidfVectorizer, VectorizeParams};
 
