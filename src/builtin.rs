@@ -160,6 +160,21 @@ static REGISTRY: &[Builtin] = &[
     },
 ];
 
+/// An error with its causes, `outer: inner: …`, skipping causes the outer
+/// message already spells out.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
 fn option_text<'a>(call: &'a BuiltinCall, name: &str) -> Result<Option<&'a str>, String> {
     match call.options.get(name) {
         None | Some(serde_json::Value::Null) => Ok(None),
@@ -170,7 +185,7 @@ fn option_text<'a>(call: &'a BuiltinCall, name: &str) -> Result<Option<&'a str>,
 
 fn run_synth(call: &BuiltinCall) -> Result<(), String> {
     let params = pipe_stages::synth::SynthParams::from_json(call.params)?;
-    pipe_stages::synth::write_corpus(&call.paths["out"], &params).map_err(|e| e.to_string())
+    pipe_stages::synth::write_corpus(&call.paths["out"], &params).map_err(|e| error_chain(&e))
 }
 
 fn run_split(call: &BuiltinCall) -> Result<(), String> {
@@ -184,7 +199,7 @@ fn run_split(call: &BuiltinCall) -> Result<(), String> {
         &params,
     )
     .map(|_| ())
-    .map_err(|e| e.to_string())
+    .map_err(|e| error_chain(&e))
 }
 
 fn run_vectorize(call: &BuiltinCall) -> Result<(), String> {
@@ -200,7 +215,7 @@ fn run_vectorize(call: &BuiltinCall) -> Result<(), String> {
         &params,
     )
     .map(|_| ())
-    .map_err(|e| e.to_string())
+    .map_err(|e| error_chain(&e))
 }
 
 fn run_fit(call: &BuiltinCall) -> Result<(), String> {
@@ -212,7 +227,7 @@ fn run_fit(call: &BuiltinCall) -> Result<(), String> {
         &params,
     )
     .map(|_| ())
-    .map_err(|e| e.to_string())
+    .map_err(|e| error_chain(&e))
 }
 
 fn run_score(call: &BuiltinCall) -> Result<(), String> {
@@ -224,5 +239,5 @@ fn run_score(call: &BuiltinCall) -> Result<(), String> {
         &call.paths["plots"],
     )
     .map(|_| ())
-    .map_err(|e| e.to_string())
+    .map_err(|e| error_chain(&e))
 }

@@ -75,6 +75,8 @@ pub enum StaleReason {
     },
     UpstreamStale {
         stage: String,
+        /// The upstream stage will be restored from the run cache, not run.
+        restored: bool,
     },
 }
 
@@ -125,7 +127,14 @@ impl fmt::Display for StaleReason {
             StaleReason::OutputModified { path } => write!(f, "output {path} modified"),
             StaleReason::OutputAdded { path } => write!(f, "output {path} added"),
             StaleReason::OutputRemoved { path } => write!(f, "output {path} no longer declared"),
-            StaleReason::UpstreamStale { stage } => write!(f, "upstream stage {stage} will rerun"),
+            StaleReason::UpstreamStale {
+                stage,
+                restored: false,
+            } => write!(f, "upstream stage {stage} will rerun"),
+            StaleReason::UpstreamStale {
+                stage,
+                restored: true,
+            } => write!(f, "upstream stage {stage} will be restored"),
         }
     }
 }

@@ -177,10 +177,31 @@ pub fn plan(
     let mut files = ParamsFiles::new(&project.root);
     let chosen: BTreeSet<usize> = selected.iter().copied().collect();
     let mut will_change: BTreeMap<usize, bool> = BTreeMap::new();
+    let mut restored: BTreeMap<RelPath, PathRecord> = BTreeMap::new();
     let mut out = Vec::new();
     for &i in selected {
         let stage = &project.pipeline.stages[i];
-        let seen = observe(stage, hasher, &mut files)?;
+        let mut seen = observe(stage, hasher, &mut files)?;
+        let upstream: Vec<usize> = project
+            .dag
+            .parents(i)
+            .into_iter()
+            .filter(|p| chosen.contains(p) && will_change.contains_key(p))
+            .collect();
+        // When every changing upstream stage will be restored, the deps it
+        // restores are known exactly: decide on them.
+        let all_restored = upstream.iter().all(|p| will_change[p]);
+        let predictable = all_restored
+            && seen.deps.iter().all(|(path, _)| {
+                restored.contains_key(path) || !restored.keys().any(|o: &RelPath| o.overlaps(path))
+            });
+        if !upstream.is_empty() && predictable {
+            for (path, record) in seen.deps.iter_mut() {
+                if let Some(r) = restored.get(path) {
+                    *record = Some(r.clone());
+                }
+            }
+        }
         let mut d = decide(
             stage,
             lock.stages.get(&stage.name),
@@ -188,13 +209,14 @@ pub fn plan(
             &project.cache,
             opts,
         );
-        let upstream: Vec<usize> = project
-            .dag
-            .parents(i)
-            .into_iter()
-            .filter(|p| chosen.contains(p) && will_change.get(p) == Some(&true))
-            .collect();
-        if !upstream.is_empty() && d.verdict != Verdict::Frozen {
+        if !upstream.is_empty() && predictable && d.verdict.needs_work() {
+            for &p in &upstream {
+                d.reasons.push(StaleReason::UpstreamStale {
+                    stage: project.pipeline.stages[p].name.clone(),
+                    restored: true,
+                });
+            }
+        } else if !upstream.is_empty() && !predictable && d.verdict != Verdict::Frozen {
             // What an upstream stage will rewrite is not news about this one.
             let rewritten: Vec<&RelPath> = upstream
                 .iter()
@@ -209,15 +231,25 @@ pub fn plan(
             for p in upstream {
                 d.reasons.push(StaleReason::UpstreamStale {
                     stage: project.pipeline.stages[p].name.clone(),
+                    restored: will_change[&p],
                 });
             }
             // The deps will change under it: a run-cache hit cannot be known yet.
             d.verdict = Verdict::Run;
         }
-        will_change.insert(
-            i,
-            d.verdict == Verdict::Run || matches!(d.verdict, Verdict::Restore { .. }),
-        );
+        // Stages that will change, and whether by a restore (true) or a run.
+        match &d.verdict {
+            Verdict::Run => {
+                will_change.insert(i, false);
+            }
+            Verdict::Restore { record } => {
+                will_change.insert(i, true);
+                for out in &record.outs {
+                    restored.insert(out.path.clone(), out.clone());
+                }
+            }
+            _ => {}
+        }
         out.push(StagePlan {
             stage: stage.name.clone(),
             verdict: d.verdict,

@@ -87,7 +87,9 @@ pub fn main() -> ExitCode {
             let mut err = std::io::stderr().lock();
             for (i, line) in e.message.lines().enumerate() {
                 // Several diagnostics: one `error:` each; their hints stay indented.
-                if i == 0 || !line.starts_with("  ") {
+                if let Some(hint) = line.trim_start().strip_prefix("Hint: ") {
+                    let _ = writeln!(err, "  hint: {hint}");
+                } else if i == 0 || !line.starts_with("  ") {
                     let _ = writeln!(err, "error: {line}");
                 } else {
                     let _ = writeln!(err, "{line}");

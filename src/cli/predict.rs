@@ -25,7 +25,7 @@ pub struct PredictArgs {
 pub fn run(cwd: &Path, args: PredictArgs) -> Result<ExitCode, CliError> {
     let path = cwd.join(&args.model);
     let model = Model::load(&path).map_err(|e| CliError {
-        message: e.to_string(),
+        message: pipe::builtin::error_chain(&e).replace(&format!("{}/", cwd.display()), ""),
         hints: vec![
             "`pipe repro` writes the model with the `fit` stage; pass its path with --model".into(),
         ],

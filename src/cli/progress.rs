@@ -117,7 +117,22 @@ impl Reporter for Progress {
                             secs(elapsed)
                         ));
                     }
-                    Outcome::Failed(why) => self.say(format!("✗ {stage:width$}  failed: {why}")),
+                    Outcome::Failed(why) => {
+                        // Further lines of a message: hints and details, indented.
+                        let mut lines = why.lines();
+                        let mut text = format!(
+                            "✗ {stage:width$}  failed: {}",
+                            lines.next().unwrap_or_default()
+                        );
+                        for line in lines.filter(|l| !l.trim().is_empty()) {
+                            let line = line.trim();
+                            match line.strip_prefix("Hint: ") {
+                                Some(hint) => text.push_str(&format!("\n    hint: {hint}")),
+                                None => text.push_str(&format!("\n    {line}")),
+                            }
+                        }
+                        self.say(text)
+                    }
                     Outcome::Skipped(why) => self.say(format!("- {stage:width$}  skipped: {why}")),
                 }
             }

@@ -116,6 +116,13 @@ mod tests {
             .env(RUN_ID_VAR, "another-run")
             .spawn()
             .unwrap();
+        // Wait until the child has exec'd with its environment (under load the
+        // spawn can return before /proc shows it).
+        let pid = tagged_child.id() as i32;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !tagged("PIPE_RUN_ID=test-run-42").contains(&pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let (marker, _) = RunMarker::start(dir.path()).unwrap();
         let status = tagged_child.wait().unwrap();
         assert!(!status.success(), "the leftover was killed");

@@ -322,11 +322,15 @@ fn skip_downstream(
     reporter: &dyn Reporter,
 ) {
     let name = &project.pipeline.stages[failed].name;
+    let mut below = BTreeSet::new();
     let mut stack = project.dag.children(failed);
     while let Some(c) = stack.pop() {
-        if !chosen.contains(&c) || outcomes.contains_key(&c) {
-            continue;
+        if chosen.contains(&c) && !outcomes.contains_key(&c) && below.insert(c) {
+            stack.extend(project.dag.children(c));
         }
+    }
+    // Report them in pipeline order.
+    for &c in project.dag.order().iter().filter(|c| below.contains(c)) {
         let outcome = Outcome::Skipped(format!("upstream stage {name} failed"));
         reporter.event(Event::Finished {
             stage: &project.pipeline.stages[c].name,
@@ -334,6 +338,5 @@ fn skip_downstream(
             elapsed: Duration::ZERO,
         });
         outcomes.insert(c, (outcome, Duration::ZERO));
-        stack.extend(project.dag.children(c));
     }
 }

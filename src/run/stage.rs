@@ -164,8 +164,10 @@ fn run_builtin(
         options: &options,
         params: &merged,
     };
+    // Built-ins see absolute paths; the user reads project paths.
+    let prefix = format!("{}/", root.display());
     match std::panic::catch_unwind(AssertUnwindSafe(|| (b.run)(&call))) {
-        Ok(result) => result,
+        Ok(result) => result.map_err(|message| message.replace(&prefix, "")),
         Err(panic) => {
             let what = panic
                 .downcast_ref::<String>()

@@ -271,9 +271,10 @@ pub enum SplitError {
         value: String,
     },
     #[error(
-        "test_size {test_size} of {rows} rows leaves {n_train} rows for training and {n_test} for testing; both need at least one"
+        "{}: test_size {test_size} of {rows} rows leaves {n_train} rows for training and {n_test} for testing; both need at least one", path.display()
     )]
     EmptySide {
+        path: PathBuf,
         test_size: TestSize,
         rows: usize,
         n_train: usize,
@@ -418,6 +419,7 @@ pub fn run_split(
     let n_test = params.test_size.n_test(n);
     if n_test == 0 || n_test >= n {
         return Err(SplitError::EmptySide {
+            path: path(),
             test_size: params.test_size,
             rows: n,
             n_train: n.saturating_sub(n_test),

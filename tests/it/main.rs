@@ -10,6 +10,7 @@ mod cache;
 mod concurrency;
 mod dag;
 mod env;
+mod ml;
 mod repro;
 mod spec;
 mod status;
