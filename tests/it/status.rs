@@ -159,7 +159,7 @@ fn json_lists_every_stage_with_verdict_and_typed_reasons() {
         train
             .as_array()
             .unwrap()
-            .contains(&serde_json::json!({"reason": "upstream_stale", "stage": "split"})),
+            .contains(&serde_json::json!({"reason": "upstream_stale", "stage": "split", "restored": false})),
         "{train}"
     );
     let _s = env.settings().bind_to_scope();
