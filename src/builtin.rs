@@ -56,6 +56,9 @@ pub struct Builtin {
     pub summary: &'static str,
     pub args: &'static [Arg],
     pub run: RunFn,
+    /// Checks the stage's merged params without running it, so that a
+    /// misspelt param is reported when the pipeline is loaded.
+    pub check_params: fn(&Map<String, Json>) -> Result<(), String>,
 }
 
 impl Builtin {
@@ -72,6 +75,25 @@ pub fn registry() -> &'static [Builtin] {
 /// The built-in called `name`.
 pub fn find(name: &str) -> Option<&'static Builtin> {
     REGISTRY.iter().find(|b| b.name == name)
+}
+
+/// The params a built-in receives: a section (`params: [fit]`) contributes
+/// its keys, a leaf (`fit.C`) its last key component, a whole file its
+/// top-level keys.
+pub fn merge_params(params: &crate::spec::params::ParamValues) -> Map<String, Json> {
+    let mut merged = Map::new();
+    for keys in params.values() {
+        for (key, value) in keys {
+            match value {
+                Json::Object(map) => merged.extend(map.clone()),
+                other => {
+                    let last = key.rsplit('.').next().unwrap_or(key);
+                    merged.insert(last.to_string(), other.clone());
+                }
+            }
+        }
+    }
+    merged
 }
 
 const fn input(name: &'static str, help: &'static str) -> Arg {
@@ -108,6 +130,7 @@ static REGISTRY: &[Builtin] = &[
         summary: "write a deterministic synthetic labelled review corpus (PhraseId SentenceId Phrase Sentiment)",
         args: &[output("out", OutKind::Out, "the TSV file to write")],
         run: run_synth,
+        check_params: |p| pipe_stages::synth::SynthParams::from_json(p).map(|_| ()),
     },
     Builtin {
         name: "split",
@@ -120,6 +143,7 @@ static REGISTRY: &[Builtin] = &[
             option("format", "tsv, csv or parquet, when the extension does not say"),
         ],
         run: run_split,
+        check_params: |p| pipe_stages::split::SplitParams::from_json(p).map(|_| ()),
     },
     Builtin {
         name: "vectorize",
@@ -134,6 +158,7 @@ static REGISTRY: &[Builtin] = &[
             option("text_column", "the column holding the text (default Phrase)"),
         ],
         run: run_vectorize,
+        check_params: |p| pipe_stages::vectorize::VectorizeParams::from_json(p).map(|_| ()),
     },
     Builtin {
         name: "fit",
@@ -145,6 +170,7 @@ static REGISTRY: &[Builtin] = &[
             output("model", OutKind::Out, "the model file to write"),
         ],
         run: run_fit,
+        check_params: |p| pipe_stages::logistic::LogisticParams::from_json(p).map(|_| ()),
     },
     Builtin {
         name: "score",
@@ -157,6 +183,7 @@ static REGISTRY: &[Builtin] = &[
             output("plots", OutKind::Plot, "the plot data JSON to write (ROC points, confusion counts)"),
         ],
         run: run_score,
+        check_params: |p| pipe_stages::stage::score::ScoreParams::from_json(p).map(|_| ()),
     },
 ];
 

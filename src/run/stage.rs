@@ -5,7 +5,7 @@
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 use super::command::{run_commands, Launch};
 use super::events::{Event, Outcome, Reporter};
@@ -158,7 +158,7 @@ fn run_builtin(
         }
     }
     let options = args.clone();
-    let merged = merge_params(params);
+    let merged = builtin::merge_params(params);
     let call = BuiltinCall {
         paths,
         options: &options,
@@ -179,24 +179,6 @@ fn run_builtin(
             ))
         }
     }
-}
-
-/// A section (`params: [fit]`) contributes its keys; a leaf (`fit.C`) its
-/// last key component; a whole file its top-level keys.
-fn merge_params(params: &ParamValues) -> Map<String, Json> {
-    let mut merged = Map::new();
-    for keys in params.values() {
-        for (key, value) in keys {
-            match value {
-                Json::Object(map) => merged.extend(map.clone()),
-                other => {
-                    let last = key.rsplit('.').next().unwrap_or(key);
-                    merged.insert(last.to_string(), other.clone());
-                }
-            }
-        }
-    }
-    merged
 }
 
 /// Hashes the outputs the stage produced and stores the cached ones.

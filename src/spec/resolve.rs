@@ -523,6 +523,9 @@ fn convert(
     }
     params_refs.sort();
     params_refs.dedup();
+    if let Some(Action::Builtin { name: uses, .. }) = &action {
+        check_builtin_params(uses, &params_refs, files, &at, &mut diags);
+    }
 
     let mut seen = BTreeMap::new();
     for o in &outs {
@@ -803,6 +806,40 @@ fn check_param(
                 diags.push(at(word, format!("param `{key}` is not in {file}")).hint(hint));
             }
         }
+    }
+}
+
+/// Runs the built-in's own params check on the values the stage will get.
+fn check_builtin_params(
+    uses: &str,
+    refs: &[ParamRef],
+    files: &mut ParamsFiles,
+    at: &Locate,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Some(b) = builtin::find(uses) else { return };
+    let mut values = params::ParamValues::new();
+    for r in refs {
+        if let Ok(Some(v)) = files.value(&r.file, &r.key) {
+            values
+                .entry(r.file.as_str().to_string())
+                .or_default()
+                .insert(r.key.clone(), v);
+        }
+    }
+    if let Err(message) = (b.check_params)(&builtin::merge_params(&values)) {
+        let files: Vec<String> = refs
+            .iter()
+            .map(|r| r.file.to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let hint = if files.is_empty() {
+            format!("list the stage's params section under `params:` (e.g. `params: [{uses}]`)")
+        } else {
+            format!("fix it in {}", files.join(", "))
+        };
+        diags.push(at("params", format!("params of `{uses}`: {message}")).hint(hint));
     }
 }
 

@@ -843,11 +843,14 @@ fn split_refuses_an_unknown_param() {
         b"Id\tPhrase\tSentiment\n1\tgood\t4\n2\tbad\t0\n3\tgreat\t4\n4\tawful\t0\n",
         "  classes: {0: 0, 4: 1}\n  tets_size: 0.25",
     );
-    let (out, message) = fails_in_split(&env);
+    // Refused when the pipeline is loaded, before any stage runs.
+    let out = env.pipe(&["repro"]).code(2);
     assert!(
-        message.contains("`tets_size`") && message.contains("test_size"),
-        "names the wrong key and the right one: {message}"
+        out.stderr.contains("`tets_size`") && out.stderr.contains("test_size"),
+        "names the wrong key and the right one: {}",
+        out.stderr
     );
+    assert!(!env.exists("pipeline.lock"), "nothing ran");
     let _s = env.settings().bind_to_scope();
     insta::assert_snapshot!("split_unknown_param", out.stderr);
 }

@@ -156,10 +156,9 @@ fn json_lists_every_stage_with_verdict_and_typed_reasons() {
         "{train}"
     );
     assert!(
-        train
-            .as_array()
-            .unwrap()
-            .contains(&serde_json::json!({"reason": "upstream_stale", "stage": "split", "restored": false})),
+        train.as_array().unwrap().contains(
+            &serde_json::json!({"reason": "upstream_stale", "stage": "split", "restored": false})
+        ),
         "{train}"
     );
     let _s = env.settings().bind_to_scope();
