@@ -17,7 +17,7 @@ use std::fmt;
 use std::fs::Metadata;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::RwLock;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -146,14 +146,16 @@ fn err(path: &Path) -> impl FnOnce(std::io::Error) -> HashError + '_ {
 #[derive(Debug)]
 pub struct Hasher {
     root: PathBuf,
-    cache: Mutex<StatCache>,
+    /// Read-locked on the warm path (every file a hit), so the threads
+    /// hashing a directory do not queue on it.
+    cache: RwLock<StatCache>,
 }
 
 impl Hasher {
     pub fn new(root: &Path, cache: StatCache) -> Hasher {
         Hasher {
             root: root.to_path_buf(),
-            cache: Mutex::new(cache),
+            cache: RwLock::new(cache),
         }
     }
 
@@ -231,12 +233,12 @@ impl Hasher {
 
     fn file(&self, key: &str, abs: &Path, meta: &Metadata) -> Result<Digest, HashError> {
         let stat = StatKey::of(meta);
-        if let Some(d) = self.cache.lock().expect("stat cache lock").get(key, &stat) {
+        if let Some(d) = self.cache.read().expect("stat cache lock").get(key, &stat) {
             return Ok(d);
         }
         let digest = hash_file(abs, meta.len())?;
         self.cache
-            .lock()
+            .write()
             .expect("stat cache lock")
             .insert(key.to_string(), stat, digest);
         Ok(digest)
@@ -244,7 +246,7 @@ impl Hasher {
 
     /// Saves the stat cache if it learnt anything.
     pub fn save(&self) -> std::io::Result<()> {
-        self.cache.lock().expect("stat cache lock").save()
+        self.cache.write().expect("stat cache lock").save()
     }
 }
 
