@@ -789,7 +789,10 @@ mod tests {
         let e = split(&input, &params(r#"{"test_size": 4}"#)).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "test_size 4 rows of 4 rows leaves 0 rows for training and 4 for testing; both need at least one"
+            format!(
+                "{}: test_size 4 rows of 4 rows leaves 0 rows for training and 4 for testing; both need at least one",
+                input.display()
+            )
         );
         // ceil(0.9 · 4) = 4: nothing left to train on.
         let e = split(&input, &params(r#"{"test_size": 0.9}"#)).unwrap_err();
