@@ -28,10 +28,22 @@
 //!
 //! # Memory
 //!
-//! `X` is only read through [`Csr::mul_dense`] and [`Csr::t_mul_dense`];
-//! besides `X` a fit holds a few vectors of `n·k` and `d·k` values (`k` = 1
+//! `X` is read row by row, once per evaluation of the objective: for each
+//! row the product `zᵢ = xᵢ·W + b`, its loss and residual `rᵢ = (pᵢ − yᵢ)/n`,
+//! and at once its share `xᵢᵀ rᵢ` of the gradient, while the row is still
+//! in cache. (Two separate products `X·W` and `Xᵀ·R` would read `X` twice,
+//! and reading `X` is what bounds the fit.) Besides `X`, a fit holds one
+//! partial gradient of `d·k + k` values per block of rows (below; `k` = 1
 //! for two classes, the number of classes otherwise) and the L-BFGS memory
 //! of 2·10 vectors of `d·k + k`.
+//!
+//! # Threads and determinism
+//!
+//! The rows are cut into at most [`GRADIENT_BLOCKS`] blocks, a cut that
+//! depends on `n` only. The blocks run on all cores, each summing its rows
+//! in order into its own loss and gradient; the block results are then added
+//! in block order. No sum depends on how many threads run, so a fit gives
+//! the same bits on any machine.
 //!
 //! Predictions follow sklearn: with two classes the second class is
 //! predicted when `z > 0` and its probability is `1 / (1 + e^{−z})`; with
@@ -42,10 +54,19 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 
 use crate::lbfgs::{self, LbfgsOptions, Stop};
+use rayon::prelude::*;
+
 use crate::sparse::Csr;
 
+/// The most blocks the rows are cut into for a parallel evaluation (see
+/// the module docs); each holds a partial gradient.
+pub const GRADIENT_BLOCKS: usize = 16;
+
+/// The fewest rows in a block: smaller inputs use fewer blocks.
+const MIN_BLOCK_ROWS: usize = 2048;
+
 /// The algorithm version; it enters the stage fingerprint.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogisticParams {
@@ -303,80 +324,134 @@ struct Objective<'a> {
     k: usize,
     /// `1 / (C·n)`.
     l2: f64,
-    z: Vec<f64>,
-    resid: Vec<f64>,
+    /// Rows per block: the last block may be shorter.
+    block_rows: usize,
+    /// One `[∂w (d×k), ∂b (k)]` per block.
+    partials: Vec<Vec<f64>>,
 }
 
 impl<'a> Objective<'a> {
     fn new(x: &'a Csr, target: &'a [usize], k: usize, c: f64) -> Objective<'a> {
         let n = x.nrows();
+        let blocks = n.div_ceil(MIN_BLOCK_ROWS).clamp(1, GRADIENT_BLOCKS);
+        let block_rows = n.div_ceil(blocks).max(1);
+        let len = x.ncols() * k + k;
         Objective {
             x,
             target,
             k,
             l2: 1.0 / (c * n as f64),
-            z: vec![0.0; n * k],
-            resid: vec![0.0; n * k],
+            block_rows,
+            partials: vec![vec![0.0; len]; n.div_ceil(block_rows)],
         }
     }
 
     /// `f(θ)`, writing `∇f(θ)` into `grad`. θ is `[w (d×k, feature-major),
     /// b (k)]`.
     fn eval(&mut self, theta: &[f64], grad: &mut [f64]) -> f64 {
-        let (k, d, n) = (self.k, self.x.ncols(), self.x.nrows());
-        let (w, b) = theta.split_at(d * k);
-        self.x.mul_dense(w, k, &mut self.z);
+        let (x, target, k, block_rows) = (self.x, self.target, self.k, self.block_rows);
+        let n = x.nrows();
         let inv_n = 1.0 / n as f64;
-        let mut loss = 0.0;
-        if k == 1 {
-            for i in 0..n {
-                let z = self.z[i] + b[0];
-                let y = self.target[i] as f64;
-                loss += log1p_exp(z) - y * z;
-                self.resid[i] = (expit(z) - y) * inv_n;
-            }
-        } else {
-            for i in 0..n {
-                let zi = &mut self.z[i * k..(i + 1) * k];
-                for (z, bc) in zi.iter_mut().zip(b) {
-                    *z += bc;
-                }
-                let max = zi.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
-                let sum: f64 = zi.iter().map(|&v| (v - max).exp()).sum();
-                let lse = max + sum.ln();
-                let yi = self.target[i];
-                loss += lse - zi[yi];
-                let ri = &mut self.resid[i * k..(i + 1) * k];
-                for (c, (r, &z)) in ri.iter_mut().zip(zi.iter()).enumerate() {
-                    let p = (z - lse).exp();
-                    *r = (p - if c == yi { 1.0 } else { 0.0 }) * inv_n;
-                }
+        let losses: Vec<f64> = self
+            .partials
+            .par_iter_mut()
+            .enumerate()
+            .map(|(block, partial)| {
+                let rows = block * block_rows..((block + 1) * block_rows).min(n);
+                block_loss(x, target, rows, theta, k, inv_n, partial)
+            })
+            .collect();
+        let loss: f64 = losses.iter().sum();
+        grad.fill(0.0);
+        for partial in &self.partials {
+            for (g, p) in grad.iter_mut().zip(partial) {
+                *g += p;
             }
         }
-        let (gw, gb) = grad.split_at_mut(d * k);
-        self.x.t_mul_dense(&self.resid, k, gw);
+        let d = x.ncols();
+        let w = &theta[..d * k];
         let mut norm2 = 0.0;
-        for (g, &wj) in gw.iter_mut().zip(w) {
+        for (g, &wj) in grad[..d * k].iter_mut().zip(w) {
             *g += self.l2 * wj;
             norm2 += wj * wj;
-        }
-        gb.fill(0.0);
-        for ri in self.resid.chunks_exact(k) {
-            for (g, r) in gb.iter_mut().zip(ri) {
-                *g += r;
-            }
         }
         loss * inv_n + 0.5 * self.l2 * norm2
     }
 }
 
-/// `ln(1 + eᶻ)` without overflow or loss of precision.
-fn log1p_exp(z: f64) -> f64 {
-    if z > 0.0 {
-        z + (-z).exp().ln_1p()
-    } else {
-        z.exp().ln_1p()
+/// The summed loss of `rows`, writing their share of the (unregularised)
+/// gradient into `partial`; see the module docs.
+fn block_loss(
+    x: &Csr,
+    target: &[usize],
+    rows: std::ops::Range<usize>,
+    theta: &[f64],
+    k: usize,
+    inv_n: f64,
+    partial: &mut [f64],
+) -> f64 {
+    let d = x.ncols();
+    let (w, b) = theta.split_at(d * k);
+    partial.fill(0.0);
+    let (gw, gb) = partial.split_at_mut(d * k);
+    let mut loss = 0.0;
+    if k == 1 {
+        for i in rows {
+            let (cols, vals) = x.row(i);
+            let z: f64 = cols
+                .iter()
+                .zip(vals)
+                .map(|(&j, &v)| v * w[j as usize])
+                .sum::<f64>()
+                + b[0];
+            let y = target[i] as f64;
+            // One exponential serves both ln(1 + eᶻ) and the sigmoid.
+            let e = (-z.abs()).exp();
+            loss += z.max(0.0) + e.ln_1p() - y * z;
+            let p = if z >= 0.0 {
+                1.0 / (1.0 + e)
+            } else {
+                e / (1.0 + e)
+            };
+            let r = (p - y) * inv_n;
+            for (&j, &v) in cols.iter().zip(vals) {
+                gw[j as usize] += v * r;
+            }
+            gb[0] += r;
+        }
+        return loss;
     }
+    let mut z = vec![0.0; k];
+    for i in rows {
+        let (cols, vals) = x.row(i);
+        z.copy_from_slice(b);
+        for (&j, &v) in cols.iter().zip(vals) {
+            let wj = &w[j as usize * k..(j as usize + 1) * k];
+            for (zc, &wjc) in z.iter_mut().zip(wj) {
+                *zc += v * wjc;
+            }
+        }
+        let max = z.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+        let sum: f64 = z.iter().map(|&v| (v - max).exp()).sum();
+        let lse = max + sum.ln();
+        let yi = target[i];
+        loss += lse - z[yi];
+        // z becomes the residual row.
+        for (c, zc) in z.iter_mut().enumerate() {
+            let p = (*zc - lse).exp();
+            *zc = (p - if c == yi { 1.0 } else { 0.0 }) * inv_n;
+        }
+        for (&j, &v) in cols.iter().zip(vals) {
+            let gj = &mut gw[j as usize * k..(j as usize + 1) * k];
+            for (g, &r) in gj.iter_mut().zip(&z) {
+                *g += v * r;
+            }
+        }
+        for (g, &r) in gb.iter_mut().zip(&z) {
+            *g += r;
+        }
+    }
+    loss
 }
 
 /// The logistic sigmoid `1 / (1 + e^{−z})`, stable for large |z|.

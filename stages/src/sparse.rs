@@ -17,7 +17,12 @@
 //! `X · M` and `Xᵀ · M` for a dense row-major `M` with `k` columns
 //! (`k = 1` is the matrix-vector product, with its own fast path).
 
+use rayon::prelude::*;
 use thiserror::Error;
+
+/// Rows per parallel task in [`Csr::mul_dense`]: large enough that the
+/// hand-off costs nothing beside the work, small enough to share out.
+pub const ROWS_PER_TASK: usize = 4096;
 
 /// Why a CSR matrix could not be built from raw parts.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -145,9 +150,19 @@ impl Csr {
     pub fn mul_dense(&self, m: &[f64], k: usize, out: &mut [f64]) {
         assert_eq!(m.len(), self.ncols * k, "X · M: M has the wrong size");
         assert_eq!(out.len(), self.nrows * k, "X · M: out has the wrong size");
+        out.par_chunks_mut((ROWS_PER_TASK * k).max(1))
+            .enumerate()
+            .for_each(|(block, out)| {
+                let first = block * ROWS_PER_TASK;
+                self.mul_rows(m, k, first, out);
+            });
+    }
+
+    /// `X · M` for the rows `first..` that `out` holds (serial).
+    fn mul_rows(&self, m: &[f64], k: usize, first: usize, out: &mut [f64]) {
         if k == 1 {
             for (i, o) in out.iter_mut().enumerate() {
-                let (cols, vals) = self.row(i);
+                let (cols, vals) = self.row(first + i);
                 *o = cols
                     .iter()
                     .zip(vals)
@@ -158,7 +173,7 @@ impl Csr {
         }
         for (i, o) in out.chunks_exact_mut(k).enumerate() {
             o.fill(0.0);
-            let (cols, vals) = self.row(i);
+            let (cols, vals) = self.row(first + i);
             for (&j, &x) in cols.iter().zip(vals) {
                 let mj = &m[j as usize * k..(j as usize + 1) * k];
                 for (o, &mjc) in o.iter_mut().zip(mj) {
@@ -284,6 +299,21 @@ mod tests {
         assert_eq!(out, [1.0, 1.0, 300.0, 3.0, 402.0, 6.0]);
         assert_eq!(x.get(2, 1), 3.0);
         assert_eq!(x.get(1, 1), 0.0);
+    }
+
+    #[test]
+    fn products_span_several_parallel_blocks() {
+        // Row i holds i+1 in column i % 3; more rows than one block.
+        let n = ROWS_PER_TASK * 2 + 17;
+        let mut b = CsrBuilder::new(3);
+        for i in 0..n {
+            b.push_row(&mut [((i % 3) as u32, (i + 1) as f64)]);
+        }
+        let x = b.finish().unwrap();
+        let z = x.mul_vec(&[1.0, 2.0, 3.0]);
+        for (i, &zi) in z.iter().enumerate() {
+            assert_eq!(zi, (i + 1) as f64 * (i % 3 + 1) as f64, "row {i}");
+        }
     }
 
     #[test]
