@@ -495,8 +495,12 @@ pub fn run_split(
         table::write_parquet(&mut part, out)?;
         Ok(())
     };
-    write(&train_pos, train_out)?;
-    write(&test_pos, test_out)?;
+    let (train, test) = rayon::join(
+        || write(&train_pos, train_out),
+        || write(&test_pos, test_out),
+    );
+    train?;
+    test?;
     Ok(report)
 }
 

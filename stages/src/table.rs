@@ -575,12 +575,16 @@ fn check_rows(rows: &[u8], separator: u8, expected: usize) -> Result<usize, RowF
         .map(|block| {
             let block = block.strip_suffix(b"\n").unwrap_or(block);
             let mut lines = 0;
-            for line in block.split(|&b| b == b'\n') {
+            let mut start = 0;
+            let ends = memchr::memchr_iter(b'\n', block).chain([block.len()]);
+            for end in ends {
+                let line = &block[start..end];
+                start = end + 1;
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
                 let found = if line.is_empty() {
                     0
                 } else {
-                    1 + line.iter().filter(|&&b| b == separator).count()
+                    1 + memchr::memchr_iter(separator, line).count()
                 };
                 if found != expected {
                     return (lines, Some(RowFault { row: lines, found }));

@@ -34,7 +34,7 @@
 //! pattern, `smooth_idf`, `norm='l2'`, `use_idf`. Bump [`VERSION`] whenever
 //! the output would change for the same input and params.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use serde_json::{Map, Value};
 use thiserror::Error;
@@ -275,7 +275,7 @@ impl TfidfVectorizer {
 
         // Pass 1: provisional ids in order of first appearance, and each
         // text's (id, count) pairs.
-        let mut ids: HashMap<String, u32> = HashMap::new();
+        let mut ids: HashMap<String, u32> = HashMap::default();
         let mut provisional: Vec<String> = Vec::new();
         let mut doc_ptr = vec![0usize];
         let mut doc_terms: Vec<(u32, u32)> = Vec::new();

@@ -69,12 +69,22 @@ pub fn run_vectorize(
             }
         })?;
     drop(train_texts);
-    let x_test = vectorizer.transform(&test_texts);
-    drop(test_texts);
-
-    model::save_vectorizer(&vectorizer, vectorizer_out)?;
-    features::write(train_features_out, &x_train, &train_labels)?;
-    features::write(test_features_out, &x_test, &test_labels)?;
+    // The vectorizer and the training features are written while the test
+    // texts are transformed.
+    let (written, (x_test, test_written)) = rayon::join(
+        || -> Result<(), StageError> {
+            model::save_vectorizer(&vectorizer, vectorizer_out)?;
+            features::write(train_features_out, &x_train, &train_labels)?;
+            Ok(())
+        },
+        || {
+            let x_test = vectorizer.transform(&test_texts);
+            let written = features::write(test_features_out, &x_test, &test_labels);
+            (x_test, written)
+        },
+    );
+    written?;
+    test_written?;
     Ok(VectorizeReport {
         train_rows: x_train.nrows(),
         test_rows: x_test.nrows(),
