@@ -5,6 +5,7 @@
 
 use crate::cache::CacheError;
 use crate::config::ConfigError;
+use crate::git::GitError;
 use crate::hash::HashError;
 use crate::lock::LockError;
 use crate::spec::{Diagnostic, PipelineError};
@@ -21,6 +22,14 @@ pub enum Error {
     Cache(#[from] CacheError),
     #[error(transparent)]
     Hash(#[from] HashError),
+    #[error(transparent)]
+    Git(#[from] GitError),
+    /// A request that cannot be carried out as asked, with what to do.
+    #[error("{message}")]
+    Refused {
+        message: String,
+        hint: Option<String>,
+    },
     #[error("{message}: {source}")]
     Io {
         message: String,
@@ -42,12 +51,20 @@ impl Error {
             Error::Pipeline(_)
                 | Error::Config(_)
                 | Error::Lock(LockError::Parse { .. } | LockError::Schema { .. })
+                | Error::Refused { .. }
+                | Error::Git(
+                    GitError::NotARepo { .. }
+                        | GitError::NoCommits { .. }
+                        | GitError::UnknownRev { .. }
+                )
         )
     }
 
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Lock(e) => e.hint().map(str::to_string),
+            Error::Git(e) => e.hint(),
+            Error::Refused { hint, .. } => hint.clone(),
             Error::Cache(CacheError::MissingObject { .. }) => {
                 Some("the cache no longer holds this output; run `pipe repro` to rebuild it".into())
             }

@@ -16,15 +16,22 @@
 //! 5. [`run`] schedules and runs stale stages, [`cache`] stores and restores
 //!    their outputs, [`lock`] records the results in `pipeline.lock`.
 //!
+//! Comparing runs: [`git`] reads the project at any commit, [`compare`]
+//! flattens and diffs metrics and params, and [`exp`] records experiments
+//! as commits under their own refs.
+//!
 //! The library never prints; the `cli` module of the binary renders.
 
 pub mod builtin;
 pub mod cache;
 pub mod checkout;
+pub mod compare;
 pub mod config;
 pub mod dag_view;
 pub mod error;
+pub mod exp;
 pub mod fingerprint;
+pub mod git;
 pub mod graph;
 pub mod hash;
 pub mod lock;

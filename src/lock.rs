@@ -135,7 +135,12 @@ impl LockFile {
             }
             Err(source) => return Err(LockError::Read { path, source }),
         };
-        LockFile::parse(&text).map_err(|problem| match problem {
+        LockFile::from_text(&text)
+    }
+
+    /// Parses the text of a lock file (as read from disk or from git).
+    pub fn from_text(text: &str) -> Result<LockFile, LockError> {
+        LockFile::parse(text).map_err(|problem| match problem {
             ParseProblem::Schema(found) => LockError::Schema { found },
             ParseProblem::Yaml(e) => LockError::Parse {
                 location: e

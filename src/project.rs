@@ -6,12 +6,17 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cache::{Cache, CACHE_DIR};
+use crate::cache::{Cache, CACHE_DIR, VERSION_DIR};
 use crate::config::Config;
 use crate::error::Error;
 use crate::graph::Dag;
 use crate::hash::{Hasher, StatCache};
 use crate::spec::{self, Pipeline, PIPELINE_FILE};
+
+/// Names another project's `.pipeline-cache/` whose objects and run
+/// records to use (set by `pipe exp run --run-all` for the copies it runs
+/// experiments in; see [`crate::exp::isolated`]).
+pub const CACHE_DIR_ENV: &str = "PIPE_CACHE_DIR";
 
 #[derive(Debug)]
 pub struct Project {
@@ -36,7 +41,12 @@ impl Project {
         let pipeline = spec::load(root)?;
         let dag = Dag::build(&pipeline)?;
         let config = Config::load(root)?;
-        let cache = Cache::new(root, config.link);
+        let cache = match std::env::var_os(CACHE_DIR_ENV) {
+            Some(dir) if !dir.is_empty() => {
+                Cache::at(PathBuf::from(dir).join(VERSION_DIR), config.link)
+            }
+            _ => Cache::new(root, config.link),
+        };
         Ok(Project {
             root: root.to_path_buf(),
             pipeline,
@@ -52,7 +62,8 @@ impl Project {
     }
 
     fn stat_cache_path(&self) -> PathBuf {
-        self.cache.dir().join("stat-cache")
+        // The project's own, even when the cache is shared.
+        self.cache_root().join(VERSION_DIR).join("stat-cache")
     }
 
     /// `.pipeline-cache/` of this project.

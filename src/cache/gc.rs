@@ -1,7 +1,8 @@
 //! `pipe gc`: remove from the cache what nothing refers to.
 //!
-//! What is kept: every object (and directory manifest) that `pipeline.lock`
-//! records, and, with `keep_runs`, every object a run-cache entry records.
+//! What is kept: every object (and directory manifest) of the roots the
+//! caller gives (the outputs `pipeline.lock` records, in the workspace and
+//! in every experiment's commit), and, with `keep_runs`, every object a run-cache entry records.
 //! Without `keep_runs` the run-cache entries are dropped too, except those
 //! whose outputs are all kept. Leftovers in `tmp/` are always removed: they
 //! are staging files of runs that were interrupted.

@@ -71,6 +71,11 @@ impl Cache {
         }
     }
 
+    /// A cache in `dir` (the `v1` directory of another project's cache).
+    pub fn at(dir: PathBuf, link: LinkMode) -> Cache {
+        Cache { dir, link }
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

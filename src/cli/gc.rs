@@ -11,7 +11,8 @@ use pipe::run::{Event, Reporter, ReproLock};
 use super::progress::Progress;
 use super::{load_project, print, CliError};
 
-/// Remove from the cache every object that pipeline.lock does not record.
+/// Remove from the cache every object that pipeline.lock does not record,
+/// neither in the workspace nor in any experiment (refs/exps/*).
 #[derive(Debug, Args)]
 pub struct GcArgs {
     /// Also keep everything the run cache records (so that any fingerprint
@@ -23,6 +24,24 @@ pub struct GcArgs {
     pub dry: bool,
 }
 
+/// The outputs recorded by the lock of every experiment (none outside git).
+fn experiment_roots(root: &Path) -> Result<Vec<pipe::lock::PathRecord>, pipe::Error> {
+    let Ok(repo) = pipe::git::Repo::discover(root, "pipe gc") else {
+        return Ok(Vec::new());
+    };
+    let lock_path = pipe::paths::RelPath::from_normalized(pipe::lock::LOCK_FILE);
+    let mut out = Vec::new();
+    for exp in pipe::exp::list(&repo)? {
+        let Some(bytes) = repo.read(exp.commit, &lock_path)? else {
+            continue;
+        };
+        if let Ok(lock) = LockFile::from_text(&String::from_utf8_lossy(&bytes)) {
+            out.extend(lock.stages.into_values().flat_map(|s| s.outs));
+        }
+    }
+    Ok(out)
+}
+
 pub fn run(cwd: &Path, args: GcArgs) -> Result<ExitCode, CliError> {
     let project = load_project(cwd)?;
     let progress = Progress::new();
@@ -31,11 +50,14 @@ pub fn run(cwd: &Path, args: GcArgs) -> Result<ExitCode, CliError> {
     })?;
     progress.finish();
     let lock = LockFile::read(&project.root).map_err(pipe::Error::from)?;
-    let roots: Vec<_> = lock
+    let mut roots: Vec<_> = lock
         .stages
         .values()
         .flat_map(|s| s.outs.iter().cloned())
         .collect();
+    // Experiments keep their outputs: `pipe exp apply` restores them.
+    let kept = experiment_roots(&project.root).map_err(CliError::from)?;
+    roots.extend(kept);
     let report = project
         .cache
         .gc(&roots, args.keep_runs, args.dry)

@@ -7,8 +7,12 @@
 //! work to do), 2 a problem with the pipeline definition or the command line.
 
 mod checkout;
+mod compare;
 mod dag;
+mod exp;
 mod gc;
+mod metrics;
+mod params;
 mod predict;
 mod progress;
 mod repro;
@@ -42,6 +46,9 @@ enum Command {
     Checkout(checkout::CheckoutArgs),
     Gc(gc::GcArgs),
     Predict(predict::PredictArgs),
+    Metrics(metrics::MetricsArgs),
+    Params(params::ParamsArgs),
+    Exp(exp::ExpArgs),
 }
 
 /// An error for the user: the message, hints, and the exit code.
@@ -79,6 +86,9 @@ pub fn main() -> ExitCode {
             Command::Checkout(args) => checkout::run(&cwd, args),
             Command::Gc(args) => gc::run(&cwd, args),
             Command::Predict(args) => predict::run(&cwd, args),
+            Command::Metrics(args) => metrics::run(&cwd, args),
+            Command::Params(args) => params::run(&cwd, args),
+            Command::Exp(args) => exp::run(&cwd, args),
         }
     })();
     match result {

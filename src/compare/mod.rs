@@ -1,0 +1,251 @@
+//! Metrics and params at a revision, and the differences between two.
+//!
+//! `pipe metrics show/diff`, `pipe params diff` and `pipe exp show/diff`
+//! all look at the same thing: some files of the project (the pipeline's
+//! `metrics:` outputs, or the params files its stages read) at one
+//! [`Side`]: the working tree, or a commit. Each file is flattened into
+//! dotted keys (`results.accuracy`), so that two sides compare key by key.
+//!
+//! Where a file comes from at a commit: the commit's tree when git tracks
+//! it; otherwise, when the commit's `pipeline.lock` records it as a cached
+//! output, the cache object (as DVC reads its cached metrics). A file that
+//! is absent, or that does not parse, is [`Loaded::Missing`] or
+//! [`Loaded::Bad`]: its keys show as missing, and the reason is reported
+//! once as a warning instead of failing the whole comparison.
+
+pub mod diff;
+pub mod table;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value as Json;
+
+use crate::error::Error;
+use crate::git::{Repo, Rev};
+use crate::lock::LockFile;
+use crate::paths::RelPath;
+use crate::project::Project;
+use crate::spec::{params, OutKind};
+
+/// Dotted key → value.
+pub type Flat = BTreeMap<String, Json>;
+
+/// Where to read the files.
+#[derive(Debug, Clone)]
+pub enum Side {
+    Workspace,
+    Commit(Rev),
+    /// Nothing: a repository without commits, for `HEAD`.
+    Empty(String),
+}
+
+impl Side {
+    /// The column heading for this side.
+    pub fn label(&self) -> String {
+        match self {
+            Side::Workspace => "workspace".into(),
+            Side::Commit(rev) => rev.label.clone(),
+            Side::Empty(label) => label.clone(),
+        }
+    }
+}
+
+/// One file at one side.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Loaded {
+    Missing,
+    /// Present but not readable as JSON or YAML: why.
+    Bad(String),
+    Values(Flat),
+}
+
+impl Loaded {
+    pub fn values(&self) -> Option<&Flat> {
+        match self {
+            Loaded::Values(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// Project-relative file → what it holds at one side.
+pub type Files = BTreeMap<RelPath, Loaded>;
+
+/// The pipeline's metric files (the `metrics:` outputs of every stage).
+pub fn metric_files(project: &Project) -> Vec<RelPath> {
+    let set: BTreeSet<RelPath> = project
+        .pipeline
+        .stages
+        .iter()
+        .flat_map(|s| s.outs.iter())
+        .filter(|o| o.kind == OutKind::Metric)
+        .map(|o| o.path.clone())
+        .collect();
+    set.into_iter().collect()
+}
+
+/// The params files the pipeline's stages read, with the keys they depend
+/// on (an empty key: the whole file).
+pub fn params_files(project: &Project) -> BTreeMap<RelPath, BTreeSet<String>> {
+    let mut out: BTreeMap<RelPath, BTreeSet<String>> = BTreeMap::new();
+    for p in project.pipeline.stages.iter().flat_map(|s| s.params.iter()) {
+        out.entry(p.file.clone()).or_default().insert(p.key.clone());
+    }
+    out
+}
+
+/// Reads project files at one side.
+pub struct Reader<'a> {
+    project: &'a Project,
+    repo: Option<&'a Repo>,
+    side: Side,
+    /// The side's `pipeline.lock`, read on first need.
+    lock: Option<Option<LockFile>>,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(project: &'a Project, repo: Option<&'a Repo>, side: Side) -> Reader<'a> {
+        Reader {
+            project,
+            repo,
+            side,
+            lock: None,
+        }
+    }
+
+    /// The bytes of `path` at this side, `None` when absent.
+    pub fn read(&mut self, path: &RelPath) -> Result<Option<Vec<u8>>, Error> {
+        match &self.side {
+            Side::Empty(_) => Ok(None),
+            Side::Workspace => match std::fs::read(path.to_path(&self.project.root)) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(source) => Err(Error::Io {
+                    message: format!("cannot read {path}"),
+                    source,
+                }),
+            },
+            Side::Commit(rev) => {
+                let repo = self.repo.expect("a commit side has a repository");
+                if let Some(bytes) = repo.read(rev.oid, path)? {
+                    return Ok(Some(bytes));
+                }
+                self.from_cache(path)
+            }
+        }
+    }
+
+    /// `path` from the cache, when the side's lock records it.
+    fn from_cache(&mut self, path: &RelPath) -> Result<Option<Vec<u8>>, Error> {
+        if self.lock.is_none() {
+            let lock = match self.read_lock_text()? {
+                Some(text) => LockFile::from_text(&text).ok(),
+                None => None,
+            };
+            self.lock = Some(lock);
+        }
+        let Some(Some(lock)) = &self.lock else {
+            return Ok(None);
+        };
+        let record = lock
+            .stages
+            .values()
+            .flat_map(|s| s.outs.iter())
+            .find(|r| &r.path == path && !r.is_dir());
+        let Some(record) = record else {
+            return Ok(None);
+        };
+        Ok(std::fs::read(self.project.cache.object_path(&record.blake3)).ok())
+    }
+
+    fn read_lock_text(&self) -> Result<Option<String>, Error> {
+        let Side::Commit(rev) = &self.side else {
+            return Ok(None);
+        };
+        let repo = self.repo.expect("a commit side has a repository");
+        let lock = RelPath::from_normalized(crate::lock::LOCK_FILE);
+        Ok(repo
+            .read(rev.oid, &lock)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    /// `path` read and flattened.
+    pub fn load(&mut self, path: &RelPath) -> Result<Loaded, Error> {
+        Ok(match self.read(path)? {
+            None => Loaded::Missing,
+            Some(bytes) => match parse(path, &bytes) {
+                Ok(values) => Loaded::Values(values),
+                Err(why) => Loaded::Bad(why),
+            },
+        })
+    }
+
+    /// The pipeline's metric files at this side.
+    pub fn metrics(&mut self) -> Result<Files, Error> {
+        let mut out = Files::new();
+        for path in metric_files(self.project) {
+            let loaded = self.load(&path)?;
+            out.insert(path, loaded);
+        }
+        Ok(out)
+    }
+
+    /// The params files at this side; with `deps_only`, only the keys that
+    /// stages depend on.
+    pub fn params(&mut self, deps_only: bool) -> Result<Files, Error> {
+        let mut out = Files::new();
+        for (path, keys) in params_files(self.project) {
+            let mut loaded = self.load(&path)?;
+            if let (true, Loaded::Values(values)) = (deps_only, &mut loaded) {
+                if !keys.contains("") {
+                    values.retain(|k, _| {
+                        keys.iter()
+                            .any(|dep| k == dep || k.starts_with(&format!("{dep}.")))
+                    });
+                }
+            }
+            out.insert(path, loaded);
+        }
+        Ok(out)
+    }
+}
+
+/// A metrics or params file flattened: JSON for `.json`, YAML for `.yaml`
+/// and `.yml`, and for anything else JSON, then YAML. Nested mappings
+/// become dotted keys; lists stay values.
+pub fn parse(path: &RelPath, bytes: &[u8]) -> Result<Flat, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_string())?;
+    let ext = path.as_str().rsplit('.').next().unwrap_or("");
+    let json =
+        || serde_json::from_str::<Json>(text).map_err(|e| format!("it is not valid JSON ({e})"));
+    let yaml = || {
+        serde_yaml::from_str::<serde_yaml::Value>(text)
+            .map(|v| params::to_json(&v))
+            .map_err(|e| format!("it is not valid YAML ({e})"))
+    };
+    let value = match ext {
+        "json" => json()?,
+        "yaml" | "yml" => yaml()?,
+        _ => json().or_else(|_| yaml())?,
+    };
+    if !value.is_object() {
+        return Err("it does not hold a mapping of names to values".into());
+    }
+    let mut flat = Flat::new();
+    params::flatten("", &value, &mut flat);
+    Ok(flat)
+}
+
+/// One warning per file that is present but unreadable, for stderr.
+pub fn warnings(side: &Side, files: &Files) -> Vec<String> {
+    files
+        .iter()
+        .filter_map(|(path, loaded)| match loaded {
+            Loaded::Bad(why) => Some(format!(
+                "{path} at {}: {why}; its values show as missing",
+                side.label()
+            )),
+            _ => None,
+        })
+        .collect()
+}

@@ -1,0 +1,148 @@
+//! Tables for the terminal and for Markdown, and how values are written in
+//! them.
+
+use serde_json::Value as Json;
+
+/// What a missing value shows as.
+pub const MISSING: &str = "—";
+
+/// Rows of cells under a heading.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Table {
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(headers: Vec<String>) -> Table {
+        Table {
+            headers,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Columns padded to their widest cell, two spaces apart; numbers are
+    /// not right-aligned, so that a column reads the same in a pager.
+    pub fn to_text(&self) -> String {
+        let widths = self.widths();
+        let mut out = String::new();
+        for row in std::iter::once(&self.headers).chain(&self.rows) {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                if i + 1 == row.len() {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(cell);
+                    let pad = widths[i] - cell.chars().count() + 2;
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// A GitHub-flavoured Markdown table (`|` in cells escaped).
+    pub fn to_markdown(&self) -> String {
+        let row = |cells: &[String]| {
+            let cells: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|")).collect();
+            format!("| {} |\n", cells.join(" | "))
+        };
+        let mut out = row(&self.headers);
+        out.push_str(&format!(
+            "|{}\n",
+            self.headers.iter().map(|_| " --- |").collect::<String>()
+        ));
+        for r in &self.rows {
+            out.push_str(&row(r));
+        }
+        out
+    }
+
+    fn widths(&self) -> Vec<usize> {
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate() {
+                if i < widths.len() {
+                    widths[i] = widths[i].max(cell.chars().count());
+                }
+            }
+        }
+        widths
+    }
+}
+
+/// A value for a table cell: numbers rounded to `precision` decimals and
+/// written in their shortest form (`0.94070` → `0.9407`), text as it is,
+/// lists and mappings as compact JSON, missing as [`MISSING`].
+pub fn cell(value: Option<&Json>, precision: usize) -> String {
+    match value {
+        None => MISSING.to_string(),
+        Some(Json::Number(n)) if n.is_f64() => number(n.as_f64().unwrap_or(f64::NAN), precision),
+        Some(Json::String(s)) => s.clone(),
+        Some(Json::Null) => "null".into(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// `x` rounded to `precision` decimals, shortest form.
+pub fn number(x: f64, precision: usize) -> String {
+    if !x.is_finite() {
+        return x.to_string();
+    }
+    let rounded: f64 = format!("{x:.precision$}").parse().unwrap_or(x);
+    // No `-0`.
+    let rounded = if rounded == 0.0 { 0.0 } else { rounded };
+    rounded.to_string()
+}
+
+/// A change column cell: signed, rounded, or [`MISSING`].
+pub fn change(x: Option<f64>, precision: usize) -> String {
+    match x {
+        None => MISSING.to_string(),
+        Some(x) => {
+            let text = number(x, precision);
+            if text.starts_with('-') || text == "0" {
+                text
+            } else {
+                format!("+{text}")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn numbers_are_rounded_and_short() {
+        assert_eq!(cell(Some(&json!(0.940700001)), 5), "0.9407");
+        assert_eq!(cell(Some(&json!(3)), 2), "3");
+        assert_eq!(cell(Some(&json!(-0.000001)), 3), "0");
+        assert_eq!(cell(Some(&json!("adam")), 3), "adam");
+        assert_eq!(cell(None, 3), MISSING);
+        assert_eq!(change(Some(0.0123), 3), "+0.012");
+        assert_eq!(change(Some(-0.5), 3), "-0.5");
+        assert_eq!(change(None, 3), MISSING);
+    }
+
+    #[test]
+    fn text_and_markdown_layouts() {
+        let mut t = Table::new(vec!["Path".into(), "Metric".into(), "Value".into()]);
+        t.rows
+            .push(vec!["m.json".into(), "accuracy".into(), "0.9".into()]);
+        t.rows
+            .push(vec!["m.json".into(), "f1".into(), "a|b".into()]);
+        assert_eq!(
+            t.to_text(),
+            "Path    Metric    Value\nm.json  accuracy  0.9\nm.json  f1        a|b\n"
+        );
+        assert_eq!(
+            t.to_markdown(),
+            "| Path | Metric | Value |\n| --- | --- | --- |\n| m.json | accuracy | 0.9 |\n| m.json | f1 | a\\|b |\n"
+        );
+    }
+}

@@ -1,0 +1,120 @@
+//! Experiments: runs of the pipeline with changed params, kept as git
+//! commits under their own refs.
+//!
+//! An experiment is a commit whose parent is the commit it started from
+//! (its *baseline*) and whose tree is the baseline's with the experiment's
+//! files: the workspace's changed tracked files, the params files,
+//! `pipeline.lock` and the metrics files (added even where `.gitignore`
+//! leaves them out). It is referenced by `refs/exps/<name>`, a namespace
+//! that `git log`, `git branch` and `git status` do not show, and it moves
+//! no branch, `HEAD` or index. The outputs it produced stay in the cache,
+//! named by its `pipeline.lock`, so `pipe exp apply` brings them back
+//! without running anything.
+//!
+//! - [`overrides`]: `-S key=value` parsed and written into params files;
+//! - [`record`]: the commit and its ref;
+//! - [`queue`]: experiments waiting for `pipe exp run --run-all`;
+//! - [`isolated`]: one queued experiment run in a temporary copy of its
+//!   baseline that shares the cache;
+//! - [`apply`]: an experiment's files and outputs back into the workspace.
+
+pub mod apply;
+pub mod isolated;
+pub mod overrides;
+pub mod queue;
+pub mod record;
+
+use git2::Oid;
+
+use crate::error::Error;
+use crate::git::{Repo, EXP_REF_PREFIX};
+
+/// A recorded experiment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Experiment {
+    pub name: String,
+    pub commit: Oid,
+    /// The commit it started from (its commit's parent).
+    pub baseline: Oid,
+    /// Commit time, seconds since the epoch.
+    pub time: i64,
+}
+
+/// Every experiment, oldest first.
+pub fn list(repo: &Repo) -> Result<Vec<Experiment>, Error> {
+    let mut out = Vec::new();
+    for name in repo.experiment_names()? {
+        out.push(find(repo, &name)?);
+    }
+    out.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.name.cmp(&b.name)));
+    Ok(out)
+}
+
+/// The experiment `name`, or an error that lists the ones there are.
+pub fn find(repo: &Repo, name: &str) -> Result<Experiment, Error> {
+    let git = |source| {
+        Error::Git(crate::git::GitError::Git {
+            action: format!("read experiment {name}"),
+            source,
+        })
+    };
+    let reference = match repo
+        .raw()
+        .find_reference(&format!("{EXP_REF_PREFIX}{name}"))
+    {
+        Ok(r) => r,
+        Err(_) => {
+            let names = repo.experiment_names()?;
+            let near =
+                crate::spec::diagnostic::did_you_mean(name, names.iter().map(String::as_str));
+            return Err(Error::Refused {
+                message: format!("no experiment named `{name}`"),
+                hint: Some(match (near, names.is_empty()) {
+                    (Some(near), _) => format!("did you mean `{near}`? See `pipe exp show`"),
+                    (None, true) => {
+                        "there are no experiments yet; record one with `pipe exp run`".into()
+                    }
+                    (None, false) => format!("experiments: {}", names.join(", ")),
+                }),
+            });
+        }
+    };
+    let commit = reference.peel_to_commit().map_err(git)?;
+    Ok(Experiment {
+        name: name.to_string(),
+        commit: commit.id(),
+        baseline: commit.parent_id(0).unwrap_or(commit.id()),
+        time: commit.time().seconds(),
+    })
+}
+
+/// Checks that `name` can name a new experiment.
+pub fn check_new_name(repo: &Repo, name: &str) -> Result<(), Error> {
+    let full = format!("{EXP_REF_PREFIX}{name}");
+    if name.is_empty() || name.contains('/') || !git2::Reference::is_valid_name(&full) {
+        return Err(Error::Refused {
+            message: format!("`{name}` cannot name an experiment"),
+            hint: Some("use letters, digits, `-`, `_` and `.`, without `/` or spaces".into()),
+        });
+    }
+    if repo.raw().find_reference(&full).is_ok() {
+        return Err(Error::Refused {
+            message: format!("an experiment named `{name}` exists already"),
+            hint: Some(format!(
+                "choose another -n NAME, or remove it first: `pipe exp remove {name}`"
+            )),
+        });
+    }
+    Ok(())
+}
+
+/// A fresh name: `exp-` and five hex digits of a hash of `seed` and the
+/// current time (so that the same params twice still get two names).
+pub fn new_name(seed: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let hash = blake3::hash(format!("{seed}\0{now}\0{}", std::process::id()).as_bytes());
+    format!("exp-{}", &hash.to_hex()[..5])
+}

@@ -1,0 +1,93 @@
+//! Recording an experiment: a commit on its baseline, and its ref.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use git2::Oid;
+
+use super::overrides::Override;
+use crate::error::Error;
+use crate::git::{GitError, Repo, EXP_REF_PREFIX};
+use crate::paths::RelPath;
+
+/// Commits the files `paths` as they are under `dir` (the project root of
+/// the copy that ran) over the tree of `start` (see [`start_commit`]), as a
+/// child of `baseline`, and points `refs/exps/<name>` at the commit. A path
+/// absent from `dir` is removed from the tree. Returns the commit.
+pub fn record(
+    repo: &Repo,
+    dir: &Path,
+    (baseline, start): (Oid, Oid),
+    name: &str,
+    paths: &[RelPath],
+    overrides: &[Override],
+) -> Result<Oid, Error> {
+    let files = read_files(dir, paths, &format!("experiment {name}"))?;
+    let mut message = format!("pipe experiment {name}\n");
+    if !overrides.is_empty() {
+        message.push('\n');
+        for o in overrides {
+            message.push_str(&format!("-S {o}\n"));
+        }
+    }
+    let commit = repo.commit_files(start, baseline, &files, &message)?;
+    repo.raw()
+        .reference(
+            &format!("{EXP_REF_PREFIX}{name}"),
+            commit,
+            false,
+            &format!("pipe exp run: {name}"),
+        )
+        .map_err(|source| {
+            Error::Git(GitError::Git {
+                action: format!("create the ref of experiment {name}"),
+                source,
+            })
+        })?;
+    Ok(commit)
+}
+
+/// What an experiment starts from: `baseline` with the workspace's
+/// uncommitted changes to tracked files (an unreferenced commit; the
+/// baseline itself when there are none). Experiments run from a copy of
+/// this tree, so that they see the code as it is in the workspace.
+pub fn start_commit(repo: &Repo, root: &Path, baseline: Oid) -> Result<Oid, Error> {
+    let changed = repo.changed_tracked_files()?;
+    if changed.is_empty() {
+        return Ok(baseline);
+    }
+    let files = read_files(root, &changed, "the experiment's start")?;
+    Ok(repo.commit_files(
+        baseline,
+        baseline,
+        &files,
+        "pipe experiment start: workspace changes",
+    )?)
+}
+
+type FileContent = (RelPath, Option<(Vec<u8>, bool)>);
+
+/// `paths` under `dir`: bytes and executable bit, or `None` when absent.
+fn read_files(dir: &Path, paths: &[RelPath], what: &str) -> Result<Vec<FileContent>, Error> {
+    let mut files = Vec::new();
+    for path in paths {
+        let abs = path.to_path(dir);
+        let content = match std::fs::read(&abs) {
+            Ok(bytes) => {
+                let executable = std::fs::metadata(&abs)
+                    .map(|m| m.permissions().mode() & 0o111 != 0)
+                    .unwrap_or(false);
+                Some((bytes, executable))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(Error::Io {
+                    message: format!("cannot read {path} for {what}"),
+                    source,
+                })
+            }
+        };
+        files.push((path.clone(), content));
+    }
+    Ok(files)
+}

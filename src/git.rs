@@ -1,0 +1,344 @@
+//! The project's git repository, read and written through libgit2.
+//!
+//! pipe reads files at any revision (`metrics diff`, `params diff`,
+//! `exp show`) and records experiments as commits, without running `git`
+//! and without touching the user's `HEAD`, branch, index or working tree:
+//! every object is written straight into the object database, and the only
+//! refs pipe creates are experiment refs (see [`crate::exp`]) and, when
+//! asked, a branch.
+//!
+//! The project root may be a sub-directory of the repository: paths in this
+//! module's API are project-relative ([`RelPath`]), and [`Repo`] adds the
+//! prefix where it talks to git.
+
+use std::path::{Path, PathBuf};
+
+use git2::{ObjectType, Oid, Repository, Signature, StatusOptions};
+
+use crate::paths::RelPath;
+
+/// Where experiments live: `refs/exps/<name>`.
+pub const EXP_REF_PREFIX: &str = "refs/exps/";
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("{} is not inside a git repository; {what} needs git", .path.display())]
+    NotARepo { path: PathBuf, what: String },
+    #[error("the repository has no commits yet; {what} needs at least one")]
+    NoCommits { what: String },
+    #[error("unknown revision `{rev}`: not a branch, tag, commit or experiment")]
+    UnknownRev {
+        rev: String,
+        experiments: Vec<String>,
+    },
+    #[error("the repository has no working tree (a bare repository)")]
+    Bare,
+    #[error("git: cannot {action}: {}", .source.message())]
+    Git { action: String, source: git2::Error },
+}
+
+impl GitError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            GitError::NotARepo { .. } => Some(
+                "run `git init && git add -A && git commit -m baseline` in the project first"
+                    .into(),
+            ),
+            GitError::NoCommits { .. } => {
+                Some("commit a baseline first: `git add -A && git commit -m baseline`".into())
+            }
+            GitError::UnknownRev { experiments, .. } if experiments.is_empty() => {
+                Some("see `git log --oneline` and `git branch` for revisions".into())
+            }
+            GitError::UnknownRev { experiments, .. } => Some(format!(
+                "see `git log --oneline` for revisions; experiments: {}",
+                experiments.join(", ")
+            )),
+            _ => None,
+        }
+    }
+}
+
+fn git(action: impl Into<String>) -> impl FnOnce(git2::Error) -> GitError {
+    let action = action.into();
+    move |source| GitError::Git { action, source }
+}
+
+/// A commit, with the name it was asked by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rev {
+    pub oid: Oid,
+    /// What the user typed, or the short hash.
+    pub label: String,
+}
+
+pub struct Repo {
+    repo: Repository,
+    /// The project root relative to the working tree, `""` or `"a/b/"`.
+    prefix: String,
+}
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repo")
+            .field("path", &self.repo.path())
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+impl Repo {
+    /// The repository holding `project_root`; `what` names the command for
+    /// the error when there is none.
+    pub fn discover(project_root: &Path, what: &str) -> Result<Repo, GitError> {
+        let repo = Repository::discover(project_root).map_err(|_| GitError::NotARepo {
+            path: project_root.to_path_buf(),
+            what: what.to_string(),
+        })?;
+        let workdir = repo.workdir().ok_or(GitError::Bare)?;
+        let workdir = workdir
+            .canonicalize()
+            .unwrap_or_else(|_| workdir.to_path_buf());
+        let root = project_root
+            .canonicalize()
+            .unwrap_or_else(|_| project_root.to_path_buf());
+        let prefix = match root.strip_prefix(&workdir) {
+            Ok(rel) if rel.as_os_str().is_empty() => String::new(),
+            Ok(rel) => format!("{}/", rel.to_string_lossy()),
+            Err(_) => String::new(),
+        };
+        Ok(Repo { repo, prefix })
+    }
+
+    pub fn raw(&self) -> &Repository {
+        &self.repo
+    }
+
+    /// The project root relative to the working tree (`""` or `"a/b/"`).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `HEAD`'s commit, `None` in a repository without commits.
+    pub fn head(&self) -> Result<Option<Oid>, GitError> {
+        match self.repo.head() {
+            Ok(head) => Ok(head.target()),
+            Err(e) if e.code() == git2::ErrorCode::UnbornBranch => Ok(None),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+            Err(source) => Err(GitError::Git {
+                action: "read HEAD".into(),
+                source,
+            }),
+        }
+    }
+
+    /// `HEAD`'s commit, or [`GitError::NoCommits`].
+    pub fn head_commit(&self, what: &str) -> Result<Rev, GitError> {
+        let oid = self.head()?.ok_or_else(|| GitError::NoCommits {
+            what: what.to_string(),
+        })?;
+        Ok(Rev {
+            oid,
+            label: "HEAD".into(),
+        })
+    }
+
+    /// A revision as git understands it (`main`, `v1`, `HEAD~2`, a short
+    /// hash), or an experiment name.
+    pub fn resolve(&self, rev: &str) -> Result<Rev, GitError> {
+        let label = rev.to_string();
+        if let Ok(reference) = self.repo.find_reference(&format!("{EXP_REF_PREFIX}{rev}")) {
+            if let Some(oid) = reference.target() {
+                return Ok(Rev { oid, label });
+            }
+        }
+        if rev == "HEAD" && self.head()?.is_none() {
+            return Err(GitError::NoCommits {
+                what: "reading HEAD".into(),
+            });
+        }
+        match self
+            .repo
+            .revparse_single(rev)
+            .and_then(|o| o.peel(ObjectType::Commit))
+        {
+            Ok(commit) => Ok(Rev {
+                oid: commit.id(),
+                label,
+            }),
+            Err(_) => Err(GitError::UnknownRev {
+                rev: label,
+                experiments: self.experiment_names().unwrap_or_default(),
+            }),
+        }
+    }
+
+    /// The names of every experiment ref, sorted.
+    pub fn experiment_names(&self) -> Result<Vec<String>, GitError> {
+        let mut names = Vec::new();
+        let refs = self
+            .repo
+            .references_glob(&format!("{EXP_REF_PREFIX}*"))
+            .map_err(git("list experiments"))?;
+        for r in refs.flatten() {
+            if let Some(name) = r.name().and_then(|n| n.strip_prefix(EXP_REF_PREFIX)) {
+                names.push(name.to_string());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// The first 7 hex digits of `oid`.
+    pub fn short(oid: Oid) -> String {
+        oid.to_string()[..7].to_string()
+    }
+
+    /// The bytes of the project file `path` at commit `oid`; `None` when
+    /// the commit does not have it.
+    pub fn read(&self, oid: Oid, path: &RelPath) -> Result<Option<Vec<u8>>, GitError> {
+        let commit = self.repo.find_commit(oid).map_err(git("read a commit"))?;
+        let tree = commit.tree().map_err(git("read a commit's tree"))?;
+        let full = format!("{}{}", self.prefix, path.as_str());
+        let entry = match tree.get_path(Path::new(&full)) {
+            Ok(entry) => entry,
+            Err(_) => return Ok(None),
+        };
+        match entry.to_object(&self.repo).map(|o| o.into_blob()) {
+            Ok(Ok(blob)) => Ok(Some(blob.content().to_vec())),
+            _ => Ok(None),
+        }
+    }
+
+    /// Up to `n` commits from `HEAD` along first parents, newest first.
+    pub fn history(&self, n: usize) -> Result<Vec<Rev>, GitError> {
+        let Some(mut oid) = self.head()? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        while out.len() < n {
+            out.push(Rev {
+                oid,
+                label: Repo::short(oid),
+            });
+            let commit = self.repo.find_commit(oid).map_err(git("walk history"))?;
+            match commit.parent_id(0) {
+                Ok(parent) => oid = parent,
+                Err(_) => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// The project's files that git tracks and that differ from `HEAD` in
+    /// the working tree or the index (modified, deleted, staged), sorted.
+    pub fn changed_tracked_files(&self) -> Result<Vec<RelPath>, GitError> {
+        let mut opts = StatusOptions::new();
+        opts.include_untracked(false)
+            .include_ignored(false)
+            .exclude_submodules(true);
+        let statuses = self
+            .repo
+            .statuses(Some(&mut opts))
+            .map_err(git("read the status"))?;
+        let mut out = Vec::new();
+        for entry in statuses.iter() {
+            if entry.status().is_empty() || entry.status() == git2::Status::IGNORED {
+                continue;
+            }
+            let Some(path) = entry.path() else { continue };
+            if let Some(rel) = path.strip_prefix(&self.prefix) {
+                if let Ok(rel) = RelPath::parse(rel, None) {
+                    out.push(rel);
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// The project files of commit `oid`'s tree: (path, blob id, mode).
+    pub fn tree_files(&self, oid: Oid) -> Result<Vec<(RelPath, Oid, i32)>, GitError> {
+        let commit = self.repo.find_commit(oid).map_err(git("read a commit"))?;
+        let tree = commit.tree().map_err(git("read a commit's tree"))?;
+        let mut out = Vec::new();
+        tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+            if entry.kind() == Some(ObjectType::Blob) {
+                let full = format!("{dir}{}", entry.name().unwrap_or_default());
+                if let Some(rel) = full.strip_prefix(&self.prefix) {
+                    if let Ok(rel) = RelPath::parse(rel, None) {
+                        out.push((rel, entry.id(), entry.filemode()));
+                    }
+                }
+            }
+            git2::TreeWalkResult::Ok
+        })
+        .map_err(git("walk a tree"))?;
+        Ok(out)
+    }
+
+    /// The signature for commits pipe makes: the user's, or `pipe` when
+    /// `user.name` / `user.email` are not set.
+    pub fn signature(&self) -> Signature<'static> {
+        self.repo
+            .signature()
+            .or_else(|_| Signature::now("pipe", "pipe@localhost"))
+            .expect("a fixed signature is valid")
+    }
+
+    /// Writes a commit with parent `parent` whose tree is commit `base`'s
+    /// with the project files `files` replaced (`Some(bytes)`) or removed
+    /// (`None`). Moves no ref; returns the new commit.
+    pub fn commit_files(
+        &self,
+        base: Oid,
+        parent: Oid,
+        files: &[(RelPath, Option<(Vec<u8>, bool)>)],
+        message: &str,
+    ) -> Result<Oid, GitError> {
+        let parent = self
+            .repo
+            .find_commit(parent)
+            .map_err(git("read a commit"))?;
+        let base = self.repo.find_commit(base).map_err(git("read a commit"))?;
+        let tree = base.tree().map_err(git("read a commit's tree"))?;
+        // An in-memory index: the repository's own index is never touched.
+        let mut index = git2::Index::new().map_err(git("make an index"))?;
+        index.read_tree(&tree).map_err(git("read a tree"))?;
+        for (path, content) in files {
+            let full = format!("{}{}", self.prefix, path.as_str());
+            match content {
+                None => {
+                    let _ = index.remove_path(Path::new(&full));
+                }
+                Some((bytes, executable)) => {
+                    let blob = self.repo.blob(bytes).map_err(git("write a blob"))?;
+                    let entry = git2::IndexEntry {
+                        ctime: git2::IndexTime::new(0, 0),
+                        mtime: git2::IndexTime::new(0, 0),
+                        dev: 0,
+                        ino: 0,
+                        mode: if *executable { 0o100755 } else { 0o100644 },
+                        uid: 0,
+                        gid: 0,
+                        file_size: bytes.len() as u32,
+                        id: blob,
+                        flags: (full.len().min(0xfff)) as u16,
+                        flags_extended: 0,
+                        path: full.into_bytes(),
+                    };
+                    index.add(&entry).map_err(git("stage a file"))?;
+                }
+            }
+        }
+        let tree_id = index
+            .write_tree_to(&self.repo)
+            .map_err(git("write a tree"))?;
+        let tree = self.repo.find_tree(tree_id).map_err(git("read a tree"))?;
+        let sig = self.signature();
+        self.repo
+            .commit(None, &sig, &sig, message, &tree, &[&parent])
+            .map_err(git("write a commit"))
+    }
+}
