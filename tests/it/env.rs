@@ -116,6 +116,7 @@ impl TestEnv {
         cmd.args(args)
             .current_dir(&self.root)
             .env_remove("PIPE_CACHE_LINK")
+            .env_remove("PIPE_CACHE_DIR")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
         for (k, v) in &self.vars {
@@ -153,6 +154,48 @@ impl TestEnv {
             args: args.join(" "),
             child: Some(child),
         }
+    }
+
+    /// Runs the real `git` in the project root (as a user's git, with a
+    /// fixed identity and no user or system config) and returns its stdout;
+    /// panics if it fails.
+    #[track_caller]
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(&self.root)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "Ada")
+            .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+            .env("GIT_COMMITTER_NAME", "Ada")
+            .env("GIT_COMMITTER_EMAIL", "ada@example.com")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run git: {e}"));
+        assert!(
+            out.status.success(),
+            "git {} failed:\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `git init` with branch `main`, then one commit of everything.
+    pub fn git_init(self) -> TestEnv {
+        self.git(&["init", "-q", "-b", "main"]);
+        self.commit("baseline");
+        self
+    }
+
+    /// `git add -A && git commit -m MESSAGE`; returns the commit's short hash.
+    #[track_caller]
+    pub fn commit(&self, message: &str) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "-m", message]);
+        self.git(&["rev-parse", "--short=7", "HEAD"])
+            .trim()
+            .to_string()
     }
 
     /// `pipeline.lock`, parsed (panics if it is not valid YAML).

@@ -7,9 +7,11 @@
 //! leaves a trace of each time it really ran.
 
 mod cache;
+mod compare;
 mod concurrency;
 mod dag;
 mod env;
+mod exp;
 mod ml;
 mod repro;
 mod spec;

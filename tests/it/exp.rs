@@ -1,0 +1,416 @@
+//! `pipe exp`: experiments recorded as commits under refs/exps/, in real
+//! git repositories made with the `git` command line.
+
+use serde_json::Value as Json;
+
+use crate::env::TestEnv;
+
+/// A two-stage project under git: `prep` reads untracked raw data, `train`
+/// writes a model and metrics that depend on `train.lr` and `train.epochs`.
+/// `runs.log` (ignored) gets a line each time `train` really runs in the
+/// workspace. The baseline run's lock and metrics are committed.
+fn project() -> TestEnv {
+    let env = TestEnv::new()
+        .pipeline(
+            r#"
+            stages:
+              prep:
+                cmd: tr a-z A-Z < data/raw.txt > clean.txt
+                deps: [data/raw.txt]
+                outs: [clean.txt]
+              train:
+                cmd: >-
+                  [ "${train.lr}" != "0.9" ] &&
+                  (cat prefix.txt clean.txt; echo "lr=${train.lr} epochs=${train.epochs}") > model.txt &&
+                  awk 'BEGIN { printf "{\"score\": %.4f, \"loss\": %.4f}\n", 1 - ${train.lr}, ${train.lr} * ${train.epochs} }' > metrics.json &&
+                  echo train >> runs.log
+                deps: [clean.txt, prefix.txt]
+                outs: [model.txt]
+                metrics:
+                  - metrics.json:
+                      cache: false
+            "#,
+        )
+        .params(
+            "
+            train:
+              lr: 0.1
+              epochs: 3
+            ",
+        )
+        .file("prefix.txt", "v1\n")
+        .file("data/raw.txt", "some raw text\n")
+        .file(".gitignore", "data/\nclean.txt\nmodel.txt\nruns.log\n");
+    env.pipe(&["repro"]).ok();
+    env.git_init()
+}
+
+fn settings(env: &TestEnv) -> insta::Settings {
+    let mut s = env.settings();
+    s.add_filter(r"\b[0-9a-f]{7}\b", "[REV]");
+    s.add_filter(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", "[DATE]");
+    s
+}
+
+/// What `git` says about HEAD, the branches, the index and the status.
+fn git_state(env: &TestEnv) -> (String, String, String, Vec<u8>) {
+    (
+        env.git(&["log", "--oneline", "--decorate"]),
+        env.git(&["branch", "-a"]),
+        env.git(&["status", "--porcelain", "--ignored"]),
+        std::fs::read(env.path(".git/index")).unwrap(),
+    )
+}
+
+fn show(env: &TestEnv, rev: &str) -> String {
+    env.git(&["show", rev])
+}
+
+#[test]
+fn exp_run_records_a_commit_and_leaves_git_and_the_workspace_as_they_were() {
+    let env = project();
+    let before = git_state(&env);
+    let files = env.tree();
+    let out = env
+        .pipe(&["exp", "run", "-S", "train.lr=0.5", "-n", "half"])
+        .ok();
+    assert!(
+        out.stderr.contains("Recorded experiment half"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        git_state(&env),
+        before,
+        "git log, branches, status and index are unchanged"
+    );
+    let outside = |p: &String| !p.starts_with(".pipeline-cache") && !p.starts_with(".git/");
+    let after: Vec<_> = env.tree().into_iter().filter(|(p, _)| outside(p)).collect();
+    let files: Vec<_> = files.into_iter().filter(|(p, _)| outside(p)).collect();
+    assert_eq!(after, files, "the workspace is not written");
+
+    assert_eq!(
+        env.git(&["for-each-ref", "--format=%(refname)", "refs/exps"]),
+        "refs/exps/half\n"
+    );
+    assert_eq!(
+        env.git(&["rev-parse", "refs/exps/half^"]),
+        env.git(&["rev-parse", "HEAD"])
+    );
+    assert!(show(&env, "refs/exps/half:params.yaml").contains("lr: 0.5"));
+    let metrics: Json = serde_json::from_str(&show(&env, "refs/exps/half:metrics.json")).unwrap();
+    assert_eq!(metrics["score"], 0.5);
+    assert_eq!(metrics["loss"], 1.5);
+    assert!(show(&env, "refs/exps/half:pipeline.lock").contains("model.txt"));
+
+    env.pipe(&["exp", "run", "-S", "train.epochs=10", "-n", "long"])
+        .ok();
+    let out = env.pipe(&["exp", "show"]).ok();
+    settings(&env).bind(|| {
+        insta::assert_snapshot!(out.stdout, @r"
+        Experiment  Rev      Created           loss  score  train.epochs  train.lr
+        main        [REV]  [DATE]  0.3   0.9    3             0.1
+        ├─ half     [REV]  [DATE]  1.5   0.5    3             0.5
+        └─ long     [REV]  [DATE]  1     0.9    10            0.1
+        ");
+    });
+    let out = env
+        .pipe(&[
+            "exp",
+            "show",
+            "--sort-by",
+            "loss",
+            "--sort-order",
+            "desc",
+            "--md",
+        ])
+        .ok();
+    let names: Vec<&str> = out
+        .stdout
+        .lines()
+        .skip(2)
+        .map(|l| l.split(" | ").next().unwrap())
+        .collect();
+    assert_eq!(names, ["| main", "| ├─ half", "| └─ long"]);
+    let out = env.pipe(&["exp", "show", "--json"]).ok();
+    let rows: Json = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(rows[1]["name"], "half");
+    assert_eq!(rows[1]["params"]["train.lr"], 0.5);
+    assert_eq!(rows[2]["metrics"]["loss"], 1.0);
+    let out = env.pipe(&["exp", "show", "--sort-by", "los"]).code(2);
+    assert!(
+        out.stderr.contains("did you mean `loss`?"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn exp_apply_restores_the_exact_outputs_without_running() {
+    let env = project();
+    env.pipe(&["exp", "run", "-S", "train.lr=0.5", "-n", "half"])
+        .ok();
+    let runs = env.runs();
+    let lock: serde_yaml::Value =
+        serde_yaml::from_str(&show(&env, "refs/exps/half:pipeline.lock")).unwrap();
+    let recorded = lock["stages"]["train"]["outs"][0]["blake3"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    env.pipe(&["exp", "apply", "half"]).ok();
+    let model = std::fs::read(env.path("model.txt")).unwrap();
+    assert_eq!(model, b"v1\nSOME RAW TEXT\nlr=0.5 epochs=3\n");
+    assert_eq!(blake3::hash(&model).to_hex().to_string(), recorded);
+    assert_eq!(
+        env.read("pipeline.lock"),
+        show(&env, "refs/exps/half:pipeline.lock")
+    );
+    assert_eq!(
+        env.read("metrics.json"),
+        show(&env, "refs/exps/half:metrics.json")
+    );
+    assert_eq!(env.runs(), runs, "nothing ran");
+    assert_eq!(
+        env.pipe(&["status"]).ok().stdout,
+        "Everything is up to date.\n"
+    );
+    let status = env.git(&["status", "--porcelain"]);
+    assert_eq!(
+        status,
+        " M metrics.json\n M params.yaml\n M pipeline.lock\n"
+    );
+    assert_eq!(
+        env.git(&["log", "--oneline"]).lines().count(),
+        1,
+        "HEAD did not move"
+    );
+}
+
+#[test]
+fn exp_apply_refuses_to_overwrite_uncommitted_work_unless_forced() {
+    let env = project();
+    env.pipe(&["exp", "run", "-S", "train.lr=0.5", "-n", "half"])
+        .ok();
+    env.write("params.yaml", "train:\n  lr: 0.3\n  epochs: 3\n");
+    env.write("model.txt", "hand edited\n");
+    let out = env.pipe(&["exp", "apply", "half"]).code(2);
+    insta::assert_snapshot!(out.stderr, @r"
+    error: the workspace has changes that applying half would overwrite:
+      params.yaml
+      model.txt (output)
+      hint: commit or stash them first, or pass --force to overwrite them
+    ");
+    assert_eq!(
+        env.read("model.txt"),
+        "hand edited\n",
+        "nothing was written"
+    );
+    env.pipe(&["exp", "apply", "half", "--force"]).ok();
+    assert!(env.read("params.yaml").contains("lr: 0.5"));
+    assert!(env.read("model.txt").ends_with("lr=0.5 epochs=3\n"));
+    let out = env.pipe(&["exp", "apply", "nope"]).code(2);
+    assert!(
+        out.stderr.contains("no experiment named `nope`"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn experiments_run_from_the_workspace_code_including_uncommitted_changes() {
+    let env = project();
+    env.write("prefix.txt", "v2 (not committed)\n");
+    env.pipe(&["exp", "run", "-n", "edited"]).ok();
+    assert_eq!(env.read("prefix.txt"), "v2 (not committed)\n");
+    assert_eq!(
+        show(&env, "refs/exps/edited:prefix.txt"),
+        "v2 (not committed)\n"
+    );
+    env.git(&["checkout", "-q", "--", "prefix.txt"]);
+    env.pipe(&["exp", "apply", "edited"]).ok();
+    assert!(env.read("model.txt").starts_with("v2 (not committed)\n"));
+}
+
+#[test]
+fn three_experiments_in_parallel_equal_three_run_one_by_one() {
+    let env = project();
+    let out = env
+        .pipe(&[
+            "exp",
+            "run",
+            "--queue",
+            "-S",
+            "train.lr=0.2,0.3,0.4",
+            "-n",
+            "p",
+        ])
+        .ok();
+    assert_eq!(out.stderr.matches("Queued p-").count(), 3, "{}", out.stderr);
+    let out = env.pipe(&["exp", "show"]).ok();
+    assert_eq!(out.stdout.matches("queued").count(), 3, "{}", out.stdout);
+    assert!(
+        env.git(&["for-each-ref", "refs/exps"]).is_empty(),
+        "queued, not run"
+    );
+    let out = env.pipe(&["exp", "run", "--run-all", "-j", "3"]).ok();
+    assert_eq!(out.stderr.matches("✓ p-").count(), 3, "{}", out.stderr);
+
+    for (i, lr) in ["0.2", "0.3", "0.4"].iter().enumerate() {
+        let name = format!("s{i}");
+        env.pipe(&["exp", "run", "-S", &format!("train.lr={lr}"), "-n", &name])
+            .ok();
+        for file in ["metrics.json", "pipeline.lock", "params.yaml"] {
+            assert_eq!(
+                show(&env, &format!("refs/exps/p-{}:{file}", i + 1)),
+                show(&env, &format!("refs/exps/{name}:{file}")),
+                "{file} of lr={lr}"
+            );
+        }
+    }
+    let out = env.pipe(&["exp", "run", "--run-all"]).ok();
+    assert!(out.stderr.contains("The queue is empty"), "{}", out.stderr);
+}
+
+#[test]
+fn several_values_without_queue_run_at_once() {
+    let env = project();
+    let out = env
+        .pipe(&[
+            "exp",
+            "run",
+            "-S",
+            "train.lr=0.2,0.3",
+            "-S",
+            "train.epochs=1,2",
+            "-j",
+            "2",
+        ])
+        .ok();
+    assert_eq!(out.stderr.matches("✓ exp-").count(), 4, "{}", out.stderr);
+    assert_eq!(env.git(&["for-each-ref", "refs/exps"]).lines().count(), 4);
+}
+
+#[test]
+fn a_failing_experiment_is_not_recorded() {
+    let env = project();
+    let before = git_state(&env);
+    let out = env
+        .pipe(&["exp", "run", "-S", "train.lr=0.9", "-n", "bad"])
+        .code(1);
+    assert!(
+        out.stderr
+            .contains("experiment bad failed and was not recorded"),
+        "{}",
+        out.stderr
+    );
+    assert!(env.git(&["for-each-ref", "refs/exps"]).is_empty());
+    assert_eq!(git_state(&env), before);
+    env.pipe(&["exp", "run", "--queue", "-S", "train.lr=0.9", "-n", "bad"])
+        .ok();
+    let out = env.pipe(&["exp", "run", "--run-all"]).code(1);
+    assert!(out.stderr.contains("✗ bad failed"), "{}", out.stderr);
+    assert!(out.stderr.contains("exp-logs/bad.log"), "{}", out.stderr);
+}
+
+#[test]
+fn bad_params_are_refused_before_anything_runs() {
+    let env = project();
+    let out = env.pipe(&["exp", "run", "-S", "train.LR=0.5"]).code(2);
+    insta::assert_snapshot!(out.stderr, @r"
+    error: params.yaml has no param `train.LR`
+      hint: did you mean `train.lr`? Only keys that exist can be set
+    ");
+    let out = env.pipe(&["exp", "run", "-S", "train.lr"]).code(2);
+    assert!(
+        out.stderr.contains("-S `train.lr` has no `=`"),
+        "{}",
+        out.stderr
+    );
+    let out = env
+        .pipe(&["exp", "run", "-S", "train.lr=1", "-n", "a b"])
+        .code(2);
+    assert!(
+        out.stderr.contains("`a b` cannot name an experiment"),
+        "{}",
+        out.stderr
+    );
+    assert!(env.git(&["for-each-ref", "refs/exps"]).is_empty());
+    assert!(
+        !env.exists(".pipeline-cache/exp-queue")
+            || std::fs::read_dir(env.path(".pipeline-cache/exp-queue"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+}
+
+#[test]
+fn exp_diff_branch_and_remove() {
+    let env = project();
+    env.pipe(&["exp", "run", "-S", "train.lr=0.5", "-n", "half"])
+        .ok();
+    env.pipe(&["exp", "run", "-S", "train.epochs=10", "-n", "long"])
+        .ok();
+    let out = env.pipe(&["exp", "diff", "half"]).ok();
+    settings(&env).bind(|| {
+        insta::assert_snapshot!(out.stdout, @r"
+        Path          Metric  [REV]  half  Change
+        metrics.json  loss    0.3      1.5   +1.2
+        metrics.json  score   0.9      0.5   -0.4
+
+        Path         Param     [REV]  half  Change
+        params.yaml  train.lr  0.1      0.5   +0.4
+        ");
+    });
+    let out = env.pipe(&["exp", "diff", "half", "long", "--json"]).ok();
+    let json: Json = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["params"]["params.yaml"]["train.epochs"]["old"], 10);
+    assert_eq!(json["metrics"]["metrics.json"]["loss"]["new"], 1.5);
+
+    env.pipe(&["exp", "branch", "half", "try-half"]).ok();
+    assert!(env.git(&["branch"]).contains("try-half"));
+    assert!(env
+        .git(&["log", "-1", "--format=%s", "try-half"])
+        .starts_with("pipe experiment half"));
+    let out = env.pipe(&["exp", "branch", "long", "try-half"]).code(2);
+    assert!(
+        out.stderr
+            .contains("a branch named `try-half` exists already"),
+        "{}",
+        out.stderr
+    );
+
+    let out = env.pipe(&["exp", "remove", "half", "nope"]).code(2);
+    assert!(
+        out.stderr.contains("no experiment named `nope`"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        env.git(&["for-each-ref", "refs/exps"]).lines().count(),
+        2,
+        "nothing removed"
+    );
+    env.pipe(&["exp", "remove", "half"]).ok();
+    assert_eq!(
+        env.git(&["for-each-ref", "--format=%(refname)", "refs/exps"]),
+        "refs/exps/long\n"
+    );
+    assert!(
+        env.git(&["branch"]).contains("try-half"),
+        "the branch stays"
+    );
+    env.pipe(&["exp", "remove", "--all"]).ok();
+    assert!(env.git(&["for-each-ref", "refs/exps"]).is_empty());
+}
+
+#[test]
+fn gc_keeps_what_experiments_recorded() {
+    let env = project();
+    env.pipe(&["exp", "run", "-S", "train.lr=0.5", "-n", "half"])
+        .ok();
+    env.pipe(&["gc"]).ok();
+    env.pipe(&["exp", "apply", "half"]).ok();
+    assert!(env.read("model.txt").ends_with("lr=0.5 epochs=3\n"));
+}
