@@ -64,6 +64,10 @@ fn git(action: impl Into<String>) -> impl FnOnce(git2::Error) -> GitError {
     move |source| GitError::Git { action, source }
 }
 
+/// A project file for a commit: its bytes and executable bit, or `None`
+/// to remove it.
+pub type FileContent = (RelPath, Option<(Vec<u8>, bool)>);
+
 /// A commit, with the name it was asked by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rev {
@@ -294,7 +298,7 @@ impl Repo {
         &self,
         base: Oid,
         parent: Oid,
-        files: &[(RelPath, Option<(Vec<u8>, bool)>)],
+        files: &[FileContent],
         message: &str,
     ) -> Result<Oid, GitError> {
         let parent = self

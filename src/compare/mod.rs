@@ -130,13 +130,13 @@ impl<'a> Reader<'a> {
                 if let Some(bytes) = repo.read(rev.oid, path)? {
                     return Ok(Some(bytes));
                 }
-                self.from_cache(path)
+                self.cached_output(path)
             }
         }
     }
 
     /// `path` from the cache, when the side's lock records it.
-    fn from_cache(&mut self, path: &RelPath) -> Result<Option<Vec<u8>>, Error> {
+    fn cached_output(&mut self, path: &RelPath) -> Result<Option<Vec<u8>>, Error> {
         if self.lock.is_none() {
             let lock = match self.read_lock_text()? {
                 Some(text) => LockFile::from_text(&text).ok(),

@@ -7,7 +7,7 @@ use git2::Oid;
 
 use super::overrides::Override;
 use crate::error::Error;
-use crate::git::{GitError, Repo, EXP_REF_PREFIX};
+use crate::git::{FileContent, GitError, Repo, EXP_REF_PREFIX};
 use crate::paths::RelPath;
 
 /// Commits the files `paths` as they are under `dir` (the project root of
@@ -64,8 +64,6 @@ pub fn start_commit(repo: &Repo, root: &Path, baseline: Oid) -> Result<Oid, Erro
         "pipe experiment start: workspace changes",
     )?)
 }
-
-type FileContent = (RelPath, Option<(Vec<u8>, bool)>);
 
 /// `paths` under `dir`: bytes and executable bit, or `None` when absent.
 fn read_files(dir: &Path, paths: &[RelPath], what: &str) -> Result<Vec<FileContent>, Error> {
