@@ -53,7 +53,7 @@
 //! file in the target's directory and renames it into place, so an output
 //! is either complete or absent. pandas (pyarrow) and polars read it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
 use std::io::Cursor;
@@ -257,6 +257,25 @@ pub struct Table {
     path: PathBuf,
     format: Format,
     df: DataFrame,
+    /// For a table read with [`Table::read_keeping`]: the data row (from 0)
+    /// of the file that each row was.
+    file_rows: Option<Vec<usize>>,
+}
+
+/// Rows to keep, by the raw text of one column, decided while a text table
+/// is checked and before polars parses it (see [`Table::read_keeping`]).
+pub struct KeepRows<'a> {
+    pub column: &'a str,
+    pub keep: &'a (dyn Fn(&str) -> bool + Sync),
+}
+
+/// What [`Table::read_keeping`] saw of every row, kept or not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeptRows {
+    /// Data rows in the file.
+    pub rows_read: usize,
+    /// Each distinct text of the column, with how many rows have it.
+    pub values: HashMap<String, usize>,
 }
 
 impl Table {
@@ -278,7 +297,117 @@ impl Table {
             path: path.to_path_buf(),
             format,
             df,
+            file_rows: None,
         })
+    }
+
+    /// Like [`Table::read`], keeping only the rows whose `filter.column`
+    /// text passes `filter.keep`. A text file is filtered while it is
+    /// checked, so polars parses only the rows kept (and infers column
+    /// types from them); a parquet file is read whole, then filtered. Errors
+    /// still name the file's own line numbers. Returns the table (possibly
+    /// without rows) and what was seen of every row.
+    pub fn read_keeping(
+        path: &Path,
+        format: Option<&str>,
+        text_columns: &[&str],
+        filter: &KeepRows,
+    ) -> Result<(Table, KeptRows), TableError> {
+        let format = Format::resolve(path, format)?;
+        let Some(separator) = format.separator() else {
+            let table = Table::read(path, Some(&format.to_string()), text_columns)?;
+            return table.keep_parsed(filter);
+        };
+        let bytes = std::fs::read(path).map_err(|source| TableError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let text = std::str::from_utf8(&bytes).unwrap_or_default();
+        let first = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let first = first.lines().next().unwrap_or_default();
+        let Some(index) = first.split(separator as char).position(|h| h == filter.column) else {
+            // Checked first, so that a bad file is reported as such.
+            let (body, _) = check_text(path, &bytes, separator, None)?;
+            return Err(TableError::MissingColumn {
+                path: path.to_path_buf(),
+                column: filter.column.to_string(),
+                existing: header_names(body, separator).iter().map(|h| h.to_string()).collect(),
+            });
+        };
+        let (body, scan) = check_text(path, &bytes, separator, Some((index, filter.keep)))?;
+        let header = header_names(body, separator);
+        let header_end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
+        let rows = body.get(header_end + 1..).unwrap_or_default();
+        let mut kept_text = Vec::with_capacity(header_end + 1 + scan.bytes);
+        kept_text.extend_from_slice(&body[..header_end]);
+        for range in &scan.ranges {
+            kept_text.push(b'\n');
+            kept_text.extend_from_slice(&rows[range.clone()]);
+        }
+        let df = if scan.ranges.is_empty() {
+            // No rows: the columns, as text, without parsing anything.
+            DataFrame::new_infer_height(
+                header
+                    .iter()
+                    .map(|h| Column::new((*h).into(), Vec::<&str>::new()))
+                    .collect(),
+            )
+            .map_err(|source| TableError::Parse {
+                path: path.to_path_buf(),
+                format,
+                source,
+            })?
+        } else {
+            parse_text(path, format, separator, text_columns, &header, &kept_text)?
+        };
+        let table = Table {
+            path: path.to_path_buf(),
+            format,
+            df,
+            file_rows: Some(scan.file_rows),
+        };
+        Ok((
+            table,
+            KeptRows {
+                rows_read: scan.rows_read,
+                values: scan.values,
+            },
+        ))
+    }
+
+    /// Filters a table read whole (parquet).
+    fn keep_parsed(self, filter: &KeepRows) -> Result<(Table, KeptRows), TableError> {
+        let column = self.column(filter.column)?;
+        let text = column.cast(&DataType::String).map_err(|source| TableError::Parse {
+            path: self.path.clone(),
+            format: self.format,
+            source,
+        })?;
+        let text = text.str().expect("cast to String gives strings");
+        let mut values: HashMap<String, usize> = HashMap::new();
+        let mut rows: Vec<IdxSize> = Vec::new();
+        for (row, value) in text.iter().enumerate() {
+            let value = value.unwrap_or("");
+            *values.entry(value.to_string()).or_default() += 1;
+            if (filter.keep)(value) {
+                rows.push(row as IdxSize);
+            }
+        }
+        let rows_read = self.df.height();
+        let df = self
+            .df
+            .take(&IdxCa::from_vec("rows".into(), rows.clone()))
+            .map_err(|source| TableError::Parse {
+                path: self.path.clone(),
+                format: self.format,
+                source,
+            })?;
+        let table = Table {
+            file_rows: Some(rows.into_iter().map(|r| r as usize).collect()),
+            df,
+            ..self
+        };
+        Ok((table, KeptRows { rows_read, values }))
     }
 
     /// Wraps a frame read elsewhere (for tests and callers that build one).
@@ -287,6 +416,7 @@ impl Table {
             path: path.to_path_buf(),
             format,
             df,
+            file_rows: None,
         }
     }
 
@@ -331,6 +461,10 @@ impl Table {
     /// Where data row `row` (from 0) is in the file: `line N` for text
     /// files (the header is line 1), `row N` (from 1) for parquet.
     pub fn location(&self, row: usize) -> String {
+        let row = match &self.file_rows {
+            Some(rows) => rows[row],
+            None => row,
+        };
         match self.format {
             Format::Parquet => format!("row {}", row + 1),
             Format::Tsv | Format::Csv => format!("line {}", row + 2),
@@ -399,8 +533,20 @@ fn read_text(
         path: path.to_path_buf(),
         source,
     })?;
-    let body = check_text(path, &bytes, separator)?;
+    let (body, _) = check_text(path, &bytes, separator, None)?;
     let header = header_names(body, separator);
+    parse_text(path, format, separator, text_columns, &header, body)
+}
+
+/// Parses checked text (header line first) with polars.
+fn parse_text(
+    path: &Path,
+    format: Format,
+    separator: u8,
+    text_columns: &[&str],
+    header: &[&str],
+    body: &[u8],
+) -> Result<DataFrame, TableError> {
     let overwrite: Schema = header
         .iter()
         .filter(|h| text_columns.contains(h))
@@ -468,7 +614,12 @@ fn header_names(body: &[u8], separator: u8) -> Vec<&str> {
 
 /// The checks of the module docs; returns the bytes without a UTF-8 byte
 /// order mark and without trailing empty lines.
-fn check_text<'a>(path: &Path, bytes: &'a [u8], separator: u8) -> Result<&'a [u8], TableError> {
+fn check_text<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+    separator: u8,
+    keep: Option<Keep>,
+) -> Result<(&'a [u8], Scan), TableError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if let Err(e) = std::str::from_utf8(bytes) {
         let good = &bytes[..e.valid_up_to()];
@@ -512,8 +663,8 @@ fn check_text<'a>(path: &Path, bytes: &'a [u8], separator: u8) -> Result<&'a [u8
         Some(end) => &body[end + 1..],
         None => &[],
     };
-    let rows = match check_rows(rest, separator, expected) {
-        Ok(rows) => rows,
+    let scan = match check_rows(rest, separator, expected, keep) {
+        Ok(scan) => scan,
         Err(RowFault { row, found }) => {
             let line = row + 2;
             return Err(match found {
@@ -531,13 +682,16 @@ fn check_text<'a>(path: &Path, bytes: &'a [u8], separator: u8) -> Result<&'a [u8
             });
         }
     };
-    if rows == 0 {
+    if scan.rows_read == 0 {
         return Err(TableError::NoRows {
             path: path.to_path_buf(),
         });
     }
-    Ok(&bytes[..end])
+    Ok((&bytes[..end], scan))
 }
+
+/// A row filter for [`check_rows`]: the index of the field, and the test.
+type Keep<'a> = (usize, &'a (dyn Fn(&str) -> bool + Sync));
 
 /// The first data row (from 0) of a text table whose field count is not
 /// the header's, with the count it has (0 for an empty line).
@@ -550,61 +704,110 @@ struct RowFault {
 const CHECK_BLOCK: usize = 1 << 20;
 
 /// Counts the rows of `rows` (the lines under the header) and checks that
-/// each has `expected` fields. Blocks of lines are checked on all cores;
-/// the first fault in file order is the one reported.
-fn check_rows(rows: &[u8], separator: u8, expected: usize) -> Result<usize, RowFault> {
-    if rows.is_empty() {
-        return Ok(0);
+/// each has `expected` fields; with `keep`, also picks the rows whose field
+/// passes the test and counts every distinct value of that field. Blocks of
+/// lines run on all cores; the first fault in file order is the one
+/// reported.
+fn check_rows(
+    rows: &[u8],
+    separator: u8,
+    expected: usize,
+    keep: Option<Keep>,
+) -> Result<Scan, RowFault> {
+    let blocks = line_blocks(rows);
+    let scanned: Vec<Result<Scan, RowFault>> = blocks
+        .par_iter()
+        .map(|&(offset, block)| {
+            let mut scan = Scan::default();
+            let mut counts: HashMap<&[u8], usize> = HashMap::new();
+            let body = block.strip_suffix(b"\n").unwrap_or(block);
+            let mut start = 0;
+            for end in memchr::memchr_iter(b'\n', body).chain([body.len()]) {
+                let line = &body[start..end];
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                let mut found = 0;
+                let mut field = 0..0;
+                if !line.is_empty() {
+                    let mut field_start = 0;
+                    for sep in memchr::memchr_iter(separator, line).chain([line.len()]) {
+                        if keep.is_some_and(|(index, _)| index == found) {
+                            field = field_start..sep;
+                        }
+                        found += 1;
+                        field_start = sep + 1;
+                    }
+                }
+                if found != expected {
+                    return Err(RowFault {
+                        row: scan.rows_read,
+                        found,
+                    });
+                }
+                if let Some((_, test)) = keep {
+                    let value = &line[field];
+                    *counts.entry(value).or_default() += 1;
+                    if test(std::str::from_utf8(value).expect("checked UTF-8")) {
+                        scan.ranges.push(offset + start..offset + start + line.len());
+                        scan.file_rows.push(scan.rows_read);
+                        scan.bytes += line.len() + 1;
+                    }
+                }
+                scan.rows_read += 1;
+                start = end + 1;
+            }
+            for (value, n) in counts {
+                let text = String::from_utf8_lossy(value).into_owned();
+                *scan.values.entry(text).or_default() += n;
+            }
+            Ok(scan)
+        })
+        .collect();
+    let mut all = Scan::default();
+    for scan in scanned {
+        let scan = scan.map_err(|fault| RowFault {
+            row: all.rows_read + fault.row,
+            found: fault.found,
+        })?;
+        all.file_rows
+            .extend(scan.file_rows.iter().map(|r| r + all.rows_read));
+        all.rows_read += scan.rows_read;
+        all.ranges.extend(scan.ranges);
+        all.bytes += scan.bytes;
+        for (text, n) in scan.values {
+            *all.values.entry(text).or_default() += n;
+        }
     }
-    // Cut at line ends, so that no line spans two blocks.
+    Ok(all)
+}
+
+/// What [`check_rows`] found.
+#[derive(Debug, Default)]
+struct Scan {
+    rows_read: usize,
+    /// Byte ranges (in the scanned rows, without line ends) of the rows kept.
+    ranges: Vec<std::ops::Range<usize>>,
+    /// Their data-row numbers.
+    file_rows: Vec<usize>,
+    values: HashMap<String, usize>,
+    /// Bytes kept.
+    bytes: usize,
+}
+
+/// `rows` cut into blocks of about [`CHECK_BLOCK`] bytes at line ends:
+/// (offset, block).
+fn line_blocks(rows: &[u8]) -> Vec<(usize, &[u8])> {
     let mut blocks = Vec::new();
     let mut start = 0;
     while start < rows.len() {
-        let end = match rows[(start + CHECK_BLOCK).min(rows.len())..]
-            .iter()
-            .position(|&b| b == b'\n')
-        {
-            Some(i) => (start + CHECK_BLOCK).min(rows.len()) + i + 1,
+        let from = (start + CHECK_BLOCK).min(rows.len());
+        let end = match memchr::memchr(b'\n', &rows[from..]) {
+            Some(i) => from + i + 1,
             None => rows.len(),
         };
-        blocks.push(&rows[start..end]);
+        blocks.push((start, &rows[start..end]));
         start = end;
     }
-    let checked: Vec<(usize, Option<RowFault>)> = blocks
-        .par_iter()
-        .map(|block| {
-            let block = block.strip_suffix(b"\n").unwrap_or(block);
-            let mut lines = 0;
-            let mut start = 0;
-            let ends = memchr::memchr_iter(b'\n', block).chain([block.len()]);
-            for end in ends {
-                let line = &block[start..end];
-                start = end + 1;
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                let found = if line.is_empty() {
-                    0
-                } else {
-                    1 + memchr::memchr_iter(separator, line).count()
-                };
-                if found != expected {
-                    return (lines, Some(RowFault { row: lines, found }));
-                }
-                lines += 1;
-            }
-            (lines, None)
-        })
-        .collect();
-    let mut before = 0;
-    for (lines, fault) in checked {
-        if let Some(fault) = fault {
-            return Err(RowFault {
-                row: before + fault.row,
-                found: fault.found,
-            });
-        }
-        before += lines;
-    }
-    Ok(before)
+    blocks
 }
 
 /// Writes `df` to `path` as parquet, atomically (temporary file + rename),
@@ -793,6 +996,48 @@ mod tests {
             e.ends_with("r.tsv` has no column `Sentiment` (its columns: `PhraseId`, `Phrase`)"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn read_keeping_filters_before_parsing_and_keeps_file_line_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let tsv = write(dir.path(), "t.tsv", b"id\tlabel\n1\ta\n2\tb\n3\ta\n4\t\n");
+        let keep = |v: &str| v == "a";
+        let filter = KeepRows {
+            column: "label",
+            keep: &keep,
+        };
+        let (t, kept) = Table::read_keeping(&tsv, None, &["label"], &filter).unwrap();
+        assert_eq!(t.integers("id").unwrap(), [1, 3]);
+        assert_eq!(t.location(1), "line 4");
+        assert_eq!(kept.rows_read, 4);
+        let mut values: Vec<_> = kept.values.into_iter().collect();
+        values.sort();
+        assert_eq!(values, [("".into(), 1), ("a".into(), 2), ("b".into(), 1)]);
+
+        // Parquet is read whole, then filtered the same way.
+        let mut df = Table::read(&tsv, None, &["label"]).unwrap().into_frame();
+        let pq = dir.path().join("t.parquet");
+        write_parquet(&mut df, &pq).unwrap();
+        let (t, kept) = Table::read_keeping(&pq, None, &["label"], &filter).unwrap();
+        assert_eq!(t.integers("id").unwrap(), [1, 3]);
+        assert_eq!(t.location(1), "row 3");
+        assert_eq!(kept.rows_read, 4);
+
+        // Nothing kept: the columns are still there.
+        let none = |_: &str| false;
+        let filter = KeepRows {
+            column: "label",
+            keep: &none,
+        };
+        let (t, kept) = Table::read_keeping(&tsv, None, &["label"], &filter).unwrap();
+        assert_eq!((t.height(), t.column_names().len(), kept.rows_read), (0, 2, 4));
+        let filter = KeepRows {
+            column: "nope",
+            keep: &none,
+        };
+        let e = Table::read_keeping(&tsv, None, &[], &filter).unwrap_err().to_string();
+        assert!(e.contains("no column `nope` (its columns: `id`, `label`)"), "{e}");
     }
 
     #[test]
