@@ -48,8 +48,9 @@
 //!
 //! # Writing
 //!
-//! [`write_parquet`] writes snappy-compressed parquet (pandas' default,
-//! and several times faster to write than zstd) through a temporary
+//! [`write_parquet`] writes LZ4-compressed parquet (`LZ4_RAW`, which
+//! pyarrow ≥ 8 and polars read; faster to write and read than snappy or
+//! zstd) through a temporary
 //! file in the target's directory and renames it into place, so an output
 //! is either complete or absent. pandas (pyarrow) and polars read it.
 
@@ -274,7 +275,9 @@ pub struct KeepRows<'a> {
 pub struct KeptRows {
     /// Data rows in the file.
     pub rows_read: usize,
-    /// Each distinct text of the column, with how many rows have it.
+    /// Each distinct text of the column, with how many rows have it; for a
+    /// text file, only when no row was kept (the message that says so lists
+    /// them).
     pub values: HashMap<String, usize>,
 }
 
@@ -325,16 +328,31 @@ impl Table {
         let text = std::str::from_utf8(&bytes).unwrap_or_default();
         let first = text.strip_prefix('\u{feff}').unwrap_or(text);
         let first = first.lines().next().unwrap_or_default();
-        let Some(index) = first.split(separator as char).position(|h| h == filter.column) else {
+        let Some(index) = first
+            .split(separator as char)
+            .position(|h| h == filter.column)
+        else {
             // Checked first, so that a bad file is reported as such.
             let (body, _) = check_text(path, &bytes, separator, None)?;
             return Err(TableError::MissingColumn {
                 path: path.to_path_buf(),
                 column: filter.column.to_string(),
-                existing: header_names(body, separator).iter().map(|h| h.to_string()).collect(),
+                existing: header_names(body, separator)
+                    .iter()
+                    .map(|h| h.to_string())
+                    .collect(),
             });
         };
-        let (body, scan) = check_text(path, &bytes, separator, Some((index, filter.keep)))?;
+        let mut keep = Keep {
+            index,
+            test: filter.keep,
+            count: false,
+        };
+        let (body, mut scan) = check_text(path, &bytes, separator, Some(keep))?;
+        if scan.ranges.is_empty() {
+            keep.count = true;
+            scan = check_text(path, &bytes, separator, Some(keep))?.1;
+        }
         let header = header_names(body, separator);
         let header_end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
         let rows = body.get(header_end + 1..).unwrap_or_default();
@@ -378,11 +396,13 @@ impl Table {
     /// Filters a table read whole (parquet).
     fn keep_parsed(self, filter: &KeepRows) -> Result<(Table, KeptRows), TableError> {
         let column = self.column(filter.column)?;
-        let text = column.cast(&DataType::String).map_err(|source| TableError::Parse {
-            path: self.path.clone(),
-            format: self.format,
-            source,
-        })?;
+        let text = column
+            .cast(&DataType::String)
+            .map_err(|source| TableError::Parse {
+                path: self.path.clone(),
+                format: self.format,
+                source,
+            })?;
         let text = text.str().expect("cast to String gives strings");
         let mut values: HashMap<String, usize> = HashMap::new();
         let mut rows: Vec<IdxSize> = Vec::new();
@@ -621,7 +641,12 @@ fn check_text<'a>(
     keep: Option<Keep>,
 ) -> Result<(&'a [u8], Scan), TableError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    if let Err(e) = std::str::from_utf8(bytes) {
+    // Blocks cut at line ends on all cores; a bad file is looked at again,
+    // whole, for the position of its first bad byte.
+    let utf8 = line_blocks(bytes)
+        .par_iter()
+        .all(|(_, block)| std::str::from_utf8(block).is_ok());
+    if let (false, Err(e)) = (utf8, std::str::from_utf8(bytes)) {
         let good = &bytes[..e.valid_up_to()];
         let line = 1 + good.iter().filter(|&&b| b == b'\n').count();
         let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
@@ -690,8 +715,15 @@ fn check_text<'a>(
     Ok((&bytes[..end], scan))
 }
 
-/// A row filter for [`check_rows`]: the index of the field, and the test.
-type Keep<'a> = (usize, &'a (dyn Fn(&str) -> bool + Sync));
+/// A row filter for [`check_rows`]: the field, the test, and whether to
+/// count the distinct values of the field (only wanted when no row passes,
+/// to say which values there are: hashing every row's value costs).
+#[derive(Clone, Copy)]
+struct Keep<'a> {
+    index: usize,
+    test: &'a (dyn Fn(&str) -> bool + Sync),
+    count: bool,
+}
 
 /// The first data row (from 0) of a text table whose field count is not
 /// the header's, with the count it has (0 for an empty line).
@@ -730,7 +762,7 @@ fn check_rows(
                 if !line.is_empty() {
                     let mut field_start = 0;
                     for sep in memchr::memchr_iter(separator, line).chain([line.len()]) {
-                        if keep.is_some_and(|(index, _)| index == found) {
+                        if keep.is_some_and(|k| k.index == found) {
                             field = field_start..sep;
                         }
                         found += 1;
@@ -743,11 +775,14 @@ fn check_rows(
                         found,
                     });
                 }
-                if let Some((_, test)) = keep {
+                if let Some(keep) = keep {
                     let value = &line[field];
-                    *counts.entry(value).or_default() += 1;
-                    if test(std::str::from_utf8(value).expect("checked UTF-8")) {
-                        scan.ranges.push(offset + start..offset + start + line.len());
+                    if keep.count {
+                        *counts.entry(value).or_default() += 1;
+                    }
+                    if (keep.test)(std::str::from_utf8(value).expect("checked UTF-8")) {
+                        scan.ranges
+                            .push(offset + start..offset + start + line.len());
                         scan.file_rows.push(scan.rows_read);
                         scan.bytes += line.len() + 1;
                     }
@@ -816,7 +851,7 @@ pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<(), TableError> 
     let mut polars_error = None;
     let result = atomic::write(path, |file| {
         ParquetWriter::new(&mut *file)
-            .with_compression(ParquetCompression::Snappy)
+            .with_compression(ParquetCompression::Lz4Raw)
             .finish(df)
             .map_err(|e| {
                 let io = std::io::Error::other(e.to_string());
@@ -1011,9 +1046,10 @@ mod tests {
         assert_eq!(t.integers("id").unwrap(), [1, 3]);
         assert_eq!(t.location(1), "line 4");
         assert_eq!(kept.rows_read, 4);
-        let mut values: Vec<_> = kept.values.into_iter().collect();
-        values.sort();
-        assert_eq!(values, [("".into(), 1), ("a".into(), 2), ("b".into(), 1)]);
+        assert!(
+            kept.values.is_empty(),
+            "values are counted only when no row is kept"
+        );
 
         // Parquet is read whole, then filtered the same way.
         let mut df = Table::read(&tsv, None, &["label"]).unwrap().into_frame();
@@ -1031,13 +1067,24 @@ mod tests {
             keep: &none,
         };
         let (t, kept) = Table::read_keeping(&tsv, None, &["label"], &filter).unwrap();
-        assert_eq!((t.height(), t.column_names().len(), kept.rows_read), (0, 2, 4));
+        assert_eq!(
+            (t.height(), t.column_names().len(), kept.rows_read),
+            (0, 2, 4)
+        );
+        let mut values: Vec<_> = kept.values.into_iter().collect();
+        values.sort();
+        assert_eq!(values, [("".into(), 1), ("a".into(), 2), ("b".into(), 1)]);
         let filter = KeepRows {
             column: "nope",
             keep: &none,
         };
-        let e = Table::read_keeping(&tsv, None, &[], &filter).unwrap_err().to_string();
-        assert!(e.contains("no column `nope` (its columns: `id`, `label`)"), "{e}");
+        let e = Table::read_keeping(&tsv, None, &[], &filter)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no column `nope` (its columns: `id`, `label`)"),
+            "{e}"
+        );
     }
 
     #[test]
