@@ -68,6 +68,10 @@ fn git(action: impl Into<String>) -> impl FnOnce(git2::Error) -> GitError {
 /// to remove it.
 pub type FileContent = (RelPath, Option<(Vec<u8>, bool)>);
 
+/// A project file that differs between two commits: its blob and mode in
+/// the second, or `None` when the second does not have it.
+pub type Change = (RelPath, Option<(Oid, i32)>);
+
 /// A commit, with the name it was asked by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rev {
@@ -95,9 +99,20 @@ impl Repo {
     /// The repository holding `project_root`; `what` names the command for
     /// the error when there is none.
     pub fn discover(project_root: &Path, what: &str) -> Result<Repo, GitError> {
-        let repo = Repository::discover(project_root).map_err(|_| GitError::NotARepo {
-            path: project_root.to_path_buf(),
-            what: what.to_string(),
+        let repo = Repository::discover(project_root).map_err(|source| {
+            if source.code() == git2::ErrorCode::NotFound {
+                GitError::NotARepo {
+                    path: project_root.to_path_buf(),
+                    what: what.to_string(),
+                }
+            } else {
+                // Say what libgit2 says: an ownership (`safe.directory`)
+                // refusal, a damaged repository, …
+                GitError::Git {
+                    action: format!("open the repository of {}", project_root.display()),
+                    source,
+                }
+            }
         })?;
         let workdir = repo.workdir().ok_or(GitError::Bare)?;
         let workdir = workdir
@@ -116,11 +131,6 @@ impl Repo {
 
     pub fn raw(&self) -> &Repository {
         &self.repo
-    }
-
-    /// The project root relative to the working tree (`""` or `"a/b/"`).
-    pub fn prefix(&self) -> &str {
-        &self.prefix
     }
 
     /// `HEAD`'s commit, `None` in a repository without commits.
@@ -148,33 +158,43 @@ impl Repo {
     }
 
     /// A revision as git understands it (`main`, `v1`, `HEAD~2`, a short
-    /// hash), or an experiment name.
+    /// hash), else an experiment name. (New experiments cannot take a name
+    /// git resolves, so the order only matters for a branch made later.)
     pub fn resolve(&self, rev: &str) -> Result<Rev, GitError> {
         let label = rev.to_string();
-        if let Ok(reference) = self.repo.find_reference(&format!("{EXP_REF_PREFIX}{rev}")) {
-            if let Some(oid) = reference.target() {
-                return Ok(Rev { oid, label });
-            }
-        }
         if rev == "HEAD" && self.head()?.is_none() {
             return Err(GitError::NoCommits {
                 what: "reading HEAD".into(),
             });
         }
-        match self
+        if let Ok(commit) = self
             .repo
             .revparse_single(rev)
             .and_then(|o| o.peel(ObjectType::Commit))
         {
-            Ok(commit) => Ok(Rev {
+            return Ok(Rev {
                 oid: commit.id(),
                 label,
-            }),
-            Err(_) => Err(GitError::UnknownRev {
-                rev: label,
-                experiments: self.experiment_names().unwrap_or_default(),
-            }),
+            });
         }
+        if let Ok(reference) = self.repo.find_reference(&format!("{EXP_REF_PREFIX}{rev}")) {
+            if let Ok(commit) = reference.peel_to_commit() {
+                return Ok(Rev {
+                    oid: commit.id(),
+                    label,
+                });
+            }
+        }
+        Err(GitError::UnknownRev {
+            rev: label,
+            experiments: self.experiment_names().unwrap_or_default(),
+        })
+    }
+
+    /// True when git resolves `name` by itself (a branch, tag, `HEAD`, a
+    /// hash prefix, …).
+    pub fn is_revision(&self, name: &str) -> bool {
+        self.repo.revparse_single(name).is_ok()
     }
 
     /// The names of every experiment ref, sorted.
@@ -279,6 +299,43 @@ impl Repo {
             git2::TreeWalkResult::Ok
         })
         .map_err(git("walk a tree"))?;
+        Ok(out)
+    }
+
+    /// The project files that differ between commits `from` and `to`: each
+    /// with its blob and mode in `to`, or `None` when `to` does not have it.
+    pub fn changed_between(&self, from: Oid, to: Oid) -> Result<Vec<Change>, GitError> {
+        let tree = |oid| {
+            self.repo
+                .find_commit(oid)
+                .and_then(|c| c.tree())
+                .map_err(git("read a commit's tree"))
+        };
+        let (a, b) = (tree(from)?, tree(to)?);
+        let diff = self
+            .repo
+            .diff_tree_to_tree(Some(&a), Some(&b), None)
+            .map_err(git("compare two trees"))?;
+        let mut out = Vec::new();
+        for delta in diff.deltas() {
+            let file = if delta.status() == git2::Delta::Deleted {
+                delta.old_file()
+            } else {
+                delta.new_file()
+            };
+            let Some(path) = file.path().and_then(|p| p.to_str()) else {
+                continue;
+            };
+            let Some(rel) = path.strip_prefix(&self.prefix) else {
+                continue;
+            };
+            let Ok(rel) = RelPath::parse(rel, None) else {
+                continue;
+            };
+            let content = (delta.status() != git2::Delta::Deleted)
+                .then(|| (delta.new_file().id(), i32::from(delta.new_file().mode())));
+            out.push((rel, content));
+        }
         Ok(out)
     }
 

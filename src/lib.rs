@@ -22,6 +22,7 @@
 //!
 //! The library never prints; the `cli` module of the binary renders.
 
+pub mod atomic_write;
 pub mod builtin;
 pub mod cache;
 pub mod checkout;

@@ -32,6 +32,17 @@ use crate::lock::PathRecord;
 use crate::paths::RelPath;
 
 pub const CACHE_DIR: &str = ".pipeline-cache";
+
+/// Creates a project's `.pipeline-cache/` (if needed) with a `.gitignore`
+/// that keeps all of it out of git (as DVC's `.dvc/.gitignore`).
+pub fn ensure_root(cache_root: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(cache_root)?;
+    let ignore = cache_root.join(".gitignore");
+    if !ignore.exists() {
+        std::fs::write(&ignore, "# Created by pipe: the cache is not for git.\n*\n")?;
+    }
+    Ok(())
+}
 pub const VERSION_DIR: &str = "v1";
 
 #[derive(Debug, thiserror::Error)]

@@ -122,7 +122,7 @@ pub struct RemoveArgs {
     #[arg(required_unless_present = "all")]
     pub names: Vec<String>,
     /// Every experiment and every queued one.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "names")]
     pub all: bool,
 }
 
@@ -167,7 +167,7 @@ fn run_cmd(cwd: &Path, args: RunArgs) -> Result<ExitCode, CliError> {
         .map_err(err)?;
     let combos = overrides::combinations(&sets);
     if args.run_all && args.set.is_empty() {
-        return run_queue(&project, args.jobs.unwrap_or(1));
+        return run_queue(&project, args.jobs.unwrap_or(1), None);
     }
     let baseline = repo.head_commit("pipe exp run").map_err(err)?;
     for combo in &combos {
@@ -195,11 +195,19 @@ fn run_cmd(cwd: &Path, args: RunArgs) -> Result<ExitCode, CliError> {
             eprintln!("Run the queue with `pipe exp run --run-all -j N`.");
             return Ok(ExitCode::SUCCESS);
         }
-        return run_queue(&project, args.jobs.unwrap_or(1));
+        let only: Vec<String> = entries.iter().map(|q| q.name.clone()).collect();
+        let only = (!args.run_all).then_some(only);
+        return run_queue(&project, args.jobs.unwrap_or(1), only.as_deref());
     }
     let q = &entries[0];
     eprintln!("Running experiment {}: {}", q.name, describe(&q.overrides));
-    match isolated::run(&project.root, q, &pipe_exe()?, isolated::Output::Terminal) {
+    match isolated::run(
+        &project.root,
+        &shared_cache(&project),
+        q,
+        &pipe_exe()?,
+        isolated::Output::Terminal,
+    ) {
         Ok(commit) => {
             eprintln!(
                 "Recorded experiment {} ({}) on baseline {}.",
@@ -218,10 +226,39 @@ fn run_cmd(cwd: &Path, args: RunArgs) -> Result<ExitCode, CliError> {
                 "experiment {} failed and was not recorded: {}",
                 q.name, failure.message
             ),
-            hints: vec![],
+            hints: vec![format!("fix it, then run it again: {}", rerun_command(q))],
             code: 1,
         }),
     }
+}
+
+/// The directory holding the project's cache (`v1/`), which experiment
+/// copies share.
+fn shared_cache(project: &Project) -> PathBuf {
+    project
+        .cache
+        .dir()
+        .parent()
+        .expect("the cache has a parent directory")
+        .to_path_buf()
+}
+
+/// The command that runs `q` again.
+fn rerun_command(q: &Queued) -> String {
+    let mut cmd = String::from("pipe exp run");
+    for o in &q.overrides {
+        let text = o.to_string();
+        if text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-=:/+".contains(c))
+        {
+            cmd.push_str(&format!(" -S {text}"));
+        } else {
+            cmd.push_str(&format!(" -S '{}'", text.replace('\'', "'\\''")));
+        }
+    }
+    cmd.push_str(&format!(" -n {}", q.name));
+    cmd
 }
 
 fn describe(combo: &[Override]) -> String {
@@ -278,9 +315,24 @@ fn queue_names(
     Ok(names)
 }
 
-/// Runs every queued experiment, `jobs` at a time.
-fn run_queue(project: &Project, jobs: usize) -> Result<ExitCode, CliError> {
-    let entries = queue::list(&project.cache_root()).map_err(err)?;
+/// Runs the queued experiments (those named in `only`, or all), `jobs` at
+/// a time.
+fn run_queue(
+    project: &Project,
+    jobs: usize,
+    only: Option<&[String]>,
+) -> Result<ExitCode, CliError> {
+    let recovered = queue::recover(&project.cache_root());
+    if !recovered.is_empty() {
+        eprintln!(
+            "Queued again after an interrupted run: {}.",
+            recovered.join(", ")
+        );
+    }
+    let mut entries = queue::list(&project.cache_root()).map_err(err)?;
+    if let Some(only) = only {
+        entries.retain(|e| only.contains(&e.queued.name));
+    }
     if entries.is_empty() {
         eprintln!("The queue is empty; add to it with `pipe exp run --queue -S KEY=VALUE`.");
         return Ok(ExitCode::SUCCESS);
@@ -294,11 +346,12 @@ fn run_queue(project: &Project, jobs: usize) -> Result<ExitCode, CliError> {
     let work = Mutex::new(entries.into_iter().collect::<VecDeque<_>>());
     let (tx, rx) = mpsc::channel();
     let root = project.root.clone();
-    let mut failed = 0;
+    let shared = shared_cache(project);
+    let mut failed = Vec::new();
     std::thread::scope(|scope| {
         for _ in 0..jobs.min(total) {
             let tx = tx.clone();
-            let (work, root, exe) = (&work, &root, &exe);
+            let (work, root, exe, shared) = (&work, &root, &exe, &shared);
             scope.spawn(move || loop {
                 let Some(entry) = work.lock().expect("queue lock").pop_front() else {
                     break;
@@ -306,8 +359,9 @@ fn run_queue(project: &Project, jobs: usize) -> Result<ExitCode, CliError> {
                 let Some(claimed) = queue::claim(&entry) else {
                     continue; // another `--run-all` took it
                 };
-                let result = isolated::run(root, &entry.queued, exe, isolated::Output::LogFile);
-                let _ = queue::remove(&claimed);
+                let result =
+                    isolated::run(root, shared, &entry.queued, exe, isolated::Output::LogFile);
+                let _ = queue::remove(&claimed.path);
                 let _ = tx.send((entry.queued, result));
             });
         }
@@ -321,7 +375,7 @@ fn run_queue(project: &Project, jobs: usize) -> Result<ExitCode, CliError> {
                     describe(&queued.overrides)
                 ),
                 Err(failure) => {
-                    failed += 1;
+                    failed.push(rerun_command(&queued));
                     let log = failure
                         .log
                         .map(|l| format!(" (its output: {})", l.display()))
@@ -331,10 +385,16 @@ fn run_queue(project: &Project, jobs: usize) -> Result<ExitCode, CliError> {
             }
         }
     });
-    if failed > 0 {
+    if !failed.is_empty() {
         return Err(CliError {
-            message: format!("{failed} of {total} experiment(s) failed and were not recorded"),
-            hints: vec!["read the output files named above, fix, and queue them again".into()],
+            message: format!(
+                "{} of {total} experiment(s) failed and were not recorded",
+                failed.len()
+            ),
+            hints: vec![format!(
+                "read the output files named above, fix, and run them again:\n    {}",
+                failed.join("\n    ")
+            )],
             code: 1,
         });
     }
@@ -373,10 +433,19 @@ fn show(cwd: &Path, args: ShowArgs) -> Result<ExitCode, CliError> {
     let head = repo.head().map_err(err)?;
     let several_metrics = compare::metric_files(&project).len() > 1;
     let several_params = compare::params_files(&project).len() > 1;
+    for path in queue::damaged(&project.cache_root()) {
+        eprintln!(
+            "warning: queue entry {} is damaged and was left out (delete the file)",
+            path.display()
+        );
+    }
     let read = |rev: Rev| -> Result<(Flat, Flat), CliError> {
-        let mut reader = Reader::new(&project, Some(&repo), Side::Commit(rev));
+        let side = Side::Commit(rev);
+        let mut reader = Reader::new(&project, Some(&repo), side.clone());
         let metrics = reader.metrics().map_err(CliError::from)?;
         let params = reader.params(false).map_err(CliError::from)?;
+        super::compare::warn(&side, &metrics);
+        super::compare::warn(&side, &params);
         Ok((
             columns(&metrics, several_metrics),
             columns(&params, several_params),
@@ -599,18 +668,26 @@ fn diff_cmd(cwd: &Path, args: DiffArgs) -> Result<ExitCode, CliError> {
     };
     // Old side first: B is the reference, A the experiment.
     let (old_side, new_side) = (Side::Commit(b.clone()), Side::Commit(a.clone()));
-    let mut old = Reader::new(&project, Some(&repo), old_side);
-    let mut new = Reader::new(&project, Some(&repo), new_side);
-    let metrics = diff(
-        &old.metrics().map_err(CliError::from)?,
-        &new.metrics().map_err(CliError::from)?,
-        args.all,
+    let mut old = Reader::new(&project, Some(&repo), old_side.clone());
+    let mut new = Reader::new(&project, Some(&repo), new_side.clone());
+    let (old_metrics, new_metrics) = (
+        old.metrics().map_err(CliError::from)?,
+        new.metrics().map_err(CliError::from)?,
     );
-    let params = diff(
-        &old.params(false).map_err(CliError::from)?,
-        &new.params(false).map_err(CliError::from)?,
-        args.all,
+    let (old_params, new_params) = (
+        old.params(false).map_err(CliError::from)?,
+        new.params(false).map_err(CliError::from)?,
     );
+    for (side, files) in [
+        (&old_side, &old_metrics),
+        (&new_side, &new_metrics),
+        (&old_side, &old_params),
+        (&new_side, &new_params),
+    ] {
+        super::compare::warn(side, files);
+    }
+    let metrics = diff(&old_metrics, &new_metrics, args.all);
+    let params = diff(&old_params, &new_params, args.all);
     if args.format.json {
         print(&pretty(
             &json!({"metrics": diff_json(&metrics), "params": diff_json(&params)}),
@@ -651,8 +728,11 @@ fn apply_cmd(cwd: &Path, args: ApplyArgs) -> Result<ExitCode, CliError> {
     progress.finish();
     let applied = apply::apply(&project.root, &repo, &exp, args.force).map_err(err)?;
     let mut out = String::new();
-    for f in &applied.files {
+    for f in &applied.written {
         out.push_str(&format!("wrote {f}\n"));
+    }
+    for f in &applied.deleted {
+        out.push_str(&format!("deleted {f}\n"));
     }
     let mut missing = 0;
     for item in &applied.outputs {
@@ -739,6 +819,9 @@ fn remove(cwd: &Path, args: RemoveArgs) -> Result<ExitCode, CliError> {
     } else {
         args.names.clone()
     };
+    let mut names = names;
+    let mut seen = std::collections::BTreeSet::new();
+    names.retain(|n| seen.insert(n.clone()));
     // Every name is checked before anything is removed.
     let mut unknown = Vec::new();
     for name in &names {

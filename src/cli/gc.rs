@@ -25,9 +25,13 @@ pub struct GcArgs {
 }
 
 /// The outputs recorded by the lock of every experiment (none outside git).
+/// A repository or an experiment lock that cannot be read is an error: gc
+/// would otherwise remove what experiments need.
 fn experiment_roots(root: &Path) -> Result<Vec<pipe::lock::PathRecord>, pipe::Error> {
-    let Ok(repo) = pipe::git::Repo::discover(root, "pipe gc") else {
-        return Ok(Vec::new());
+    let repo = match pipe::git::Repo::discover(root, "pipe gc") {
+        Ok(repo) => repo,
+        Err(pipe::git::GitError::NotARepo { .. }) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
     };
     let lock_path = pipe::paths::RelPath::from_normalized(pipe::lock::LOCK_FILE);
     let mut out = Vec::new();
@@ -35,9 +39,19 @@ fn experiment_roots(root: &Path) -> Result<Vec<pipe::lock::PathRecord>, pipe::Er
         let Some(bytes) = repo.read(exp.commit, &lock_path)? else {
             continue;
         };
-        if let Ok(lock) = LockFile::from_text(&String::from_utf8_lossy(&bytes)) {
-            out.extend(lock.stages.into_values().flat_map(|s| s.outs));
-        }
+        let lock = LockFile::from_text(&String::from_utf8_lossy(&bytes)).map_err(|e| {
+            pipe::Error::Refused {
+                message: format!(
+                    "cannot read the pipeline.lock of experiment {}: {e}",
+                    exp.name
+                ),
+                hint: Some(format!(
+                    "nothing was removed; `pipe exp remove {}` if it is not needed",
+                    exp.name
+                )),
+            }
+        })?;
+        out.extend(lock.stages.into_values().flat_map(|s| s.outs));
     }
     Ok(out)
 }
@@ -49,6 +63,17 @@ pub fn run(cwd: &Path, args: GcArgs) -> Result<ExitCode, CliError> {
         progress.event(Event::WaitingForLock { holder });
     })?;
     progress.finish();
+    // Running experiments write to this cache: wait for none.
+    let experiments = pipe::exp::isolated::experiments_lock(&project.cache_root())?;
+    if experiments.try_lock().is_err() {
+        return Err(CliError {
+            message:
+                "experiments are running (`pipe exp run`), and gc could remove what they write"
+                    .into(),
+            hints: vec!["run `pipe gc` when they have finished".into()],
+            code: 1,
+        });
+    }
     let lock = LockFile::read(&project.root).map_err(pipe::Error::from)?;
     let mut roots: Vec<_> = lock
         .stages

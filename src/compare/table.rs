@@ -86,10 +86,26 @@ pub fn cell(value: Option<&Json>, precision: usize) -> String {
     }
 }
 
-/// `x` rounded to `precision` decimals, shortest form.
+/// `x` rounded to `precision` decimals (at most 17), shortest form; a
+/// value that would round to 0, and a very large one, in scientific
+/// notation with `precision` significant digits (`1.5e-7`, `1e300`).
 pub fn number(x: f64, precision: usize) -> String {
+    let precision = precision.min(17);
     if !x.is_finite() {
         return x.to_string();
+    }
+    let tiny = x != 0.0 && x.abs() < 0.5 * 10f64.powi(-(precision as i32));
+    if tiny || x.abs() >= 1e15 {
+        let digits = precision.max(1) - 1;
+        let text = format!("{x:.digits$e}");
+        // Shortest: no trailing zeros in the mantissa.
+        let (mantissa, exponent) = text.split_once('e').expect("scientific notation");
+        let mantissa = if mantissa.contains('.') {
+            mantissa.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            mantissa
+        };
+        return format!("{mantissa}e{exponent}");
     }
     let rounded: f64 = format!("{x:.precision$}").parse().unwrap_or(x);
     // No `-0`.
@@ -121,7 +137,11 @@ mod tests {
     fn numbers_are_rounded_and_short() {
         assert_eq!(cell(Some(&json!(0.940700001)), 5), "0.9407");
         assert_eq!(cell(Some(&json!(3)), 2), "3");
-        assert_eq!(cell(Some(&json!(-0.000001)), 3), "0");
+        assert_eq!(cell(Some(&json!(-0.000001)), 3), "-1e-6");
+        assert_eq!(cell(Some(&json!(0.000001234)), 3), "1.23e-6");
+        assert_eq!(cell(Some(&json!(1e300)), 5), "1e300");
+        assert_eq!(number(0.1234, 65536), "0.1234");
+        assert_eq!(number(2.5, 0), "2");
         assert_eq!(cell(Some(&json!("adam")), 3), "adam");
         assert_eq!(cell(None, 3), MISSING);
         assert_eq!(change(Some(0.0123), 3), "+0.012");

@@ -1,106 +1,222 @@
-//! `pipe exp apply`: an experiment's files and outputs into the workspace.
+//! `pipe exp apply`: an experiment's changes and outputs into the workspace.
 //!
-//! Every project file of the experiment's commit that differs from the
-//! workspace is written (params, `pipeline.lock`, metrics, and any code the
-//! experiment changed), then the outputs its lock records are checked out
-//! from the cache. `HEAD`, the branch and the index are left alone, so
-//! `git status` shows the applied changes, ready to commit.
+//! What is written is what the experiment changed: the files that differ
+//! between its baseline and its commit (params, `pipeline.lock`, metrics,
+//! and any code it ran with), files it deleted are deleted; then the
+//! outputs its lock records are checked out from the cache. `HEAD`, the
+//! branch and the index are left alone, so `git status` shows the applied
+//! changes, ready to commit.
 //!
-//! Nothing is overwritten without `force` when the workspace has work that
-//! would be lost: tracked files that differ from `HEAD`, or outputs that
-//! differ from what `pipeline.lock` records.
+//! Nothing that could be lost is overwritten without `force`. Before
+//! anything is written, apply refuses, naming each path, when:
+//!
+//! - a file it would write is tracked and differs from `HEAD` (uncommitted
+//!   work), or is untracked, not an output, and differs from the
+//!   experiment's version;
+//! - `HEAD` moved past the experiment's baseline and changed the same file
+//!   (applying would silently undo that change);
+//! - an output (in the workspace's lock or the experiment's) holds content
+//!   that neither lock records (a hand edit);
+//! - the cache lacks an output the experiment recorded (apply could not
+//!   finish; rerun the experiment).
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::Experiment;
 use crate::checkout::{checkout, CheckoutItem};
 use crate::error::Error;
-use crate::git::Repo;
-use crate::lock::LockFile;
+use crate::git::{GitError, Repo};
+use crate::lock::{LockFile, PathRecord, LOCK_FILE};
 use crate::paths::RelPath;
 use crate::project::Project;
 
 /// What apply changed.
 #[derive(Debug)]
 pub struct Applied {
-    pub files: Vec<RelPath>,
+    pub written: Vec<RelPath>,
+    pub deleted: Vec<RelPath>,
     pub outputs: Vec<CheckoutItem>,
 }
 
-/// The workspace changes that apply would overwrite: tracked files that
-/// differ from `HEAD`, and outputs that differ from the lock.
-pub fn blockers(project: &Project, repo: &Repo) -> Result<Vec<String>, Error> {
-    let mut out: Vec<String> = repo
-        .changed_tracked_files()?
-        .into_iter()
-        .map(|p| p.to_string())
+/// The experiment's lock (empty when it has none).
+fn experiment_lock(repo: &Repo, exp: &Experiment) -> Result<LockFile, Error> {
+    let path = RelPath::from_normalized(LOCK_FILE);
+    match repo.read(exp.commit, &path)? {
+        Some(bytes) => Ok(LockFile::from_text(&String::from_utf8_lossy(&bytes))?),
+        None => Ok(LockFile::default()),
+    }
+}
+
+fn outs(lock: &LockFile) -> impl Iterator<Item = &PathRecord> {
+    lock.stages.values().flat_map(|s| s.outs.iter())
+}
+
+/// Everything that stops apply without `force`, one line each.
+pub fn blockers(project: &Project, repo: &Repo, exp: &Experiment) -> Result<Vec<String>, Error> {
+    let changes = repo.changed_between(exp.baseline, exp.commit)?;
+    let changed: BTreeSet<&RelPath> = changes.iter().map(|(p, _)| p).collect();
+    let workspace_lock = LockFile::read(&project.root)?;
+    let exp_lock = experiment_lock(repo, exp)?;
+    let output_paths: BTreeSet<&RelPath> = outs(&workspace_lock)
+        .chain(outs(&exp_lock))
+        .map(|r| &r.path)
         .collect();
-    let lock = LockFile::read(&project.root)?;
-    let hasher = project.hasher();
-    for record in lock.stages.values().flat_map(|s| s.outs.iter()) {
-        if let Some(now) = hasher.hash(&record.path)? {
-            if now.hash != record.blake3 && !out.contains(&record.path.to_string()) {
-                out.push(format!("{} (output)", record.path));
+    let mut out = Vec::new();
+
+    let dirty: BTreeSet<RelPath> = repo.changed_tracked_files()?.into_iter().collect();
+    let head = repo.head()?;
+    let moved: BTreeSet<RelPath> = match head {
+        Some(head) if head != exp.baseline => repo
+            .changed_between(exp.baseline, head)?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect(),
+        _ => BTreeSet::new(),
+    };
+    for (path, content) in &changes {
+        if dirty.contains(path) {
+            out.push(format!("{path} (uncommitted changes)"));
+        } else if moved.contains(path) {
+            out.push(format!(
+                "{path} (changed in HEAD since the experiment's baseline)"
+            ));
+        } else if !output_paths.contains(path) && !is_tracked(repo, head, path)? {
+            // An untracked file that is not an output: keep it unless it
+            // already equals what would be written.
+            let now = std::fs::read(path.to_path(&project.root)).ok();
+            let new = match content {
+                Some((blob, _)) => Some(blob_bytes(repo, *blob, path)?),
+                None => None,
+            };
+            if now.is_some() && now != new {
+                out.push(format!("{path} (untracked file)"));
             }
+        }
+    }
+
+    let hasher = project.hasher();
+    for path in &output_paths {
+        if changed.contains(path) && dirty.contains(*path) {
+            continue; // listed above
+        }
+        let Some(now) = hasher.hash(path)? else {
+            continue;
+        };
+        let known = outs(&workspace_lock)
+            .chain(outs(&exp_lock))
+            .any(|r| &r.path == *path && r.blake3 == now.hash);
+        if !known {
+            out.push(format!("{path} (output modified since it was recorded)"));
         }
     }
     let _ = hasher.save();
     Ok(out)
 }
 
+/// The experiment's cached outputs that the cache no longer holds.
+fn missing_from_cache(
+    project: &Project,
+    repo: &Repo,
+    exp: &Experiment,
+) -> Result<Vec<RelPath>, Error> {
+    let lock = experiment_lock(repo, exp)?;
+    let cached: BTreeSet<&RelPath> = project
+        .pipeline
+        .stages
+        .iter()
+        .flat_map(|s| s.outs.iter())
+        .filter(|o| o.cache)
+        .map(|o| &o.path)
+        .collect();
+    Ok(outs(&lock)
+        .filter(|r| cached.contains(&r.path) && !project.cache.contains(r))
+        .map(|r| r.path.clone())
+        .collect())
+}
+
+fn is_tracked(repo: &Repo, head: Option<git2::Oid>, path: &RelPath) -> Result<bool, Error> {
+    Ok(match head {
+        Some(head) => repo.read(head, path)?.is_some(),
+        None => false,
+    })
+}
+
+fn blob_bytes(repo: &Repo, blob: git2::Oid, path: &RelPath) -> Result<Vec<u8>, Error> {
+    repo.raw()
+        .find_blob(blob)
+        .map(|b| b.content().to_vec())
+        .map_err(|source| {
+            Error::Git(GitError::Git {
+                action: format!("read {path}"),
+                source,
+            })
+        })
+}
+
 /// Applies `exp` to the workspace at `root`; see the module docs.
 pub fn apply(root: &Path, repo: &Repo, exp: &Experiment, force: bool) -> Result<Applied, Error> {
     let project = Project::load(root)?;
     if !force {
-        let blockers = blockers(&project, repo)?;
+        let blockers = blockers(&project, repo, exp)?;
         if !blockers.is_empty() {
             return Err(Error::Refused {
                 message: format!(
-                    "the workspace has changes that applying {} would overwrite:\n  {}",
+                    "applying {} would overwrite work in the workspace:\n  {}",
                     exp.name,
                     blockers.join("\n  ")
                 ),
-                hint: Some("commit or stash them first, or pass --force to overwrite them".into()),
+                hint: Some("commit or stash it first, or pass --force to overwrite it".into()),
+            });
+        }
+        let missing = missing_from_cache(&project, repo, exp)?;
+        if !missing.is_empty() {
+            let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
+            return Err(Error::Refused {
+                message: format!(
+                    "the cache no longer holds outputs of {}: {}",
+                    exp.name,
+                    names.join(", ")
+                ),
+                hint: Some(format!(
+                    "run it again (`pipe exp diff {0}` shows its params), or pass --force to apply its files without those outputs",
+                    exp.name
+                )),
             });
         }
     }
-    let mut files = Vec::new();
-    for (path, blob_id, mode) in repo.tree_files(exp.commit)? {
-        if mode == 0o120000 {
-            continue;
-        }
-        let blob = repo.raw().find_blob(blob_id).map_err(|source| {
-            Error::Git(crate::git::GitError::Git {
-                action: format!("read {path}"),
-                source,
-            })
-        })?;
+    let mut written = Vec::new();
+    let mut deleted = Vec::new();
+    for (path, content) in repo.changed_between(exp.baseline, exp.commit)? {
         let abs = path.to_path(root);
-        if std::fs::read(&abs).is_ok_and(|now| now == blob.content()) {
-            continue;
-        }
-        write_file(&abs, blob.content(), mode == 0o100755).map_err(|source| Error::Io {
+        let io = |source| Error::Io {
             message: format!("cannot write {path}"),
             source,
-        })?;
-        files.push(path);
+        };
+        match content {
+            None => {
+                if std::fs::symlink_metadata(&abs).is_ok() {
+                    std::fs::remove_file(&abs).map_err(io)?;
+                    deleted.push(path);
+                }
+            }
+            Some((_, 0o120000)) => continue,
+            Some((blob, mode)) => {
+                let bytes = blob_bytes(repo, blob, &path)?;
+                if std::fs::read(&abs).is_ok_and(|now| now == bytes) {
+                    continue;
+                }
+                crate::atomic_write::write(&abs, &bytes, mode == 0o100755).map_err(io)?;
+                written.push(path);
+            }
+        }
     }
     let project = Project::load(root)?;
     let all: Vec<usize> = (0..project.pipeline.stages.len()).collect();
     let outputs = checkout(&project, &all, true)?;
-    Ok(Applied { files, outputs })
-}
-
-/// Replaces `abs` whole, by rename: a reader never sees half a file.
-fn write_file(abs: &Path, bytes: &[u8], executable: bool) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = abs.parent().expect("a project file has a parent");
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    tmp.as_file().sync_all()?;
-    let mode = if executable { 0o755 } else { 0o644 };
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))?;
-    tmp.persist(abs).map_err(|e| e.error)?;
-    Ok(())
+    Ok(Applied {
+        written,
+        deleted,
+        outputs,
+    })
 }

@@ -6,17 +6,22 @@
 //! pointing at the project's cache: stages that ran before (in the
 //! workspace or in another experiment) are restored from the run cache,
 //! the rest run, and every output lands in the one shared cache. Only the
-//! lock-free parts of the cache are shared (objects and run records are
-//! written by rename); each copy has its own repro lock and stat cache, so
-//! several experiments run at once without waiting for each other.
+//! objects, the run records and the staging area are shared (all written
+//! by rename); each copy has its own repro lock and stat cache, so several
+//! experiments run at once without waiting for each other. While one runs
+//! it holds a shared lock on `.pipeline-cache/experiments.lock`, which
+//! `pipe gc` takes exclusively: gc never removes what a running experiment
+//! is writing.
 //!
-//! Dependencies that git does not track and no stage writes (the raw data
-//! a pipeline starts from, usually `.gitignore`d) are copied in from the
-//! workspace (reflinked where the filesystem can).
+//! What git does not have is copied in from the workspace (reflinked where
+//! the filesystem can): the files under each dependency that git does not
+//! track and no stage writes (the raw data a pipeline starts from, usually
+//! `.gitignore`d), and the outputs of frozen stages, which do not run.
 //!
-//! On success the result is recorded ([`super::record`]) and the directory
-//! deleted. The child's output goes to the terminal (one experiment) or is
-//! kept in `.pipeline-cache/exp-logs/` (a queue run in parallel).
+//! Then the result is recorded ([`super::record`]) and the copy deleted,
+//! whether the run succeeded or not. The child's output goes to the
+//! terminal (one experiment) or to `.pipeline-cache/exp-logs/` (a queue).
+//! The child dies with its parent, so killing `pipe exp run` stops it.
 //!
 //! The workspace is never written: after `pipe exp run`, `git status` is
 //! what it was, and `pipe exp apply` brings a result in when it is wanted.
@@ -69,11 +74,35 @@ pub enum Output {
     LogFile,
 }
 
+/// The lock running experiments share and `pipe gc` takes alone.
+pub fn experiments_lock(cache_root: &Path) -> Result<std::fs::File, Error> {
+    crate::cache::ensure_root(cache_root)
+        .map_err(io(format!("cannot create {}", cache_root.display())))?;
+    let path = cache_root.join("experiments.lock");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io(format!("cannot open {}", path.display())))
+}
+
 /// Runs `queued` for the project at `root` with the `pipe` executable
-/// `pipe_exe`; returns the recorded commit.
-pub fn run(root: &Path, queued: &Queued, pipe_exe: &Path, output: Output) -> Result<Oid, Failure> {
+/// `pipe_exe`, its outputs going to the cache in `shared_cache` (the
+/// directory holding `v1/`); returns the recorded commit.
+pub fn run(
+    root: &Path,
+    shared_cache: &Path,
+    queued: &Queued,
+    pipe_exe: &Path,
+    output: Output,
+) -> Result<Oid, Failure> {
     let repo = Repo::discover(root, "pipe exp run").map_err(Error::from)?;
     let cache_root = root.join(crate::cache::CACHE_DIR);
+    let running = experiments_lock(&cache_root)?;
+    running
+        .lock_shared()
+        .map_err(io("cannot lock experiments.lock".into()))?;
     let oid = |hex: &str| {
         Oid::from_str(hex).map_err(|_| Failure {
             message: format!("queue entry {} names a bad commit `{hex}`", queued.name),
@@ -92,17 +121,31 @@ pub fn run(root: &Path, queued: &Queued, pipe_exe: &Path, output: Output) -> Res
         )))?;
     let dir = work.path();
     write_tree(&repo, start, dir)?;
+    for file in [
+        crate::spec::PIPELINE_FILE,
+        crate::spec::params::DEFAULT_PARAMS_FILE,
+    ] {
+        if !dir.join(file).exists() && root.join(file).exists() {
+            return Err(Failure {
+                message: format!(
+                    "{file} is not tracked by git; experiments run from git's copy of the project: commit it first"
+                ),
+                log: None,
+            });
+        }
+    }
     overrides::apply(dir, &queued.overrides)?;
     let copy = Project::load(dir)?;
-    copy_external_deps(&copy, root, dir)?;
+    copy_from_workspace(&copy, root, dir)?;
 
     let mut child = Command::new(pipe_exe);
     child
         .arg("-C")
         .arg(dir)
         .arg("repro")
-        .env(CACHE_DIR_ENV, &cache_root)
+        .env(CACHE_DIR_ENV, shared_cache)
         .stdin(Stdio::null());
+    crate::run::command::die_with_parent(&mut child, libc::SIGTERM);
     let log = match output {
         Output::Terminal => None,
         Output::LogFile => {
@@ -129,9 +172,22 @@ pub fn run(root: &Path, queued: &Queued, pipe_exe: &Path, output: Output) -> Res
             log,
         });
     }
+    // Params (also files set with -S that no stage lists), the lock, metrics
+    // and plots, and every output git tracks.
+    let tracked: std::collections::BTreeSet<RelPath> = repo
+        .tree_files(start)
+        .map_err(Error::from)?
+        .into_iter()
+        .map(|(p, _, _)| p)
+        .collect();
     let mut paths: Vec<RelPath> = compare::params_files(&copy).into_keys().collect();
+    paths.extend(queued.overrides.iter().map(|o| o.file.clone()));
     paths.push(RelPath::from_normalized(LOCK_FILE));
-    paths.extend(compare::metric_files(&copy));
+    for out in copy.pipeline.stages.iter().flat_map(|s| s.outs.iter()) {
+        if (out.kind != crate::spec::OutKind::Out || tracked.contains(&out.path)) && !out.dir {
+            paths.push(out.path.clone());
+        }
+    }
     paths.sort();
     paths.dedup();
     let commit = record(
@@ -175,37 +231,48 @@ fn write_tree(repo: &Repo, oid: Oid, dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// Copies from `root` the deps of `copy` that are not there and that no
-/// stage writes.
-fn copy_external_deps(copy: &Project, root: &Path, dir: &Path) -> Result<(), Error> {
-    let outs: Vec<&RelPath> = copy
-        .pipeline
-        .stages
+/// Copies from `root` what the copy lacks: files under the dependencies
+/// of `copy` that no (unfrozen) stage writes, and the outputs of frozen
+/// stages.
+fn copy_from_workspace(copy: &Project, root: &Path, dir: &Path) -> Result<(), Error> {
+    let stages = &copy.pipeline.stages;
+    let written: Vec<&RelPath> = stages
         .iter()
+        .filter(|s| !s.frozen)
         .flat_map(|s| s.outs.iter().map(|o| &o.path))
         .collect();
-    for dep in copy.pipeline.stages.iter().flat_map(|s| s.deps.iter()) {
-        let target = dep.to_path(dir);
-        if target.exists() || outs.iter().any(|o| dep.overlaps(o)) {
-            continue;
-        }
-        let source = dep.to_path(root);
-        if source.is_dir() {
-            for entry in walkdir::WalkDir::new(&source).into_iter().flatten() {
-                let rel = entry
-                    .path()
-                    .strip_prefix(&source)
-                    .expect("walk stays inside");
-                let to = target.join(rel);
-                if entry.file_type().is_dir() {
-                    std::fs::create_dir_all(&to)
-                        .map_err(io(format!("cannot create {}", to.display())))?;
-                } else {
-                    copy_file(entry.path(), &to)?;
-                }
-            }
+    let wanted = stages.iter().flat_map(|s| s.deps.iter()).chain(
+        stages
+            .iter()
+            .filter(|s| s.frozen)
+            .flat_map(|s| s.outs.iter().map(|o| &o.path)),
+    );
+    for path in wanted {
+        let source = path.to_path(root);
+        let files: Vec<std::path::PathBuf> = if source.is_dir() {
+            walkdir::WalkDir::new(&source)
+                .into_iter()
+                .flatten()
+                .filter(|e| e.file_type().is_file())
+                .map(|e| e.into_path())
+                .collect()
         } else if source.is_file() {
-            copy_file(&source, &target)?;
+            vec![source.clone()]
+        } else {
+            continue;
+        };
+        for file in files {
+            let rel = file
+                .strip_prefix(root)
+                .expect("walk stays inside the project");
+            let Ok(rel_path) = RelPath::parse(&rel.to_string_lossy(), None) else {
+                continue;
+            };
+            let target = dir.join(rel);
+            if target.exists() || written.iter().any(|o| rel_path.is_within(o)) {
+                continue;
+            }
+            copy_file(&file, &target)?;
         }
     }
     Ok(())

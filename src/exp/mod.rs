@@ -88,13 +88,30 @@ pub fn find(repo: &Repo, name: &str) -> Result<Experiment, Error> {
     })
 }
 
+/// The longest experiment name (it becomes a ref and a file name).
+pub const MAX_NAME: usize = 100;
+
 /// Checks that `name` can name a new experiment.
 pub fn check_new_name(repo: &Repo, name: &str) -> Result<(), Error> {
     let full = format!("{EXP_REF_PREFIX}{name}");
-    if name.is_empty() || name.contains('/') || !git2::Reference::is_valid_name(&full) {
+    if name.is_empty()
+        || name.len() > MAX_NAME
+        || name.contains('/')
+        || !git2::Reference::is_valid_name(&full)
+    {
         return Err(Error::Refused {
             message: format!("`{name}` cannot name an experiment"),
-            hint: Some("use letters, digits, `-`, `_` and `.`, without `/` or spaces".into()),
+            hint: Some(format!(
+                "use up to {MAX_NAME} letters, digits, `-`, `_` and `.`, without `/` or spaces"
+            )),
+        });
+    }
+    if repo.is_revision(name) {
+        return Err(Error::Refused {
+            message: format!(
+                "`{name}` already names a git revision (a branch, tag, HEAD or a commit)"
+            ),
+            hint: Some("choose a name git does not resolve, so that diffs stay unambiguous".into()),
         });
     }
     if repo.raw().find_reference(&full).is_ok() {

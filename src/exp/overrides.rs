@@ -146,41 +146,148 @@ fn read(root: &Path, file: &RelPath) -> Result<serde_yaml::Value, Error> {
 }
 
 /// Writes the overrides into the params files under `root` (each file
-/// replaced whole, by rename). Comments in a rewritten file are not kept.
+/// replaced whole, by rename). In a YAML file only the values change:
+/// comments, order, anchors and quoting elsewhere stay as written (when a
+/// value cannot be edited in place, a flow mapping say, the file is
+/// written anew from its parsed form). A JSON file is written as JSON.
 pub fn apply(root: &Path, overrides: &[Override]) -> Result<(), Error> {
     check(root, overrides)?;
     let mut files: Vec<&RelPath> = overrides.iter().map(|o| &o.file).collect();
     files.sort();
     files.dedup();
     for file in files {
+        let path = file.to_path(root);
+        let original = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+            message: format!("cannot read {file}"),
+            source,
+        })?;
         let mut doc = read(root, file)?;
-        for o in overrides.iter().filter(|o| &o.file == file) {
+        let mine: Vec<&Override> = overrides.iter().filter(|o| &o.file == file).collect();
+        for o in &mine {
             let slot = lookup_mut(&mut doc, &o.key).expect("checked above");
             *slot = serde_yaml::to_value(&o.value).expect("JSON converts to YAML");
         }
-        let text = serde_yaml::to_string(&doc).expect("a YAML value serializes");
-        let path = file.to_path(root);
-        let dir = path.parent().expect("a params file has a parent");
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|source| Error::Io {
+        let text = if file.as_str().ends_with(".json") {
+            let json = params::to_json(&doc);
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&json).expect("JSON serializes")
+            )
+        } else {
+            edited_in_place(&original, &mine, &doc)
+                .unwrap_or_else(|| serde_yaml::to_string(&doc).expect("a YAML value serializes"))
+        };
+        crate::atomic_write::write(&path, text.as_bytes(), false).map_err(|source| Error::Io {
             message: format!("cannot write {file}"),
             source,
         })?;
-        std::io::Write::write_all(&mut tmp, text.as_bytes())
-            .and_then(|_| tmp.as_file().sync_all())
-            .map_err(|source| Error::Io {
-                message: format!("cannot write {file}"),
-                source,
-            })?;
-        let _ = std::fs::set_permissions(
-            tmp.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o644),
-        );
-        tmp.persist(&path).map_err(|e| Error::Io {
-            message: format!("cannot write {file}"),
-            source: e.error,
-        })?;
     }
     Ok(())
+}
+
+/// `text` with each override's value replaced on its own line, if that
+/// gives exactly `want` when parsed; `None` otherwise.
+fn edited_in_place(
+    text: &str,
+    overrides: &[&Override],
+    want: &serde_yaml::Value,
+) -> Option<String> {
+    let mut text = text.to_string();
+    for o in overrides {
+        text = edit_value(&text, &o.key, &o.value)?;
+    }
+    let parsed: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
+    (parsed == *want).then_some(text)
+}
+
+/// Replaces the scalar value of the dotted `key` of block-style YAML.
+fn edit_value(text: &str, key: &str, value: &Json) -> Option<String> {
+    let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
+    let parts: Vec<&str> = key.split('.').collect();
+    let (mut start, mut parent_indent) = (0usize, None::<usize>);
+    for (depth, part) in parts.iter().enumerate() {
+        let mut block_indent = None;
+        let mut found = None;
+        for (i, line) in lines.iter().enumerate().skip(start) {
+            let trimmed = line.trim_start();
+            if trimmed.trim().is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let indent = line.len() - trimmed.len();
+            if parent_indent.is_some_and(|p| indent <= p) {
+                break;
+            }
+            if *block_indent.get_or_insert(indent) != indent {
+                continue;
+            }
+            if let Some(rest) = after_key(trimmed, part) {
+                found = Some((i, indent, line.len() - rest.len()));
+                break;
+            }
+        }
+        let (i, indent, value_at) = found?;
+        if depth + 1 < parts.len() {
+            start = i + 1;
+            parent_indent = Some(indent);
+            continue;
+        }
+        let line = &lines[i];
+        let rest = &line[value_at..];
+        let old = rest.trim_end_matches(['\n', '\r']);
+        // Keep a trailing comment; give up on quotes that might hold `#`.
+        let (old_value, comment) = match old.find(" #") {
+            Some(at) if !old[..at].contains(['"', '\'']) => (&old[..at], &old[at..]),
+            _ if old.contains('#') => return None,
+            _ => (old, ""),
+        };
+        if old_value.trim().is_empty()
+            || old_value
+                .trim_start()
+                .starts_with(['{', '[', '|', '>', '&', '*'])
+        {
+            return None;
+        }
+        let new_value = match serde_yaml::to_string(value).ok()?.trim_end() {
+            // Words YAML 1.1 readers (PyYAML) take for booleans stay text.
+            word if value.is_string() && is_yaml11_bool(word) => format!("'{word}'"),
+            single if !single.contains('\n') => single.to_string(),
+            _ => serde_json::to_string(value).ok()?,
+        };
+        let ending = &rest[old.len()..];
+        let pad = old_value.len() - old_value.trim_start().len();
+        let kept_width = old_value.trim_end().len();
+        let spaces_after = old_value.len() - kept_width;
+        lines[i] = format!(
+            "{}{}{}{}{}{}",
+            &line[..value_at],
+            &old_value[..pad],
+            new_value,
+            " ".repeat(spaces_after),
+            comment,
+            ending
+        );
+        return Some(lines.concat());
+    }
+    None
+}
+
+fn is_yaml11_bool(word: &str) -> bool {
+    matches!(
+        word.to_ascii_lowercase().as_str(),
+        "y" | "n" | "yes" | "no" | "on" | "off"
+    )
+}
+
+/// The text after `part:` when `line` (indentation removed) is that key.
+fn after_key<'l>(line: &'l str, part: &str) -> Option<&'l str> {
+    for quoted in [part.to_string(), format!("\"{part}\""), format!("'{part}'")] {
+        if let Some(rest) = line.strip_prefix(&quoted).and_then(|r| r.strip_prefix(':')) {
+            if rest.is_empty() || rest.starts_with([' ', '\t', '\n', '\r']) {
+                return Some(rest);
+            }
+        }
+    }
+    None
 }
 
 fn lookup_mut<'v>(doc: &'v mut serde_yaml::Value, key: &str) -> Option<&'v mut serde_yaml::Value> {
@@ -243,6 +350,33 @@ mod tests {
         apply(dir.path(), &o).unwrap();
         let text = std::fs::read_to_string(dir.path().join("params.yaml")).unwrap();
         assert_eq!(text, "fit:\n  C: 0.5\n  max_iter: 100\n");
+        // Comments, order and other values stay as written.
+        let commented = "# model\nfit:\n  max_iter: 100   # cap\n  C: 1.0    # strength\n  flag: 'yes'\nother: {a: 1}\n";
+        std::fs::write(dir.path().join("params.yaml"), commented).unwrap();
+        let o = combinations(&[
+            parse_set("fit.C=0.25").unwrap(),
+            parse_set("fit.flag=no").unwrap(),
+        ])
+        .remove(0);
+        apply(dir.path(), &o).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("params.yaml")).unwrap();
+        assert_eq!(text, "# model\nfit:\n  max_iter: 100   # cap\n  C: 0.25    # strength\n  flag: 'no'\nother: {a: 1}\n");
+        // A value in a flow mapping: the file is written anew, correctly.
+        let o = combinations(&[parse_set("other.a=2").unwrap()]).remove(0);
+        apply(dir.path(), &o).unwrap();
+        let doc: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(dir.path().join("params.yaml")).unwrap())
+                .unwrap();
+        assert_eq!(doc["other"]["a"], serde_yaml::Value::from(2));
+        assert_eq!(doc["fit"]["C"], serde_yaml::Value::from(0.25));
+        // JSON stays JSON.
+        std::fs::write(dir.path().join("conf.json"), "{\"lr\": 0.1, \"n\": 3}").unwrap();
+        let o = combinations(&[parse_set("conf.json:lr=0.5").unwrap()]).remove(0);
+        apply(dir.path(), &o).unwrap();
+        let json: Json =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("conf.json")).unwrap())
+                .unwrap();
+        assert_eq!(json, json!({"lr": 0.5, "n": 3}));
         let o = combinations(&[parse_set("fit.c=2").unwrap()]).remove(0);
         let e = apply(dir.path(), &o).unwrap_err();
         assert_eq!(e.to_string(), "params.yaml has no param `fit.c`");

@@ -1,7 +1,10 @@
 //! Experiments waiting to run, one JSON file each in
 //! `.pipeline-cache/exp-queue/`, named so that they sort in the order they
 //! were queued. `pipe exp run --run-all` claims a file by renaming it
-//! (`*.running`), so two of them never run the same experiment.
+//! (`*.running`), so two of them never run the same experiment, and holds
+//! a lock on it while the experiment runs. A claim whose lock is free was
+//! left by a run that was killed: [`recover`] puts it back in the queue and
+//! removes the copy it was running in.
 
 use std::path::{Path, PathBuf};
 
@@ -41,7 +44,9 @@ fn io(message: String) -> impl FnOnce(std::io::Error) -> Error {
 /// Adds `queued` at the end of the queue.
 pub fn push(cache_root: &Path, queued: &Queued) -> Result<(), Error> {
     let dir = dir(cache_root);
-    std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
+    crate::cache::ensure_root(cache_root)
+        .and_then(|_| std::fs::create_dir_all(&dir))
+        .map_err(io(format!("cannot create {}", dir.display())))?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -54,7 +59,8 @@ pub fn push(cache_root: &Path, queued: &Queued) -> Result<(), Error> {
         .map_err(io(format!("cannot write {}", path.display())))
 }
 
-/// The waiting entries, in queue order (entries being run are left out).
+/// The waiting entries, in queue order (entries being run, and damaged
+/// files, see [`damaged`], are left out).
 pub fn list(cache_root: &Path) -> Result<Vec<Entry>, Error> {
     let dir = dir(cache_root);
     let mut paths: Vec<PathBuf> = match std::fs::read_dir(&dir) {
@@ -77,19 +83,98 @@ pub fn list(cache_root: &Path) -> Result<Vec<Entry>, Error> {
         let Ok(text) = std::fs::read_to_string(&path) else {
             continue; // claimed meanwhile
         };
-        let queued: Queued = serde_json::from_str(&text).map_err(|e| Error::Refused {
-            message: format!("queue entry {} is damaged: {e}", path.display()),
-            hint: Some("remove it with `pipe exp remove --queue NAME` or delete the file".into()),
-        })?;
-        out.push(Entry { path, queued });
+        if let Ok(queued) = serde_json::from_str::<Queued>(&text) {
+            out.push(Entry { path, queued });
+        }
     }
     Ok(out)
 }
 
+/// Queue files that cannot be read as entries.
+pub fn damaged(cache_root: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir(cache_root)) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter(|p| {
+            std::fs::read_to_string(p)
+                .is_ok_and(|text| serde_json::from_str::<Queued>(&text).is_err())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A claimed entry: the lock is held until it is dropped.
+#[derive(Debug)]
+pub struct Claim {
+    pub path: PathBuf,
+    _lock: std::fs::File,
+}
+
 /// Claims `entry` for running: `None` when another process took it.
-pub fn claim(entry: &Entry) -> Option<PathBuf> {
+pub fn claim(entry: &Entry) -> Option<Claim> {
     let running = entry.path.with_extension("running");
-    std::fs::rename(&entry.path, &running).ok().map(|_| running)
+    std::fs::rename(&entry.path, &running).ok()?;
+    let file = std::fs::File::open(&running).ok()?;
+    file.lock().ok()?;
+    Some(Claim {
+        path: running,
+        _lock: file,
+    })
+}
+
+/// Puts back in the queue the claims of runs that were killed (their lock
+/// is free), removing the copies they ran in; returns their names.
+pub fn recover(cache_root: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir(cache_root)) else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    for path in entries.flatten().map(|e| e.path()) {
+        if path.extension().is_none_or(|e| e != "running") {
+            continue;
+        }
+        let Ok(file) = std::fs::File::open(&path) else {
+            continue;
+        };
+        if file.try_lock().is_err() {
+            continue; // still running
+        }
+        let Ok(queued) = std::fs::read_to_string(&path)
+            .map_err(|_| ())
+            .and_then(|t| serde_json::from_str::<Queued>(&t).map_err(|_| ()))
+        else {
+            continue;
+        };
+        if std::fs::rename(&path, path.with_extension("json")).is_ok() {
+            remove_copies(cache_root, &queued.name);
+            names.push(queued.name);
+        }
+    }
+    names.sort();
+    names
+}
+
+/// Removes the leftover copies `exp-runs/NAME-*` of a run that was killed.
+fn remove_copies(cache_root: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(cache_root.join("exp-runs")) else {
+        return;
+    };
+    let prefix = format!("{name}-");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        // tempfile's suffix: six characters, no dash.
+        if rest.len() == 6 && !rest.contains('-') {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Removes a queue file (waiting or claimed).

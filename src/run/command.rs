@@ -120,7 +120,7 @@ fn forward(stage: &str, pipe: impl Read, stream: Stream, reporter: &dyn Reporter
 }
 
 #[cfg(target_os = "linux")]
-fn die_with_parent(command: &mut Command, signal: libc::c_int) {
+pub fn die_with_parent(command: &mut Command, signal: libc::c_int) {
     use std::os::unix::process::CommandExt;
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     unsafe {
@@ -134,7 +134,7 @@ fn die_with_parent(command: &mut Command, signal: libc::c_int) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn die_with_parent(_: &mut Command, _: libc::c_int) {}
+pub fn die_with_parent(_: &mut Command, _: libc::c_int) {}
 
 #[cfg(test)]
 mod tests {

@@ -34,12 +34,7 @@ impl ReproLock {
             let message = format!("{message} {}", cache_root.join("repro.lock").display());
             move |source| Error::Io { message, source }
         };
-        std::fs::create_dir_all(cache_root).map_err(io("cannot create the directory of"))?;
-        // git never needs to see the cache (as DVC's `.dvc/.gitignore`).
-        let ignore = cache_root.join(".gitignore");
-        if !ignore.exists() {
-            let _ = std::fs::write(&ignore, "# Created by pipe: the cache is not for git.\n*\n");
-        }
+        crate::cache::ensure_root(cache_root).map_err(io("cannot create the directory of"))?;
         let path = cache_root.join("repro.lock");
         let mut file = OpenOptions::new()
             .read(true)

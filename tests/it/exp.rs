@@ -196,10 +196,10 @@ fn exp_apply_refuses_to_overwrite_uncommitted_work_unless_forced() {
     env.write("model.txt", "hand edited\n");
     let out = env.pipe(&["exp", "apply", "half"]).code(2);
     insta::assert_snapshot!(out.stderr, @r"
-    error: the workspace has changes that applying half would overwrite:
-      params.yaml
-      model.txt (output)
-      hint: commit or stash them first, or pass --force to overwrite them
+    error: applying half would overwrite work in the workspace:
+      params.yaml (uncommitted changes)
+      model.txt (output modified since it was recorded)
+      hint: commit or stash it first, or pass --force to overwrite it
     ");
     assert_eq!(
         env.read("model.txt"),
@@ -413,4 +413,160 @@ fn gc_keeps_what_experiments_recorded() {
     env.pipe(&["gc"]).ok();
     env.pipe(&["exp", "apply", "half"]).ok();
     assert!(env.read("model.txt").ends_with("lr=0.5 epochs=3\n"));
+}
+
+#[test]
+fn exp_apply_writes_only_what_the_experiment_changed() {
+    let env = project();
+    env.pipe(&["exp", "run", "-S", "train.lr=0.5", "-n", "half"])
+        .ok();
+    // HEAD moves on: a new prefix is committed after the experiment ran.
+    env.write("prefix.txt", "v2\n");
+    env.commit("prefix v2");
+    let out = env.pipe(&["exp", "apply", "half"]).ok();
+    assert!(!out.stdout.contains("prefix.txt"), "{}", out.stdout);
+    assert_eq!(
+        env.read("prefix.txt"),
+        "v2\n",
+        "the newer commit is not undone"
+    );
+    assert!(env.read("params.yaml").contains("lr: 0.5"));
+
+    // The same file changed in HEAD since the baseline: refused.
+    env.git(&["checkout", "-q", "--", "."]);
+    env.write("params.yaml", "train:\n  lr: 0.1\n  epochs: 4\n");
+    env.commit("epochs 4");
+    let out = env.pipe(&["exp", "apply", "half"]).code(2);
+    assert!(
+        out.stderr
+            .contains("params.yaml (changed in HEAD since the experiment's baseline)"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn exp_apply_refuses_when_the_cache_lost_an_output() {
+    let env = project();
+    env.pipe(&["exp", "run", "-S", "train.lr=0.5", "-n", "half"])
+        .ok();
+    let lock: serde_yaml::Value =
+        serde_yaml::from_str(&show(&env, "refs/exps/half:pipeline.lock")).unwrap();
+    let hash = lock["stages"]["train"]["outs"][0]["blake3"]
+        .as_str()
+        .unwrap();
+    let object = env.object(hash);
+    let mut perms = std::fs::metadata(&object).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&object, perms).unwrap();
+    std::fs::remove_file(&object).unwrap();
+    let params = env.read("params.yaml");
+    let out = env.pipe(&["exp", "apply", "half"]).code(2);
+    assert!(
+        out.stderr
+            .contains("the cache no longer holds outputs of half: model.txt"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(env.read("params.yaml"), params, "nothing was written");
+}
+
+#[test]
+fn experiment_names_cannot_shadow_revisions() {
+    let env = project();
+    for name in ["HEAD", "main"] {
+        let out = env.pipe(&["exp", "run", "-n", name]).code(2);
+        assert!(
+            out.stderr.contains("already names a git revision"),
+            "{}",
+            out.stderr
+        );
+    }
+    let long = "x".repeat(101);
+    let out = env.pipe(&["exp", "run", "-n", &long]).code(2);
+    assert!(
+        out.stderr.contains("cannot name an experiment"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn untracked_files_inside_a_tracked_dependency_directory_are_copied() {
+    let env = TestEnv::new()
+        .pipeline(
+            r#"
+            stages:
+              count:
+                cmd: >-
+                  echo "{\"files\": $(ls data | wc -l), \"v\": ${v}}" > m.json
+                deps: [data]
+                params: [v]
+                metrics:
+                  - m.json:
+                      cache: false
+            "#,
+        )
+        .params("v: 1\n")
+        .file("data/README.md", "tracked\n")
+        .file("data/raw.csv", "untracked\n")
+        .file(".gitignore", "data/raw.csv\n");
+    env.pipe(&["repro"]).ok();
+    let env = env.git_init();
+    env.pipe(&["exp", "run", "-S", "v=2", "-n", "two"]).ok();
+    let metrics: Json = serde_json::from_str(&show(&env, "refs/exps/two:m.json")).unwrap();
+    assert_eq!(metrics, serde_json::json!({"files": 2, "v": 2}));
+}
+
+#[test]
+fn a_killed_queue_run_is_queued_again_and_gc_waits_for_running_experiments() {
+    let env = project();
+    env.write(
+        "pipeline.yaml",
+        &std::fs::read_to_string(env.path("pipeline.yaml"))
+            .unwrap()
+            .replace(
+                "[ \"${train.lr}\" != \"0.9\" ] &&",
+                "sleep 2 && [ \"${train.lr}\" != \"0.9\" ] &&",
+            ),
+    );
+    env.commit("slow train");
+    env.pipe(&["exp", "run", "--queue", "-S", "train.lr=0.3", "-n", "slow"])
+        .ok();
+    let mut run = env.spawn(&["exp", "run", "--run-all"]);
+    let claimed = env.path(".pipeline-cache/exp-queue");
+    let started = std::time::Instant::now();
+    while !std::fs::read_dir(&claimed)
+        .unwrap()
+        .flatten()
+        .any(|e| e.path().extension().is_some_and(|x| x == "running"))
+    {
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "the run never claimed its entry"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = env.pipe(&["gc"]).code(1);
+    assert!(
+        out.stderr.contains("experiments are running"),
+        "{}",
+        out.stderr
+    );
+    run.kill();
+    let out = env.pipe(&["exp", "run", "--run-all"]).ok();
+    assert!(
+        out.stderr
+            .contains("Queued again after an interrupted run: slow."),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("✓ slow"), "{}", out.stderr);
+    let runs: Vec<_> = std::fs::read_dir(env.path(".pipeline-cache/exp-runs"))
+        .unwrap()
+        .collect();
+    assert!(runs.is_empty(), "the killed run's copy is removed");
+    env.pipe(&["gc"]).ok();
 }
