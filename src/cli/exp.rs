@@ -141,6 +141,25 @@ fn err(e: impl Into<pipe::Error>) -> CliError {
     CliError::from(e.into())
 }
 
+/// The recorded experiment `name`; a queued one is named as such.
+fn find(project: &Project, repo: &Repo, name: &str) -> Result<experiments::Experiment, CliError> {
+    let queued = queue::list(&project.cache_root()).map_err(err)?;
+    if repo
+        .experiment_names()
+        .map_err(err)?
+        .iter()
+        .all(|n| n != name)
+        && queued.iter().any(|e| e.queued.name == name)
+    {
+        return Err(CliError {
+            message: format!("experiment {name} is queued and has not run yet"),
+            hints: vec!["run the queue first: `pipe exp run --run-all`".into()],
+            code: 2,
+        });
+    }
+    experiments::find(repo, name).map_err(err)
+}
+
 fn pipe_exe() -> Result<PathBuf, CliError> {
     std::env::current_exe().map_err(|e| CliError {
         message: format!("cannot find the pipe executable: {e}"),
@@ -405,6 +424,8 @@ fn run_queue(
 struct Row {
     name: String,
     rev: String,
+    /// The short hash of the commit an experiment started from.
+    baseline: Option<String>,
     created: Option<i64>,
     queued: bool,
     metrics: Flat,
@@ -474,6 +495,7 @@ fn show(cwd: &Path, args: ShowArgs) -> Result<ExitCode, CliError> {
         rows.push(Row {
             name: branch,
             rev: Repo::short(head),
+            baseline: None,
             created: time,
             queued: false,
             metrics,
@@ -492,6 +514,7 @@ fn show(cwd: &Path, args: ShowArgs) -> Result<ExitCode, CliError> {
         exps.push(Row {
             name: exp.name,
             rev: Repo::short(exp.commit),
+            baseline: Some(Repo::short(exp.baseline)),
             created: Some(exp.time),
             queued: false,
             metrics,
@@ -515,6 +538,7 @@ fn show(cwd: &Path, args: ShowArgs) -> Result<ExitCode, CliError> {
             params.insert(column, o.value.clone());
         }
         exps.push(Row {
+            baseline: Some(q.baseline.chars().take(7).collect()),
             name: q.name,
             rev: "queued".into(),
             created: Some(q.queued_at as i64),
@@ -566,8 +590,8 @@ fn show(cwd: &Path, args: ShowArgs) -> Result<ExitCode, CliError> {
             .iter()
             .map(|r| {
                 json!({
-                    "name": r.name, "rev": r.rev, "created": r.created, "queued": r.queued,
-                    "metrics": r.metrics, "params": r.params,
+                    "name": r.name, "rev": r.rev, "baseline": r.baseline, "created": r.created,
+                    "queued": r.queued, "metrics": r.metrics, "params": r.params,
                 })
             })
             .collect();
@@ -588,7 +612,11 @@ fn show(cwd: &Path, args: ShowArgs) -> Result<ExitCode, CliError> {
         let first = rows.first().and_then(|r| r.params.get(c));
         rows.iter().any(|r| r.params.get(c) != first)
     });
-    let mut headers = vec!["Experiment".to_string(), "Rev".into(), "Created".into()];
+    let mut headers = vec!["Experiment".to_string(), "Rev".into()];
+    if args.all_baselines {
+        headers.push("Baseline".into());
+    }
+    headers.push("Created".into());
     headers.extend(metric_cols.iter().cloned());
     headers.extend(param_cols.iter().cloned());
     let mut t = Table::new(headers);
@@ -599,13 +627,15 @@ fn show(cwd: &Path, args: ShowArgs) -> Result<ExitCode, CliError> {
         } else {
             "├─ "
         };
-        let mut cells = vec![
-            format!("{prefix}{}", r.name),
-            r.rev.clone(),
+        let mut cells = vec![format!("{prefix}{}", r.name), r.rev.clone()];
+        if args.all_baselines {
+            cells.push(r.baseline.clone().unwrap_or_else(|| table::MISSING.into()));
+        }
+        cells.push(
             r.created
                 .map(format_time)
                 .unwrap_or_else(|| table::MISSING.into()),
-        ];
+        );
         cells.extend(metric_cols.iter().map(|c| table::cell(r.metrics.get(c), p)));
         cells.extend(param_cols.iter().map(|c| table::cell(r.params.get(c), p)));
         t.rows.push(cells);
@@ -645,7 +675,13 @@ fn format_time(secs: i64) -> String {
 fn diff_cmd(cwd: &Path, args: DiffArgs) -> Result<ExitCode, CliError> {
     let project = load_project(cwd)?;
     let repo = open_repo(&project.root, "pipe exp diff")?;
-    let a = repo.resolve(&args.a).map_err(err)?;
+    let a = match repo.resolve(&args.a) {
+        Ok(a) => a,
+        Err(e) => {
+            find(&project, &repo, &args.a)?;
+            return Err(err(e));
+        }
+    };
     let b = match &args.b {
         Some(b) => repo.resolve(b).map_err(err)?,
         None => {
@@ -720,7 +756,7 @@ fn diff_cmd(cwd: &Path, args: DiffArgs) -> Result<ExitCode, CliError> {
 fn apply_cmd(cwd: &Path, args: ApplyArgs) -> Result<ExitCode, CliError> {
     let project = load_project(cwd)?;
     let repo = open_repo(&project.root, "pipe exp apply")?;
-    let exp = experiments::find(&repo, &args.name).map_err(err)?;
+    let exp = find(&project, &repo, &args.name)?;
     let progress = Progress::new();
     let _guard = ReproLock::acquire(&project.cache_root(), |holder| {
         progress.event(Event::WaitingForLock { holder });

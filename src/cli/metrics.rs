@@ -37,7 +37,13 @@ pub struct ShowArgs {
     #[arg(short = 'a', long)]
     pub all_commits: bool,
     /// With --all-commits, at most N commits.
-    #[arg(short = 'n', long, value_name = "N", default_value_t = 10)]
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "N",
+        default_value_t = 10,
+        requires = "all_commits"
+    )]
     pub num: usize,
     #[command(flatten)]
     pub format: FormatArgs,

@@ -202,6 +202,12 @@ fn metrics_show_all_commits_has_a_column_per_commit() {
         "{}",
         out.stdout
     );
+    let out = env.pipe(&["metrics", "show", "-n", "1"]).code(2);
+    assert!(
+        out.stderr.contains("--all-commits"),
+        "-n needs -a: {}",
+        out.stderr
+    );
     let out = env.pipe(&["metrics", "show", "-a", "-n", "1"]).ok();
     assert!(
         !out.stdout.contains(&first),

@@ -570,3 +570,40 @@ fn a_killed_queue_run_is_queued_again_and_gc_waits_for_running_experiments() {
     assert!(runs.is_empty(), "the killed run's copy is removed");
     env.pipe(&["gc"]).ok();
 }
+
+#[test]
+fn exp_show_lists_experiments_of_other_baselines_with_all_baselines() {
+    let env = project();
+    env.pipe(&["exp", "run", "-S", "train.lr=0.5", "-n", "old"])
+        .ok();
+    let first = env
+        .git(&["rev-parse", "--short=7", "HEAD"])
+        .trim()
+        .to_string();
+    env.write("prefix.txt", "v2\n");
+    env.commit("prefix v2");
+    let out = env.pipe(&["exp", "show"]).ok();
+    assert!(
+        !out.stdout.contains("old"),
+        "only HEAD's experiments:\n{}",
+        out.stdout
+    );
+    let out = env.pipe(&["exp", "show", "-A"]).ok();
+    let header: Vec<&str> = out
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(&header[..4], ["Experiment", "Rev", "Baseline", "Created"]);
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("old"))
+        .expect("old is listed");
+    assert!(row.contains(&first), "its baseline is shown: {row}");
+    let out = env.pipe(&["exp", "show", "-A", "--json"]).ok();
+    let rows: Json = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(rows[1]["baseline"], Json::from(first));
+}
