@@ -246,7 +246,7 @@ pub struct Fitted {
 
 impl Model {
     /// Fits the vectorizer on `texts` and the classifier on its matrix.
-    pub fn fit<S: AsRef<str>>(
+    pub fn fit<S: AsRef<str> + Sync>(
         texts: &[S],
         labels: &[i64],
         vectorize_params: &VectorizeParams,

@@ -34,6 +34,7 @@
 //! pattern, `smooth_idf`, `norm='l2'`, `use_idf`. Bump [`VERSION`] whenever
 //! the output would change for the same input and params.
 
+use rayon::prelude::*;
 use rustc_hash::FxHashMap as HashMap;
 
 use serde_json::{Map, Value};
@@ -266,7 +267,7 @@ pub struct TfidfVectorizer {
 impl TfidfVectorizer {
     /// Fits on `texts` and returns the vectorizer with the TF-IDF matrix
     /// of those same texts (sklearn's `fit_transform`).
-    pub fn fit_transform<S: AsRef<str>>(
+    pub fn fit_transform<S: AsRef<str> + Sync>(
         texts: &[S],
         params: &VectorizeParams,
     ) -> Result<(TfidfVectorizer, Csr), VectorizeError> {
@@ -274,28 +275,40 @@ impl TfidfVectorizer {
         let n_docs = texts.len();
 
         // Pass 1: provisional ids in order of first appearance, and each
-        // text's (id, count) pairs.
+        // text's (id, count) pairs. Blocks of texts are tokenized on all
+        // cores with ids of their own, then renumbered in block order, which
+        // gives the ids one pass in text order would.
+        let blocks: Vec<BlockTerms> = texts
+            .par_chunks(TEXTS_PER_TASK)
+            .map(|block| BlockTerms::of(&analyzer, block))
+            .collect();
         let mut ids: HashMap<String, u32> = HashMap::default();
         let mut provisional: Vec<String> = Vec::new();
         let mut doc_ptr = vec![0usize];
-        let mut doc_terms: Vec<(u32, u32)> = Vec::new();
-        let mut scratch: Vec<u32> = Vec::new();
-        for text in texts {
-            scratch.clear();
-            analyzer.for_each_term(text.as_ref(), |term| {
-                let id = match ids.get(term) {
+        let mut doc_terms: Vec<(u32, u32)> =
+            Vec::with_capacity(blocks.iter().map(|b| b.doc_terms.len()).sum());
+        for block in blocks {
+            let global: Vec<u32> = block
+                .terms
+                .into_iter()
+                .map(|term| match ids.get(&term) {
                     Some(&id) => id,
                     None => {
                         let id = provisional.len() as u32;
-                        ids.insert(term.to_string(), id);
-                        provisional.push(term.to_string());
+                        ids.insert(term.clone(), id);
+                        provisional.push(term);
                         id
                     }
-                };
-                scratch.push(id);
-            });
-            run_lengths(&mut scratch, &mut doc_terms);
-            doc_ptr.push(doc_terms.len());
+                })
+                .collect();
+            let base = doc_terms.len();
+            doc_terms.extend(
+                block
+                    .doc_terms
+                    .iter()
+                    .map(|&(local, count)| (global[local as usize], count)),
+            );
+            doc_ptr.extend(block.doc_ptr[1..].iter().map(|p| p + base));
         }
         drop(ids);
         if provisional.is_empty() {
@@ -472,6 +485,49 @@ pub fn smooth_idf(n_docs: usize, df: u64) -> f64 {
 
 /// Sorts `ids` and appends each distinct id with its number of repeats
 /// (never merging with what `out` held before).
+/// Texts per parallel task of the first pass of `fit_transform`.
+const TEXTS_PER_TASK: usize = 8192;
+
+/// The terms of a block of texts, with ids local to the block (in order of
+/// first appearance) and each text's (id, count) pairs.
+struct BlockTerms {
+    terms: Vec<String>,
+    doc_ptr: Vec<usize>,
+    doc_terms: Vec<(u32, u32)>,
+}
+
+impl BlockTerms {
+    fn of<S: AsRef<str>>(analyzer: &Analyzer, texts: &[S]) -> BlockTerms {
+        let mut ids: HashMap<String, u32> = HashMap::default();
+        let mut terms: Vec<String> = Vec::new();
+        let mut doc_ptr = vec![0usize];
+        let mut doc_terms: Vec<(u32, u32)> = Vec::new();
+        let mut scratch: Vec<u32> = Vec::new();
+        for text in texts {
+            scratch.clear();
+            analyzer.for_each_term(text.as_ref(), |term| {
+                let id = match ids.get(term) {
+                    Some(&id) => id,
+                    None => {
+                        let id = terms.len() as u32;
+                        ids.insert(term.to_string(), id);
+                        terms.push(term.to_string());
+                        id
+                    }
+                };
+                scratch.push(id);
+            });
+            run_lengths(&mut scratch, &mut doc_terms);
+            doc_ptr.push(doc_terms.len());
+        }
+        BlockTerms {
+            terms,
+            doc_ptr,
+            doc_terms,
+        }
+    }
+}
+
 fn run_lengths(ids: &mut [u32], out: &mut Vec<(u32, u32)>) {
     ids.sort_unstable();
     let start = out.len();
@@ -493,6 +549,36 @@ mod tests {
 
     fn params(json: &str) -> VectorizeParams {
         VectorizeParams::from_json(&serde_json::from_str(json).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn texts_across_several_blocks_keep_their_terms_and_counts() {
+        // More texts than two parallel blocks; text i has words w{i % 97}
+        // (twice) and v{i % 13}.
+        let texts: Vec<String> = (0..TEXTS_PER_TASK * 2 + 123)
+            .map(|i| format!("w{0} v{1} w{0}", i % 97, i % 13))
+            .collect();
+        let (fitted, x) =
+            TfidfVectorizer::fit_transform(&texts, &VectorizeParams::default()).unwrap();
+        assert_eq!(fitted.vocabulary().len(), 97 + 13);
+        for i in [
+            0,
+            5,
+            TEXTS_PER_TASK - 1,
+            TEXTS_PER_TASK,
+            TEXTS_PER_TASK * 2 + 122,
+        ] {
+            let w = fitted.vocabulary().column(&format!("w{}", i % 97)).unwrap();
+            let u = fitted.vocabulary().column(&format!("v{}", i % 13)).unwrap();
+            let mut want = [w, u];
+            want.sort_unstable();
+            assert_eq!(x.row(i).0, want, "text {i}");
+            assert!(x.get(i, w as usize) > x.get(i, u as usize), "text {i}");
+            // The same words 97·13 texts later, in another block: the same row.
+            if i + 97 * 13 < texts.len() {
+                assert_eq!(x.row(i), x.row(i + 97 * 13), "text {i}");
+            }
+        }
     }
 
     const CORPUS: [&str; 4] = [
