@@ -272,9 +272,8 @@ impl Repo {
             }
             let Some(path) = entry.path() else { continue };
             if let Some(rel) = path.strip_prefix(&self.prefix) {
-                if let Ok(rel) = RelPath::parse(rel, None) {
-                    out.push(rel);
-                }
+                // git's paths are normalized already: taken as they are.
+                out.push(RelPath::from_normalized(rel));
             }
         }
         out.sort();
@@ -291,9 +290,7 @@ impl Repo {
             if entry.kind() == Some(ObjectType::Blob) {
                 let full = format!("{dir}{}", entry.name().unwrap_or_default());
                 if let Some(rel) = full.strip_prefix(&self.prefix) {
-                    if let Ok(rel) = RelPath::parse(rel, None) {
-                        out.push((rel, entry.id(), entry.filemode()));
-                    }
+                    out.push((RelPath::from_normalized(rel), entry.id(), entry.filemode()));
                 }
             }
             git2::TreeWalkResult::Ok
@@ -329,9 +326,7 @@ impl Repo {
             let Some(rel) = path.strip_prefix(&self.prefix) else {
                 continue;
             };
-            let Ok(rel) = RelPath::parse(rel, None) else {
-                continue;
-            };
+            let rel = RelPath::from_normalized(rel);
             let content = (delta.status() != git2::Delta::Deleted)
                 .then(|| (delta.new_file().id(), i32::from(delta.new_file().mode())));
             out.push((rel, content));

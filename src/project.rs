@@ -14,8 +14,8 @@ use crate::hash::{Hasher, StatCache};
 use crate::spec::{self, Pipeline, PIPELINE_FILE};
 
 /// Names another project's `.pipeline-cache/` whose objects and run
-/// records to use (set by `pipe exp run --run-all` for the copies it runs
-/// experiments in; see [`crate::exp::isolated`]).
+/// records to use (set by `pipe exp run` for the copies experiments run
+/// in; see [`crate::exp::isolated`]).
 pub const CACHE_DIR_ENV: &str = "PIPE_CACHE_DIR";
 
 #[derive(Debug)]

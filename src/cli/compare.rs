@@ -7,12 +7,14 @@ use std::path::Path;
 use clap::Args;
 use serde_json::{json, Value as Json};
 
-use pipe::compare::diff::DiffRow;
+use std::process::ExitCode;
+
+use pipe::compare::diff::{diff, DiffRow};
 use pipe::compare::table::{self, Table};
-use pipe::compare::{self, Files, Side};
+use pipe::compare::{self, Files, Reader, Side};
 use pipe::git::Repo;
 
-use super::CliError;
+use super::{load_project, print, CliError};
 
 /// How to print a table.
 #[derive(Debug, Clone, Args)]
@@ -56,6 +58,53 @@ pub fn side_of(repo: &Repo, rev: Option<&str>) -> Result<Side, CliError> {
         )),
         Some(rev) => Ok(Side::Commit(repo.resolve(rev).map_err(pipe::Error::from)?)),
     }
+}
+
+/// What a diff command compares, and how it asked.
+pub struct DiffRequest<'a> {
+    /// The command, for errors (`pipe metrics diff`).
+    pub command: &'a str,
+    /// The key column's heading (`Metric`, `Param`).
+    pub column: &'a str,
+    pub a: Option<&'a str>,
+    pub b: Option<&'a str>,
+    pub all: bool,
+    pub format: &'a FormatArgs,
+}
+
+/// `pipe metrics diff` and `pipe params diff`: `read` gives the files of a
+/// side; A defaults to HEAD, B to the workspace.
+pub fn diff_command(
+    cwd: &Path,
+    request: DiffRequest,
+    read: impl Fn(&mut Reader) -> Result<Files, pipe::Error>,
+) -> Result<ExitCode, CliError> {
+    let project = load_project(cwd)?;
+    let repo = open_repo(&project.root, request.command)?;
+    let a = side_of(&repo, request.a)?;
+    let b = match request.b {
+        None => Side::Workspace,
+        Some(rev) => side_of(&repo, Some(rev))?,
+    };
+    let old = read(&mut Reader::new(&project, Some(&repo), a.clone()))?;
+    let new = read(&mut Reader::new(&project, Some(&repo), b.clone()))?;
+    warn(&a, &old);
+    warn(&b, &new);
+    let rows = diff(&old, &new, request.all);
+    let format = request.format;
+    if format.json {
+        print(&pretty(&diff_json(&rows)))?;
+    } else if !rows.is_empty() {
+        let t = diff_table(
+            &rows,
+            request.column,
+            &a.label(),
+            &b.label(),
+            format.precision,
+        );
+        print(&format.render(&t))?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints the warnings about unreadable files of `side` to stderr.

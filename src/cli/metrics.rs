@@ -6,13 +6,10 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use pipe::compare::diff::diff;
 use pipe::compare::table::{self, Table};
 use pipe::compare::{metric_files, Loaded, Reader, Side};
 
-use super::compare::{
-    diff_json, diff_table, files_json, open_repo, pretty, side_of, warn, FormatArgs,
-};
+use super::compare::{diff_command, files_json, open_repo, pretty, warn, DiffRequest, FormatArgs};
 use super::{load_project, print, CliError};
 
 /// Show and compare the metrics files of the pipeline (its `metrics:`
@@ -151,33 +148,13 @@ fn show(cwd: &Path, args: ShowArgs) -> Result<ExitCode, CliError> {
 }
 
 fn diff_cmd(cwd: &Path, args: DiffArgs) -> Result<ExitCode, CliError> {
-    let project = load_project(cwd)?;
-    let repo = open_repo(&project.root, "pipe metrics diff")?;
-    let a = side_of(&repo, args.a.as_deref())?;
-    let b = match args.b.as_deref() {
-        None => Side::Workspace,
-        Some(rev) => side_of(&repo, Some(rev))?,
+    let request = DiffRequest {
+        command: "pipe metrics diff",
+        column: "Metric",
+        a: args.a.as_deref(),
+        b: args.b.as_deref(),
+        all: args.all,
+        format: &args.format,
     };
-    let old = Reader::new(&project, Some(&repo), a.clone())
-        .metrics()
-        .map_err(CliError::from)?;
-    let new = Reader::new(&project, Some(&repo), b.clone())
-        .metrics()
-        .map_err(CliError::from)?;
-    warn(&a, &old);
-    warn(&b, &new);
-    let rows = diff(&old, &new, args.all);
-    if args.format.json {
-        print(&pretty(&diff_json(&rows)))?;
-    } else if !rows.is_empty() {
-        let t = diff_table(
-            &rows,
-            "Metric",
-            &a.label(),
-            &b.label(),
-            args.format.precision,
-        );
-        print(&args.format.render(&t))?;
-    }
-    Ok(ExitCode::SUCCESS)
+    diff_command(cwd, request, |reader| reader.metrics())
 }

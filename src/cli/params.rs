@@ -5,11 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use pipe::compare::diff::diff;
-use pipe::compare::{Reader, Side};
-
-use super::compare::{diff_json, diff_table, open_repo, pretty, side_of, warn, FormatArgs};
-use super::{load_project, print, CliError};
+use super::compare::{diff_command, DiffRequest, FormatArgs};
+use super::CliError;
 
 /// Compare the params the pipeline uses (the params files its stages read).
 #[derive(Debug, Args)]
@@ -44,33 +41,13 @@ pub struct DiffArgs {
 
 pub fn run(cwd: &Path, args: ParamsArgs) -> Result<ExitCode, CliError> {
     let ParamsCommand::Diff(args) = args.command;
-    let project = load_project(cwd)?;
-    let repo = open_repo(&project.root, "pipe params diff")?;
-    let a = side_of(&repo, args.a.as_deref())?;
-    let b = match args.b.as_deref() {
-        None => Side::Workspace,
-        Some(rev) => side_of(&repo, Some(rev))?,
+    let request = DiffRequest {
+        command: "pipe params diff",
+        column: "Param",
+        a: args.a.as_deref(),
+        b: args.b.as_deref(),
+        all: args.all,
+        format: &args.format,
     };
-    let old = Reader::new(&project, Some(&repo), a.clone())
-        .params(args.deps)
-        .map_err(CliError::from)?;
-    let new = Reader::new(&project, Some(&repo), b.clone())
-        .params(args.deps)
-        .map_err(CliError::from)?;
-    warn(&a, &old);
-    warn(&b, &new);
-    let rows = diff(&old, &new, args.all);
-    if args.format.json {
-        print(&pretty(&diff_json(&rows)))?;
-    } else if !rows.is_empty() {
-        let t = diff_table(
-            &rows,
-            "Param",
-            &a.label(),
-            &b.label(),
-            args.format.precision,
-        );
-        print(&args.format.render(&t))?;
-    }
-    Ok(ExitCode::SUCCESS)
+    diff_command(cwd, request, |reader| reader.params(args.deps))
 }
