@@ -17,7 +17,9 @@ use git2::{ObjectType, Oid, Repository, Signature, StatusOptions};
 
 use crate::paths::RelPath;
 
-/// Where experiments live: `refs/exps/<name>`.
+/// Where experiments live: `refs/exps/<name>` for a project at the root of
+/// its repository, `refs/exps/<sub/dir>/<name>` for one in a sub-directory
+/// (so that projects sharing a repository do not see each other's).
 pub const EXP_REF_PREFIX: &str = "refs/exps/";
 
 #[derive(Debug, thiserror::Error)]
@@ -177,7 +179,7 @@ impl Repo {
                 label,
             });
         }
-        if let Ok(reference) = self.repo.find_reference(&format!("{EXP_REF_PREFIX}{rev}")) {
+        if let Ok(reference) = self.repo.find_reference(&self.experiment_ref(rev)) {
             if let Ok(commit) = reference.peel_to_commit() {
                 return Ok(Rev {
                     oid: commit.id(),
@@ -197,16 +199,24 @@ impl Repo {
         self.repo.revparse_single(name).is_ok()
     }
 
-    /// The names of every experiment ref, sorted.
+    /// The ref of this project's experiment `name`.
+    pub fn experiment_ref(&self, name: &str) -> String {
+        format!("{EXP_REF_PREFIX}{}{name}", self.prefix)
+    }
+
+    /// The names of this project's experiments, sorted.
     pub fn experiment_names(&self) -> Result<Vec<String>, GitError> {
         let mut names = Vec::new();
         let refs = self
             .repo
             .references_glob(&format!("{EXP_REF_PREFIX}*"))
             .map_err(git("list experiments"))?;
+        let ours = self.experiment_ref("");
         for r in refs.flatten() {
-            if let Some(name) = r.name().and_then(|n| n.strip_prefix(EXP_REF_PREFIX)) {
-                names.push(name.to_string());
+            if let Some(name) = r.name().and_then(|n| n.strip_prefix(&ours)) {
+                if !name.contains('/') {
+                    names.push(name.to_string());
+                }
             }
         }
         names.sort();

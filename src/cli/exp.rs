@@ -877,7 +877,7 @@ fn remove(cwd: &Path, args: RemoveArgs) -> Result<ExitCode, CliError> {
         if recorded.contains(name) {
             let mut reference = repo
                 .raw()
-                .find_reference(&format!("{}{name}", pipe::git::EXP_REF_PREFIX))
+                .find_reference(&repo.experiment_ref(name))
                 .map_err(|source| {
                     err(pipe::git::GitError::Git {
                         action: format!("find experiment {name}"),

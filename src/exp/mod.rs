@@ -5,7 +5,8 @@
 //! (its *baseline*) and whose tree is the baseline's with the experiment's
 //! files: the workspace's changed tracked files, the params files,
 //! `pipeline.lock` and the metrics files (added even where `.gitignore`
-//! leaves them out). It is referenced by `refs/exps/<name>`, a namespace
+//! leaves them out). It is referenced by `refs/exps/<name>` (see
+//! [`crate::git::EXP_REF_PREFIX`] for projects in sub-directories), a namespace
 //! that `git log`, `git branch` and `git status` do not show, and it moves
 //! no branch, `HEAD` or index. The outputs it produced stay in the cache,
 //! named by its `pipeline.lock`, so `pipe exp apply` brings them back
@@ -27,7 +28,7 @@ pub mod record;
 use git2::Oid;
 
 use crate::error::Error;
-use crate::git::{Repo, EXP_REF_PREFIX};
+use crate::git::Repo;
 
 /// A recorded experiment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,10 +59,7 @@ pub fn find(repo: &Repo, name: &str) -> Result<Experiment, Error> {
             source,
         })
     };
-    let reference = match repo
-        .raw()
-        .find_reference(&format!("{EXP_REF_PREFIX}{name}"))
-    {
+    let reference = match repo.raw().find_reference(&repo.experiment_ref(name)) {
         Ok(r) => r,
         Err(_) => {
             let names = repo.experiment_names()?;
@@ -93,7 +91,7 @@ pub const MAX_NAME: usize = 100;
 
 /// Checks that `name` can name a new experiment.
 pub fn check_new_name(repo: &Repo, name: &str) -> Result<(), Error> {
-    let full = format!("{EXP_REF_PREFIX}{name}");
+    let full = repo.experiment_ref(name);
     if name.is_empty()
         || name.len() > MAX_NAME
         || name.contains('/')

@@ -7,7 +7,7 @@ use git2::Oid;
 
 use super::overrides::Override;
 use crate::error::Error;
-use crate::git::{FileContent, GitError, Repo, EXP_REF_PREFIX};
+use crate::git::{FileContent, GitError, Repo};
 use crate::paths::RelPath;
 
 /// Commits the files `paths` as they are under `dir` (the project root of
@@ -33,7 +33,7 @@ pub fn record(
     let commit = repo.commit_files(start, baseline, &files, &message)?;
     repo.raw()
         .reference(
-            &format!("{EXP_REF_PREFIX}{name}"),
+            &repo.experiment_ref(name),
             commit,
             false,
             &format!("pipe exp run: {name}"),

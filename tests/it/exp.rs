@@ -607,3 +607,43 @@ fn exp_show_lists_experiments_of_other_baselines_with_all_baselines() {
     let rows: Json = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(rows[1]["baseline"], Json::from(first));
 }
+
+#[test]
+fn projects_sharing_a_repository_keep_their_experiments_apart() {
+    let pipeline = r#"
+stages:
+  train:
+    cmd: >-
+      echo "{\"score\": ${lr}}" > m.json
+    metrics:
+      - m.json:
+          cache: false
+"#;
+    let env = TestEnv::new()
+        .file("a/pipeline.yaml", pipeline)
+        .file("a/params.yaml", "lr: 1\n")
+        .file("b/pipeline.yaml", pipeline)
+        .file("b/params.yaml", "lr: 2\n");
+    env.pipe(&["-C", "a", "repro"]).ok();
+    env.pipe(&["-C", "b", "repro"]).ok();
+    let env = env.git_init();
+    env.pipe(&["-C", "a", "exp", "run", "-S", "lr=10", "-n", "x"])
+        .ok();
+    env.pipe(&["-C", "b", "exp", "run", "-S", "lr=20", "-n", "x"])
+        .ok();
+    assert_eq!(
+        env.git(&["for-each-ref", "--format=%(refname)", "refs/exps"]),
+        "refs/exps/a/x\nrefs/exps/b/x\n"
+    );
+    let out = env.pipe(&["-C", "b", "exp", "show", "--json"]).ok();
+    let rows: Json = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        rows.as_array().unwrap().len(),
+        2,
+        "b's baseline and b's x only"
+    );
+    assert_eq!(rows[1]["metrics"]["score"], 20);
+    env.pipe(&["-C", "a", "exp", "apply", "x"]).ok();
+    assert_eq!(env.read("a/params.yaml"), "lr: 10\n");
+    assert_eq!(env.read("b/params.yaml"), "lr: 2\n");
+}
