@@ -15,6 +15,7 @@ use crate::cache::remove_path;
 use crate::cache::runs::RunRecord;
 use crate::error::Error;
 use crate::fingerprint::lock_entry;
+use crate::fingerprint::StaleReason;
 use crate::hash::Hasher;
 use crate::lock::{LockStage, PathRecord};
 use crate::paths::RelPath;
@@ -72,6 +73,9 @@ pub fn process(
                 restoring: false,
                 reasons: &decision.reasons,
             });
+            if let Some(message) = missing_dep(project, &decision.reasons) {
+                return Ok(unchanged(Outcome::Failed(message)));
+            }
             if let Err(message) = execute(project, stage, &seen.params, run, reporter) {
                 return Ok(unchanged(Outcome::Failed(message)));
             }
@@ -94,6 +98,29 @@ pub fn process(
             })
         }
     }
+}
+
+/// Why a stage cannot run: a dep that is missing when it should start. (A
+/// dep nothing writes is refused when the pipeline is loaded; this is an
+/// output of a frozen stage that is not there, or one deleted meanwhile.)
+fn missing_dep(project: &Project, reasons: &[StaleReason]) -> Option<String> {
+    let path = reasons.iter().find_map(|r| match r {
+        StaleReason::DepMissing { path } => Some(path),
+        _ => None,
+    })?;
+    let producer = project
+        .pipeline
+        .stages
+        .iter()
+        .find(|s| s.outs.iter().any(|o| path.is_within(&o.path)));
+    Some(match producer {
+        Some(p) if p.frozen => format!(
+            "dep {path} is missing, and the stage that writes it, {0}, is frozen: restore it with `pipe checkout {0}` or unfreeze {0}",
+            p.name
+        ),
+        Some(p) => format!("dep {path} is missing: run `pipe repro {}` first", p.name),
+        None => format!("dep {path} is missing: put it back, or remove it from the stage's deps"),
+    })
 }
 
 /// Clears non-persistent outputs, then runs the command or built-in.

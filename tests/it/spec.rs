@@ -166,6 +166,34 @@ fn frozen_stages_never_run() {
 }
 
 #[test]
+fn a_missing_output_of_a_frozen_stage_fails_the_stage_that_reads_it() {
+    let env = TestEnv::new().file("in.txt", "1\n").pipeline(
+        "
+        stages:
+          ice:
+            cmd: cp in.txt ice.txt
+            deps: [in.txt]
+            outs: [ice.txt]
+            frozen: true
+          use:
+            cmd: echo use >> runs.log; (cat ice.txt || true) > used.txt
+            deps: [ice.txt]
+            outs: [used.txt]
+        ",
+    );
+    let out = env.pipe(&["repro"]).code(1);
+    assert!(
+        out.stderr.contains(
+            "dep ice.txt is missing, and the stage that writes it, ice, is frozen: restore it with `pipe checkout ice` or unfreeze ice"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(env.runs().is_empty(), "the command did not run");
+    assert!(!env.exists("used.txt"));
+}
+
+#[test]
 fn always_changed_stages_always_run() {
     let env = TestEnv::new().pipeline(
         "
