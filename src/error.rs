@@ -56,6 +56,7 @@ impl Error {
                     GitError::NotARepo { .. }
                         | GitError::NoCommits { .. }
                         | GitError::UnknownRev { .. }
+                        | GitError::NotACommit { .. }
                 )
         )
     }

@@ -33,6 +33,8 @@ pub enum GitError {
         rev: String,
         experiments: Vec<String>,
     },
+    #[error("`{rev}` names a {kind}, not a commit")]
+    NotACommit { rev: String, kind: String },
     #[error("the repository has no working tree (a bare repository)")]
     Bare,
     #[error("git: cannot {action}: {}", .source.message())]
@@ -169,15 +171,17 @@ impl Repo {
                 what: "reading HEAD".into(),
             });
         }
-        if let Ok(commit) = self
-            .repo
-            .revparse_single(rev)
-            .and_then(|o| o.peel(ObjectType::Commit))
-        {
-            return Ok(Rev {
-                oid: commit.id(),
-                label,
-            });
+        if let Ok(object) = self.repo.revparse_single(rev) {
+            return match object.peel(ObjectType::Commit) {
+                Ok(commit) => Ok(Rev {
+                    oid: commit.id(),
+                    label,
+                }),
+                Err(_) => Err(GitError::NotACommit {
+                    rev: label,
+                    kind: object.kind().map_or("object", |k| k.str()).to_string(),
+                }),
+            };
         }
         if let Ok(reference) = self.repo.find_reference(&self.experiment_ref(rev)) {
             if let Ok(commit) = reference.peel_to_commit() {
@@ -344,9 +348,21 @@ impl Repo {
         Ok(out)
     }
 
-    /// The signature for commits pipe makes: the user's, or `pipe` when
-    /// `user.name` / `user.email` are not set.
+    /// The signature for commits pipe makes: `GIT_COMMITTER_NAME` /
+    /// `GIT_COMMITTER_EMAIL` (or the `GIT_AUTHOR_` ones) as git reads them,
+    /// else `user.name` / `user.email`, else `pipe`.
     pub fn signature(&self) -> Signature<'static> {
+        let env = |which: &str| {
+            std::env::var(format!("GIT_COMMITTER_{which}"))
+                .or_else(|_| std::env::var(format!("GIT_AUTHOR_{which}")))
+                .ok()
+                .filter(|v| !v.is_empty())
+        };
+        if let (Some(name), Some(email)) = (env("NAME"), env("EMAIL")) {
+            if let Ok(sig) = Signature::now(&name, &email) {
+                return sig;
+            }
+        }
         self.repo
             .signature()
             .or_else(|_| Signature::now("pipe", "pipe@localhost"))

@@ -80,7 +80,8 @@ pub fn cell(value: Option<&Json>, precision: usize) -> String {
     match value {
         None => MISSING.to_string(),
         Some(Json::Number(n)) if n.is_f64() => number(n.as_f64().unwrap_or(f64::NAN), precision),
-        Some(Json::String(s)) => s.clone(),
+        // One line per row: line breaks are shown escaped.
+        Some(Json::String(s)) => s.replace('\n', "\\n").replace('\r', "\\r"),
         Some(Json::Null) => "null".into(),
         Some(other) => other.to_string(),
     }
@@ -143,6 +144,7 @@ mod tests {
         assert_eq!(number(0.1234, 65536), "0.1234");
         assert_eq!(number(2.5, 0), "2");
         assert_eq!(cell(Some(&json!("adam")), 3), "adam");
+        assert_eq!(cell(Some(&json!("a\nb")), 3), "a\\nb");
         assert_eq!(cell(None, 3), MISSING);
         assert_eq!(change(Some(0.0123), 3), "+0.012");
         assert_eq!(change(Some(-0.5), 3), "-0.5");

@@ -78,7 +78,18 @@ pub fn parse_set(arg: &str) -> Result<SetArg, Error> {
         }
         let value: serde_yaml::Value = serde_yaml::from_str(text)
             .map_err(|e| refused(format!("-S `{arg}`: `{text}` is not a value: {e}"), FORM))?;
-        parsed.push(params::to_json(&value));
+        let spelt_null = matches!(text, "null" | "Null" | "NULL" | "~");
+        if value.is_null() && !spelt_null {
+            // `#x` is a YAML comment, `&a` an anchor: nothing is left.
+            return Err(refused(
+                format!("-S `{arg}`: `{text}` reads as no value in YAML"),
+                "quote it to mean the text: -S 'KEY=\"#x\"'",
+            ));
+        }
+        let value = params::to_json(&value);
+        if !parsed.contains(&value) {
+            parsed.push(value);
+        }
     }
     Ok(SetArg {
         file,
@@ -317,7 +328,9 @@ mod tests {
         assert_eq!(s.file.as_str(), "train.yaml");
         assert_eq!(s.values, [json!([1, 2])]);
         assert_eq!(parse_set("a=adam").unwrap().values, [json!("adam")]);
-        for bad in ["fit.C", "=1", "a..b=1", "a=", "a=1,,2"] {
+        assert_eq!(parse_set("a=0.5,0.5").unwrap().values, [json!(0.5)]);
+        assert_eq!(parse_set("a=~").unwrap().values, [Json::Null]);
+        for bad in ["fit.C", "=1", "a..b=1", "a=", "a=1,,2", "a=#c", "a=&x"] {
             assert!(parse_set(bad).is_err(), "{bad}");
         }
     }

@@ -244,6 +244,13 @@ fn unknown_revisions_are_named() {
     error: unknown revision `nope`: not a branch, tag, commit or experiment
       hint: see `git log --oneline` and `git branch` for revisions
     ");
+    let out = env.pipe(&["metrics", "diff", "HEAD^{tree}"]).code(2);
+    assert!(
+        out.stderr
+            .contains("`HEAD^{tree}` names a tree, not a commit"),
+        "{}",
+        out.stderr
+    );
     let out = env.pipe(&["params", "diff", "HEAD~9"]).code(2);
     assert!(
         out.stderr.contains("unknown revision `HEAD~9`"),

@@ -406,6 +406,18 @@ fn exp_diff_branch_and_remove() {
 }
 
 #[test]
+fn experiment_commits_are_signed_as_git_would_sign_them() {
+    let env = project()
+        .env("GIT_COMMITTER_NAME", "Grace")
+        .env("GIT_COMMITTER_EMAIL", "grace@example.com");
+    env.pipe(&["exp", "run", "-n", "signed"]).ok();
+    assert_eq!(
+        env.git(&["log", "-1", "--format=%cn <%ce>", "refs/exps/signed"]),
+        "Grace <grace@example.com>\n"
+    );
+}
+
+#[test]
 fn gc_keeps_what_experiments_recorded() {
     let env = project();
     env.pipe(&["exp", "run", "-S", "train.lr=0.5", "-n", "half"])
