@@ -2,10 +2,10 @@
 //! commits under their own refs.
 //!
 //! An experiment is a commit whose parent is the commit it started from
-//! (its *baseline*) and whose tree is the baseline's with the experiment's
-//! files: the workspace's changed tracked files, the params files,
-//! `pipeline.lock` and the metrics files (added even where `.gitignore`
-//! leaves them out). It is referenced by `refs/exps/<name>` (see
+//! (its *baseline*, HEAD when it was run) and whose tree is the baseline's
+//! with the experiment's files: the workspace's changed tracked files, the
+//! params files, `pipeline.lock`, the metrics and plots files (added even
+//! where `.gitignore` leaves them out) and any output git tracks. It is referenced by `refs/exps/<name>` (see
 //! [`crate::git::EXP_REF_PREFIX`] for projects in sub-directories), a namespace
 //! that `git log`, `git branch` and `git status` do not show, and it moves
 //! no branch, `HEAD` or index. The outputs it produced stay in the cache,
@@ -15,8 +15,8 @@
 //! - [`overrides`]: `-S key=value` parsed and written into params files;
 //! - [`record`]: the commit and its ref;
 //! - [`queue`]: experiments waiting for `pipe exp run --run-all`;
-//! - [`isolated`]: one queued experiment run in a temporary copy of its
-//!   baseline that shares the cache;
+//! - [`isolated`]: one experiment run in a temporary copy of the project
+//!   (baseline plus workspace changes) that shares the cache;
 //! - [`apply`]: an experiment's files and outputs back into the workspace.
 
 pub mod apply;
