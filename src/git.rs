@@ -22,6 +22,9 @@ use crate::paths::RelPath;
 /// (so that projects sharing a repository do not see each other's).
 pub const EXP_REF_PREFIX: &str = "refs/exps/";
 
+/// Where queued experiments keep their start commits: `refs/exps-queue/…`.
+pub const QUEUE_REF_PREFIX: &str = "refs/exps-queue/";
+
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
     #[error("{} is not inside a git repository; {what} needs git", .path.display())]
@@ -206,6 +209,12 @@ impl Repo {
     /// The ref of this project's experiment `name`.
     pub fn experiment_ref(&self, name: &str) -> String {
         format!("{EXP_REF_PREFIX}{}{name}", self.prefix)
+    }
+
+    /// The ref that keeps a queued experiment's start commit from git's
+    /// garbage collection until it has run.
+    pub fn queue_ref(&self, name: &str) -> String {
+        format!("{QUEUE_REF_PREFIX}{}{name}", self.prefix)
     }
 
     /// The names of this project's experiments, sorted.

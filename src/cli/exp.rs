@@ -207,6 +207,21 @@ fn run_cmd(cwd: &Path, args: RunArgs) -> Result<ExitCode, CliError> {
         .collect();
     if args.queue || args.run_all || entries.len() > 1 {
         for q in &entries {
+            // The start commit (the workspace's changes) must outlive git gc
+            // until the experiment has run.
+            repo.raw()
+                .reference(
+                    &repo.queue_ref(&q.name),
+                    start,
+                    true,
+                    "pipe exp run --queue",
+                )
+                .map_err(|source| {
+                    err(pipe::git::GitError::Git {
+                        action: format!("keep the start of {}", q.name),
+                        source,
+                    })
+                })?;
             queue::push(&project.cache_root(), q).map_err(err)?;
             eprintln!("Queued {}: {}", q.name, describe(&q.overrides));
         }
@@ -894,6 +909,9 @@ fn remove(cwd: &Path, args: RemoveArgs) -> Result<ExitCode, CliError> {
         }
         for e in by_name.get(name.as_str()).into_iter().flatten() {
             queue::remove(&e.path).map_err(err)?;
+            if let Ok(mut r) = repo.raw().find_reference(&repo.queue_ref(name)) {
+                let _ = r.delete();
+            }
             out.push_str(&format!("removed queued experiment {name}\n"));
         }
     }

@@ -67,6 +67,24 @@ pub fn log_path(cache_root: &Path, name: &str) -> PathBuf {
     cache_root.join("exp-logs").join(format!("{name}.log"))
 }
 
+/// Removes a queued experiment's start-commit ref when dropped.
+struct Unqueue<'a> {
+    repo: &'a Repo,
+    name: &'a str,
+}
+
+impl Drop for Unqueue<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut r) = self
+            .repo
+            .raw()
+            .find_reference(&self.repo.queue_ref(self.name))
+        {
+            let _ = r.delete();
+        }
+    }
+}
+
 /// Where the child `pipe repro` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
@@ -99,6 +117,11 @@ pub fn run(
 ) -> Result<Oid, Failure> {
     let repo = Repo::discover(root, "pipe exp run").map_err(Error::from)?;
     let cache_root = root.join(crate::cache::CACHE_DIR);
+    // Run or failed, it leaves the queue: its start commit needs no ref.
+    let _unqueue = Unqueue {
+        repo: &repo,
+        name: &queued.name,
+    };
     let running = experiments_lock(&cache_root)?;
     running
         .lock_shared()

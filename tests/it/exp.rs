@@ -255,6 +255,10 @@ fn three_experiments_in_parallel_equal_three_run_one_by_one() {
     );
     let out = env.pipe(&["exp", "run", "--run-all", "-j", "3"]).ok();
     assert_eq!(out.stderr.matches("✓ p-").count(), 3, "{}", out.stderr);
+    assert!(
+        env.git(&["for-each-ref", "refs/exps-queue"]).is_empty(),
+        "run: no longer kept"
+    );
 
     for (i, lr) in ["0.2", "0.3", "0.4"].iter().enumerate() {
         let name = format!("s{i}");
@@ -568,6 +572,8 @@ fn a_killed_queue_run_is_queued_again_and_gc_waits_for_running_experiments() {
         out.stderr
     );
     run.kill();
+    // Once it has exited, its lock on the claim is gone.
+    let _ = run.wait(std::time::Duration::from_secs(10));
     let out = env.pipe(&["exp", "run", "--run-all"]).ok();
     assert!(
         out.stderr
