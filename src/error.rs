@@ -44,6 +44,12 @@ impl From<Diagnostic> for Error {
 }
 
 impl Error {
+    /// Maps an I/O error to [`Error::Io`] with `message` (`cannot write x`).
+    pub fn io(message: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let message = message.into();
+        move |source| Error::Io { message, source }
+    }
+
     /// True for errors in what the user wrote (exit code 2).
     pub fn is_usage(&self) -> bool {
         matches!(

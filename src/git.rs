@@ -66,9 +66,17 @@ impl GitError {
     }
 }
 
+impl GitError {
+    /// Maps a libgit2 error to [`GitError::Git`], saying what failed
+    /// (`read a commit`).
+    pub fn wrap(action: impl Into<String>) -> impl FnOnce(git2::Error) -> GitError {
+        let action = action.into();
+        move |source| GitError::Git { action, source }
+    }
+}
+
 fn git(action: impl Into<String>) -> impl FnOnce(git2::Error) -> GitError {
-    let action = action.into();
-    move |source| GitError::Git { action, source }
+    GitError::wrap(action)
 }
 
 /// A project file for a commit: its bytes and executable bit, or `None`

@@ -60,16 +60,27 @@ pub fn side_of(repo: &Repo, rev: Option<&str>) -> Result<Side, CliError> {
     }
 }
 
-/// What a diff command compares, and how it asked.
+/// The two sides of `metrics diff` and `params diff`, and how to print.
+#[derive(Debug, Clone, Args)]
+pub struct SidesArgs {
+    /// The old side [default: HEAD].
+    pub a: Option<String>,
+    /// The new side [default: the workspace].
+    pub b: Option<String>,
+    /// Include what did not change.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+/// What a diff command compares.
 pub struct DiffRequest<'a> {
     /// The command, for errors (`pipe metrics diff`).
     pub command: &'a str,
     /// The key column's heading (`Metric`, `Param`).
     pub column: &'a str,
-    pub a: Option<&'a str>,
-    pub b: Option<&'a str>,
-    pub all: bool,
-    pub format: &'a FormatArgs,
+    pub sides: &'a SidesArgs,
 }
 
 /// `pipe metrics diff` and `pipe params diff`: `read` gives the files of a
@@ -81,8 +92,9 @@ pub fn diff_command(
 ) -> Result<ExitCode, CliError> {
     let project = load_project(cwd)?;
     let repo = open_repo(&project.root, request.command)?;
-    let a = side_of(&repo, request.a)?;
-    let b = match request.b {
+    let sides = request.sides;
+    let a = side_of(&repo, sides.a.as_deref())?;
+    let b = match sides.b.as_deref() {
         None => Side::Workspace,
         Some(rev) => side_of(&repo, Some(rev))?,
     };
@@ -90,8 +102,8 @@ pub fn diff_command(
     let new = read(&mut Reader::new(&project, Some(&repo), b.clone()))?;
     warn(&a, &old);
     warn(&b, &new);
-    let rows = diff(&old, &new, request.all);
-    let format = request.format;
+    let rows = diff(&old, &new, sides.all);
+    let format = &sides.format;
     if format.json {
         print(&pretty(&diff_json(&rows)))?;
     } else if !rows.is_empty() {

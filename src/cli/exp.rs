@@ -216,12 +216,11 @@ fn run_cmd(cwd: &Path, args: RunArgs) -> Result<ExitCode, CliError> {
                     true,
                     "pipe exp run --queue",
                 )
-                .map_err(|source| {
-                    err(pipe::git::GitError::Git {
-                        action: format!("keep the start of {}", q.name),
-                        source,
-                    })
-                })?;
+                .map_err(pipe::git::GitError::wrap(format!(
+                    "keep the start of {}",
+                    q.name
+                )))
+                .map_err(err)?;
             queue::push(&project.cache_root(), q).map_err(err)?;
             eprintln!("Queued {}: {}", q.name, describe(&q.overrides));
         }
@@ -700,12 +699,11 @@ fn diff_cmd(cwd: &Path, args: DiffArgs) -> Result<ExitCode, CliError> {
     let b = match &args.b {
         Some(b) => repo.resolve(b).map_err(err)?,
         None => {
-            let commit = repo.raw().find_commit(a.oid).map_err(|source| {
-                err(pipe::git::GitError::Git {
-                    action: format!("read {}", args.a),
-                    source,
-                })
-            })?;
+            let commit = repo
+                .raw()
+                .find_commit(a.oid)
+                .map_err(pipe::git::GitError::wrap(format!("read {}", args.a)))
+                .map_err(err)?;
             let parent = commit.parent_id(0).map_err(|_| CliError {
                 message: format!("{} has no parent to compare with", args.a),
                 hints: vec!["name both sides: `pipe exp diff A B`".into()],
@@ -830,12 +828,14 @@ fn branch(cwd: &Path, args: BranchArgs) -> Result<ExitCode, CliError> {
             code: 2,
         });
     }
-    let commit = repo.raw().find_commit(exp.commit).map_err(|source| {
-        err(pipe::git::GitError::Git {
-            action: format!("read experiment {}", exp.name),
-            source,
-        })
-    })?;
+    let commit = repo
+        .raw()
+        .find_commit(exp.commit)
+        .map_err(pipe::git::GitError::wrap(format!(
+            "read experiment {}",
+            exp.name
+        )))
+        .map_err(err)?;
     repo.raw()
         .branch(&args.branch, &commit, false)
         .map_err(|source| CliError {
@@ -893,18 +893,14 @@ fn remove(cwd: &Path, args: RemoveArgs) -> Result<ExitCode, CliError> {
             let mut reference = repo
                 .raw()
                 .find_reference(&repo.experiment_ref(name))
-                .map_err(|source| {
-                    err(pipe::git::GitError::Git {
-                        action: format!("find experiment {name}"),
-                        source,
-                    })
-                })?;
-            reference.delete().map_err(|source| {
-                err(pipe::git::GitError::Git {
-                    action: format!("remove experiment {name}"),
-                    source,
-                })
-            })?;
+                .map_err(pipe::git::GitError::wrap(format!("find experiment {name}")))
+                .map_err(err)?;
+            reference
+                .delete()
+                .map_err(pipe::git::GitError::wrap(format!(
+                    "remove experiment {name}"
+                )))
+                .map_err(err)?;
             out.push_str(&format!("removed experiment {name}\n"));
         }
         for e in by_name.get(name.as_str()).into_iter().flatten() {

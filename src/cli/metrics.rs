@@ -9,7 +9,9 @@ use serde_json::json;
 use pipe::compare::table::{self, Table};
 use pipe::compare::{metric_files, Loaded, Reader, Side};
 
-use super::compare::{diff_command, files_json, open_repo, pretty, warn, DiffRequest, FormatArgs};
+use super::compare::{
+    diff_command, files_json, open_repo, pretty, warn, DiffRequest, FormatArgs, SidesArgs,
+};
 use super::{load_project, print, CliError};
 
 /// Show and compare the metrics files of the pipeline (its `metrics:`
@@ -51,15 +53,8 @@ pub struct ShowArgs {
 /// experiment name.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The old side [default: HEAD].
-    pub a: Option<String>,
-    /// The new side [default: the workspace].
-    pub b: Option<String>,
-    /// Include metrics that did not change.
-    #[arg(long)]
-    pub all: bool,
     #[command(flatten)]
-    pub format: FormatArgs,
+    pub sides: SidesArgs,
 }
 
 pub fn run(cwd: &Path, args: MetricsArgs) -> Result<ExitCode, CliError> {
@@ -151,10 +146,7 @@ fn diff_cmd(cwd: &Path, args: DiffArgs) -> Result<ExitCode, CliError> {
     let request = DiffRequest {
         command: "pipe metrics diff",
         column: "Metric",
-        a: args.a.as_deref(),
-        b: args.b.as_deref(),
-        all: args.all,
-        format: &args.format,
+        sides: &args.sides,
     };
     diff_command(cwd, request, |reader| reader.metrics())
 }

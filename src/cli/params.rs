@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::compare::{diff_command, DiffRequest, FormatArgs};
+use super::compare::{diff_command, DiffRequest, SidesArgs};
 use super::CliError;
 
 /// Compare the params the pipeline uses (the params files its stages read).
@@ -25,18 +25,11 @@ pub enum ParamsCommand {
 /// experiment name.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The old side [default: HEAD].
-    pub a: Option<String>,
-    /// The new side [default: the workspace].
-    pub b: Option<String>,
-    /// Include params that did not change.
-    #[arg(long)]
-    pub all: bool,
+    #[command(flatten)]
+    pub sides: SidesArgs,
     /// Only the params that stages depend on (not every key of the files).
     #[arg(long)]
     pub deps: bool,
-    #[command(flatten)]
-    pub format: FormatArgs,
 }
 
 pub fn run(cwd: &Path, args: ParamsArgs) -> Result<ExitCode, CliError> {
@@ -44,10 +37,7 @@ pub fn run(cwd: &Path, args: ParamsArgs) -> Result<ExitCode, CliError> {
     let request = DiffRequest {
         command: "pipe params diff",
         column: "Param",
-        a: args.a.as_deref(),
-        b: args.b.as_deref(),
-        all: args.all,
-        format: &args.format,
+        sides: &args.sides,
     };
     diff_command(cwd, request, |reader| reader.params(args.deps))
 }

@@ -26,7 +26,7 @@ use std::path::Path;
 use super::Experiment;
 use crate::checkout::{checkout, CheckoutItem};
 use crate::error::Error;
-use crate::git::{GitError, Repo};
+use crate::git::{Change, GitError, Repo};
 use crate::lock::{LockFile, PathRecord, LOCK_FILE};
 use crate::paths::RelPath;
 use crate::project::Project;
@@ -52,14 +52,19 @@ fn outs(lock: &LockFile) -> impl Iterator<Item = &PathRecord> {
     lock.stages.values().flat_map(|s| s.outs.iter())
 }
 
-/// Everything that stops apply without `force`, one line each.
-pub fn blockers(project: &Project, repo: &Repo, exp: &Experiment) -> Result<Vec<String>, Error> {
-    let changes = repo.changed_between(exp.baseline, exp.commit)?;
+/// Everything that stops apply without `force`, one line each, given the
+/// experiment's `changes` against its baseline and its lock.
+fn blockers(
+    project: &Project,
+    repo: &Repo,
+    exp: &Experiment,
+    changes: &[Change],
+    exp_lock: &LockFile,
+) -> Result<Vec<String>, Error> {
     let changed: BTreeSet<&RelPath> = changes.iter().map(|(p, _)| p).collect();
     let workspace_lock = LockFile::read(&project.root)?;
-    let exp_lock = experiment_lock(repo, exp)?;
     let output_paths: BTreeSet<&RelPath> = outs(&workspace_lock)
-        .chain(outs(&exp_lock))
+        .chain(outs(exp_lock))
         .map(|r| &r.path)
         .collect();
     let mut out = Vec::new();
@@ -74,7 +79,7 @@ pub fn blockers(project: &Project, repo: &Repo, exp: &Experiment) -> Result<Vec<
             .collect(),
         _ => BTreeSet::new(),
     };
-    for (path, content) in &changes {
+    for (path, content) in changes {
         if dirty.contains(path) {
             out.push(format!("{path} (uncommitted changes)"));
         } else if moved.contains(path) {
@@ -104,7 +109,7 @@ pub fn blockers(project: &Project, repo: &Repo, exp: &Experiment) -> Result<Vec<
             continue;
         };
         let known = outs(&workspace_lock)
-            .chain(outs(&exp_lock))
+            .chain(outs(exp_lock))
             .any(|r| &r.path == *path && r.blake3 == now.hash);
         if !known {
             out.push(format!("{path} (output modified since it was recorded)"));
@@ -114,13 +119,9 @@ pub fn blockers(project: &Project, repo: &Repo, exp: &Experiment) -> Result<Vec<
     Ok(out)
 }
 
-/// The experiment's cached outputs that the cache no longer holds.
-fn missing_from_cache(
-    project: &Project,
-    repo: &Repo,
-    exp: &Experiment,
-) -> Result<Vec<RelPath>, Error> {
-    let lock = experiment_lock(repo, exp)?;
+/// The cached outputs the experiment's `lock` records that the cache no
+/// longer holds.
+fn missing_from_cache(project: &Project, lock: &LockFile) -> Vec<RelPath> {
     let cached: BTreeSet<&RelPath> = project
         .pipeline
         .stages
@@ -129,10 +130,10 @@ fn missing_from_cache(
         .filter(|o| o.cache)
         .map(|o| &o.path)
         .collect();
-    Ok(outs(&lock)
+    outs(lock)
         .filter(|r| cached.contains(&r.path) && !project.cache.contains(r))
         .map(|r| r.path.clone())
-        .collect())
+        .collect()
 }
 
 fn is_tracked(repo: &Repo, head: Option<git2::Oid>, path: &RelPath) -> Result<bool, Error> {
@@ -146,19 +147,17 @@ fn blob_bytes(repo: &Repo, blob: git2::Oid, path: &RelPath) -> Result<Vec<u8>, E
     repo.raw()
         .find_blob(blob)
         .map(|b| b.content().to_vec())
-        .map_err(|source| {
-            Error::Git(GitError::Git {
-                action: format!("read {path}"),
-                source,
-            })
-        })
+        .map_err(GitError::wrap(format!("read {path}")))
+        .map_err(Error::from)
 }
 
 /// Applies `exp` to the workspace at `root`; see the module docs.
 pub fn apply(root: &Path, repo: &Repo, exp: &Experiment, force: bool) -> Result<Applied, Error> {
     let project = Project::load(root)?;
+    let changes = repo.changed_between(exp.baseline, exp.commit)?;
     if !force {
-        let blockers = blockers(&project, repo, exp)?;
+        let exp_lock = experiment_lock(repo, exp)?;
+        let blockers = blockers(&project, repo, exp, &changes, &exp_lock)?;
         if !blockers.is_empty() {
             return Err(Error::Refused {
                 message: format!(
@@ -169,7 +168,7 @@ pub fn apply(root: &Path, repo: &Repo, exp: &Experiment, force: bool) -> Result<
                 hint: Some("commit or stash it first, or pass --force to overwrite it".into()),
             });
         }
-        let missing = missing_from_cache(&project, repo, exp)?;
+        let missing = missing_from_cache(&project, &exp_lock);
         if !missing.is_empty() {
             let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
             return Err(Error::Refused {
@@ -187,7 +186,7 @@ pub fn apply(root: &Path, repo: &Repo, exp: &Experiment, force: bool) -> Result<
     }
     let mut written = Vec::new();
     let mut deleted = Vec::new();
-    for (path, content) in repo.changed_between(exp.baseline, exp.commit)? {
+    for (path, content) in changes {
         let abs = path.to_path(root);
         let io = |source| Error::Io {
             message: format!("cannot write {path}"),

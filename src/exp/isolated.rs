@@ -26,6 +26,7 @@
 //! The workspace is never written: after `pipe exp run`, `git status` is
 //! what it was, and `pipe exp apply` brings a result in when it is wanted.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -56,10 +57,6 @@ impl From<Error> for Failure {
             log: None,
         }
     }
-}
-
-fn io(message: String) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Io { message, source }
 }
 
 /// The log file of experiment `name`.
@@ -95,14 +92,14 @@ pub enum Output {
 /// The lock running experiments share and `pipe gc` takes alone.
 pub fn experiments_lock(cache_root: &Path) -> Result<std::fs::File, Error> {
     crate::cache::ensure_root(cache_root)
-        .map_err(io(format!("cannot create {}", cache_root.display())))?;
+        .map_err(Error::io(format!("cannot create {}", cache_root.display())))?;
     let path = cache_root.join("experiments.lock");
     std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(io(format!("cannot open {}", path.display())))
+        .map_err(Error::io(format!("cannot open {}", path.display())))
 }
 
 /// Runs `queued` for the project at `root` with the `pipe` executable
@@ -125,7 +122,7 @@ pub fn run(
     let running = experiments_lock(&cache_root)?;
     running
         .lock_shared()
-        .map_err(io("cannot lock experiments.lock".into()))?;
+        .map_err(Error::io("cannot lock experiments.lock"))?;
     let oid = |hex: &str| {
         Oid::from_str(hex).map_err(|_| Failure {
             message: format!("queue entry {} names a bad commit `{hex}`", queued.name),
@@ -134,16 +131,17 @@ pub fn run(
     };
     let (baseline, start) = (oid(&queued.baseline)?, oid(&queued.start)?);
     let runs = cache_root.join("exp-runs");
-    std::fs::create_dir_all(&runs).map_err(io(format!("cannot create {}", runs.display())))?;
+    std::fs::create_dir_all(&runs)
+        .map_err(Error::io(format!("cannot create {}", runs.display())))?;
     let work = tempfile::Builder::new()
         .prefix(&format!("{}-", queued.name))
         .tempdir_in(&runs)
-        .map_err(io(format!(
+        .map_err(Error::io(format!(
             "cannot create a directory in {}",
             runs.display()
         )))?;
     let dir = work.path();
-    write_tree(&repo, start, dir)?;
+    let tracked = write_tree(&repo, start, dir)?;
     for file in [
         crate::spec::PIPELINE_FILE,
         crate::spec::params::DEFAULT_PARAMS_FILE,
@@ -175,20 +173,20 @@ pub fn run(
             let log = log_path(&cache_root, &queued.name);
             if let Some(parent) = log.parent() {
                 std::fs::create_dir_all(parent)
-                    .map_err(io(format!("cannot create {}", parent.display())))?;
+                    .map_err(Error::io(format!("cannot create {}", parent.display())))?;
             }
             let out = std::fs::File::create(&log)
-                .map_err(io(format!("cannot create {}", log.display())))?;
+                .map_err(Error::io(format!("cannot create {}", log.display())))?;
             let err = out
                 .try_clone()
-                .map_err(io(format!("cannot open {}", log.display())))?;
+                .map_err(Error::io(format!("cannot open {}", log.display())))?;
             child.stdout(out).stderr(err);
             Some(log)
         }
     };
     let status = child
         .status()
-        .map_err(io(format!("cannot start {}", pipe_exe.display())))?;
+        .map_err(Error::io(format!("cannot start {}", pipe_exe.display())))?;
     if !status.success() {
         return Err(Failure {
             message: format!("pipe repro failed ({status})"),
@@ -197,12 +195,6 @@ pub fn run(
     }
     // Params (also files set with -S that no stage lists), the lock, metrics
     // and plots, and every output git tracks.
-    let tracked: std::collections::BTreeSet<RelPath> = repo
-        .tree_files(start)
-        .map_err(Error::from)?
-        .into_iter()
-        .map(|(p, _, _)| p)
-        .collect();
     let mut paths: Vec<RelPath> = compare::params_files(&copy).into_keys().collect();
     paths.extend(queued.overrides.iter().map(|o| o.file.clone()));
     paths.push(RelPath::from_normalized(LOCK_FILE));
@@ -224,34 +216,36 @@ pub fn run(
     Ok(commit)
 }
 
-/// Writes the project files of commit `oid` under `dir`.
-fn write_tree(repo: &Repo, oid: Oid, dir: &Path) -> Result<(), Error> {
+/// Writes the project files of commit `oid` under `dir`; returns their
+/// paths.
+fn write_tree(repo: &Repo, oid: Oid, dir: &Path) -> Result<BTreeSet<RelPath>, Error> {
+    let mut written = BTreeSet::new();
     for (path, blob, mode) in repo.tree_files(oid)? {
         let abs = path.to_path(dir);
         if let Some(parent) = abs.parent() {
             std::fs::create_dir_all(parent)
-                .map_err(io(format!("cannot create {}", parent.display())))?;
+                .map_err(Error::io(format!("cannot create {}", parent.display())))?;
         }
-        let blob = repo.raw().find_blob(blob).map_err(|source| {
-            Error::Git(crate::git::GitError::Git {
-                action: format!("read {path}"),
-                source,
-            })
-        })?;
+        let blob = repo
+            .raw()
+            .find_blob(blob)
+            .map_err(crate::git::GitError::wrap(format!("read {path}")))
+            .map_err(Error::from)?;
         if mode == 0o120000 {
             let target = String::from_utf8_lossy(blob.content()).into_owned();
             std::os::unix::fs::symlink(target, &abs)
-                .map_err(io(format!("cannot write {}", abs.display())))?;
-            continue;
+                .map_err(Error::io(format!("cannot write {}", abs.display())))?;
+        } else {
+            std::fs::write(&abs, blob.content())
+                .map_err(Error::io(format!("cannot write {}", abs.display())))?;
+            if mode == 0o100755 {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&abs, std::fs::Permissions::from_mode(0o755));
+            }
         }
-        std::fs::write(&abs, blob.content())
-            .map_err(io(format!("cannot write {}", abs.display())))?;
-        if mode == 0o100755 {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&abs, std::fs::Permissions::from_mode(0o755));
-        }
+        written.insert(path);
     }
-    Ok(())
+    Ok(written)
 }
 
 /// Copies from `root` what the copy lacks: files under the dependencies
@@ -304,11 +298,11 @@ fn copy_from_workspace(copy: &Project, root: &Path, dir: &Path) -> Result<(), Er
 fn copy_file(from: &Path, to: &Path) -> Result<(), Error> {
     if let Some(parent) = to.parent() {
         std::fs::create_dir_all(parent)
-            .map_err(io(format!("cannot create {}", parent.display())))?;
+            .map_err(Error::io(format!("cannot create {}", parent.display())))?;
     }
     reflink_copy::reflink_or_copy(from, to)
         .map(|_| ())
-        .map_err(io(format!(
+        .map_err(Error::io(format!(
             "cannot copy {} into an experiment",
             from.display()
         )))

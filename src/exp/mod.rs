@@ -54,10 +54,9 @@ pub fn list(repo: &Repo) -> Result<Vec<Experiment>, Error> {
 /// The experiment `name`, or an error that lists the ones there are.
 pub fn find(repo: &Repo, name: &str) -> Result<Experiment, Error> {
     let git = |source| {
-        Error::Git(crate::git::GitError::Git {
-            action: format!("read experiment {name}"),
-            source,
-        })
+        Error::Git(crate::git::GitError::wrap(format!(
+            "read experiment {name}"
+        ))(source))
     };
     let reference = match repo.raw().find_reference(&repo.experiment_ref(name)) {
         Ok(r) => r,

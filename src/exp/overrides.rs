@@ -122,38 +122,60 @@ pub fn combinations(sets: &[SetArg]) -> Vec<Vec<Override>> {
     out
 }
 
-/// Checks that every key exists in the params files under `root`.
-pub fn check(root: &Path, overrides: &[Override]) -> Result<(), Error> {
-    for o in overrides {
-        let doc = read(root, &o.file)?;
-        if params::lookup(&doc, &o.key).is_none() {
-            let mut flat = std::collections::BTreeMap::new();
-            params::flatten("", &params::to_json(&doc), &mut flat);
-            let hint = match did_you_mean(&o.key, flat.keys().map(String::as_str)) {
-                Some(near) => format!("did you mean `{near}`? Only keys that exist can be set"),
-                None => format!("only keys that exist in {} can be set", o.file),
-            };
-            return Err(Error::Refused {
-                message: format!("{} has no param `{}`", o.file, o.key),
-                hint: Some(hint),
-            });
-        }
-    }
-    Ok(())
+/// A params file that overrides name: its text and its parsed form.
+struct ParamsFile<'o> {
+    file: &'o RelPath,
+    text: String,
+    doc: serde_yaml::Value,
+    overrides: Vec<&'o Override>,
 }
 
-fn read(root: &Path, file: &RelPath) -> Result<serde_yaml::Value, Error> {
-    let path = file.to_path(root);
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::Refused {
-        message: format!("cannot read params file {file}: {e}"),
-        hint: Some(
-            "-S sets params in files that exist; name another with -S FILE:KEY=VALUE".into(),
-        ),
-    })?;
-    serde_yaml::from_str(&text).map_err(|e| Error::Refused {
-        message: format!("{file} is not valid YAML: {e}"),
-        hint: None,
-    })
+/// Reads each file the overrides name, once, and checks that every key
+/// exists in it.
+fn load_checked<'o>(root: &Path, overrides: &'o [Override]) -> Result<Vec<ParamsFile<'o>>, Error> {
+    let mut files: Vec<&RelPath> = overrides.iter().map(|o| &o.file).collect();
+    files.sort();
+    files.dedup();
+    let mut out = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file.to_path(root)).map_err(|e| Error::Refused {
+            message: format!("cannot read params file {file}: {e}"),
+            hint: Some(
+                "-S sets params in files that exist; name another with -S FILE:KEY=VALUE".into(),
+            ),
+        })?;
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| Error::Refused {
+            message: format!("{file} is not valid YAML: {e}"),
+            hint: None,
+        })?;
+        let mine: Vec<&Override> = overrides.iter().filter(|o| &o.file == file).collect();
+        for o in &mine {
+            if params::lookup(&doc, &o.key).is_none() {
+                let mut flat = std::collections::BTreeMap::new();
+                params::flatten("", &params::to_json(&doc), &mut flat);
+                let hint = match did_you_mean(&o.key, flat.keys().map(String::as_str)) {
+                    Some(near) => format!("did you mean `{near}`? Only keys that exist can be set"),
+                    None => format!("only keys that exist in {} can be set", o.file),
+                };
+                return Err(Error::Refused {
+                    message: format!("{} has no param `{}`", o.file, o.key),
+                    hint: Some(hint),
+                });
+            }
+        }
+        out.push(ParamsFile {
+            file,
+            text,
+            doc,
+            overrides: mine,
+        });
+    }
+    Ok(out)
+}
+
+/// Checks that every key exists in the params files under `root`.
+pub fn check(root: &Path, overrides: &[Override]) -> Result<(), Error> {
+    load_checked(root, overrides).map(|_| ())
 }
 
 /// Writes the overrides into the params files under `root` (each file
@@ -162,20 +184,15 @@ fn read(root: &Path, file: &RelPath) -> Result<serde_yaml::Value, Error> {
 /// value cannot be edited in place, a flow mapping say, the file is
 /// written anew from its parsed form). A JSON file is written as JSON.
 pub fn apply(root: &Path, overrides: &[Override]) -> Result<(), Error> {
-    check(root, overrides)?;
-    let mut files: Vec<&RelPath> = overrides.iter().map(|o| &o.file).collect();
-    files.sort();
-    files.dedup();
-    for file in files {
-        let path = file.to_path(root);
-        let original = std::fs::read_to_string(&path).map_err(|source| Error::Io {
-            message: format!("cannot read {file}"),
-            source,
-        })?;
-        let mut doc = read(root, file)?;
-        let mine: Vec<&Override> = overrides.iter().filter(|o| &o.file == file).collect();
+    for ParamsFile {
+        file,
+        text: original,
+        mut doc,
+        overrides: mine,
+    } in load_checked(root, overrides)?
+    {
         for o in &mine {
-            let slot = lookup_mut(&mut doc, &o.key).expect("checked above");
+            let slot = lookup_mut(&mut doc, &o.key).expect("checked when loaded");
             *slot = serde_yaml::to_value(&o.value).expect("JSON converts to YAML");
         }
         let text = if file.as_str().ends_with(".json") {
@@ -188,10 +205,8 @@ pub fn apply(root: &Path, overrides: &[Override]) -> Result<(), Error> {
             edited_in_place(&original, &mine, &doc)
                 .unwrap_or_else(|| serde_yaml::to_string(&doc).expect("a YAML value serializes"))
         };
-        crate::atomic_write::write(&path, text.as_bytes(), false).map_err(|source| Error::Io {
-            message: format!("cannot write {file}"),
-            source,
-        })?;
+        crate::atomic_write::write(&file.to_path(root), text.as_bytes(), false)
+            .map_err(Error::io(format!("cannot write {file}")))?;
     }
     Ok(())
 }

@@ -37,16 +37,12 @@ pub fn dir(cache_root: &Path) -> PathBuf {
     cache_root.join("exp-queue")
 }
 
-fn io(message: String) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Io { message, source }
-}
-
 /// Adds `queued` at the end of the queue.
 pub fn push(cache_root: &Path, queued: &Queued) -> Result<(), Error> {
     let dir = dir(cache_root);
     crate::cache::ensure_root(cache_root)
         .and_then(|_| std::fs::create_dir_all(&dir))
-        .map_err(io(format!("cannot create {}", dir.display())))?;
+        .map_err(Error::io(format!("cannot create {}", dir.display())))?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -56,7 +52,7 @@ pub fn push(cache_root: &Path, queued: &Queued) -> Result<(), Error> {
     let tmp = dir.join(format!(".{nanos}.tmp"));
     std::fs::write(&tmp, text)
         .and_then(|_| std::fs::rename(&tmp, &path))
-        .map_err(io(format!("cannot write {}", path.display())))
+        .map_err(Error::io(format!("cannot write {}", path.display())))
 }
 
 /// The waiting entries, in queue order (entries being run, and damaged

@@ -38,12 +38,10 @@ pub fn record(
             false,
             &format!("pipe exp run: {name}"),
         )
-        .map_err(|source| {
-            Error::Git(GitError::Git {
-                action: format!("create the ref of experiment {name}"),
-                source,
-            })
-        })?;
+        .map_err(GitError::wrap(format!(
+            "create the ref of experiment {name}"
+        )))
+        .map_err(Error::from)?;
     Ok(commit)
 }
 

@@ -325,9 +325,11 @@ impl Table {
             path: path.to_path_buf(),
             source,
         })?;
-        let text = std::str::from_utf8(&bytes).unwrap_or_default();
-        let first = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let first = first.lines().next().unwrap_or_default();
+        // The header line only: the whole file is checked below, once.
+        let start = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+        let line = &start[..memchr::memchr(b'\n', start).unwrap_or(start.len())];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let first = std::str::from_utf8(line).unwrap_or_default();
         let Some(index) = first
             .split(separator as char)
             .position(|h| h == filter.column)
