@@ -748,72 +748,65 @@ fn fails_in_split(env: &TestEnv) -> (Output, String) {
 
 const CLASSES: &str = "  classes: {0: 0, 4: 1}\n  test_size: 0.25";
 
-#[test]
-fn split_names_the_existing_columns_when_the_label_column_is_missing() {
-    let env = chain(b"Id\tPhrase\tScore\n1\tgood\t4\n2\tbad\t0\n", CLASSES);
+/// Runs the chain on `input` (with [`CLASSES`]), expects the split to
+/// fail with a message holding every one of `needles`, and snapshots it.
+fn split_fails_with(input: &[u8], needles: &[&str], snapshot: &str) {
+    let env = chain(input, CLASSES);
     let (out, message) = fails_in_split(&env);
-    for needle in [
-        "data/reviews.tsv",
-        "no column `Sentiment`",
-        "`Id`, `Phrase`, `Score`",
-    ] {
+    for needle in needles {
         assert!(message.contains(needle), "no `{needle}` in: {message}");
     }
     let _s = env.settings().bind_to_scope();
-    insta::assert_snapshot!("split_missing_label_column", out.stderr);
+    insta::assert_snapshot!(snapshot, out.stderr);
+}
+
+#[test]
+fn split_names_the_existing_columns_when_the_label_column_is_missing() {
+    split_fails_with(
+        b"Id\tPhrase\tScore\n1\tgood\t4\n2\tbad\t0\n",
+        &[
+            "data/reviews.tsv",
+            "no column `Sentiment`",
+            "`Id`, `Phrase`, `Score`",
+        ],
+        "split_missing_label_column",
+    );
 }
 
 #[test]
 fn split_names_the_line_that_is_not_utf8() {
-    let env = chain(
+    split_fails_with(
         b"Id\tPhrase\tSentiment\n1\tgood\t4\n2\tb\xffad\t0\n3\tfine\t4\n",
-        CLASSES,
+        &["data/reviews.tsv", "line 3", "UTF-8"],
+        "split_not_utf8",
     );
-    let (out, message) = fails_in_split(&env);
-    for needle in ["data/reviews.tsv", "line 3", "UTF-8"] {
-        assert!(message.contains(needle), "no `{needle}` in: {message}");
-    }
-    let _s = env.settings().bind_to_scope();
-    insta::assert_snapshot!("split_not_utf8", out.stderr);
 }
 
 #[test]
 fn split_refuses_when_no_row_has_a_wanted_class() {
-    let env = chain(
+    split_fails_with(
         b"Id\tPhrase\tSentiment\n1\tgood\t3\n2\tbad\t1\n3\tmeh\t1\n",
-        CLASSES,
+        &["data/reviews.tsv", "`0`, `4`", "`1` (2 rows)", "`3`"],
+        "split_no_rows_left",
     );
-    let (out, message) = fails_in_split(&env);
-    for needle in ["data/reviews.tsv", "`0`, `4`", "`1` (2 rows)", "`3`"] {
-        assert!(message.contains(needle), "no `{needle}` in: {message}");
-    }
-    let _s = env.settings().bind_to_scope();
-    insta::assert_snapshot!("split_no_rows_left", out.stderr);
 }
 
 #[test]
 fn split_refuses_a_single_class() {
-    let env = chain(
+    split_fails_with(
         b"Id\tPhrase\tSentiment\n1\tgood\t4\n2\tgreat\t4\n3\tmeh\t1\n",
-        CLASSES,
+        &["data/reviews.tsv", "only one class (1)", "2 rows"],
+        "split_single_class",
     );
-    let (out, message) = fails_in_split(&env);
-    for needle in ["data/reviews.tsv", "only one class (1)", "2 rows"] {
-        assert!(message.contains(needle), "no `{needle}` in: {message}");
-    }
-    let _s = env.settings().bind_to_scope();
-    insta::assert_snapshot!("split_single_class", out.stderr);
 }
 
 #[test]
 fn split_refuses_a_header_without_rows() {
-    let env = chain(b"Id\tPhrase\tSentiment\n", CLASSES);
-    let (out, message) = fails_in_split(&env);
-    for needle in ["data/reviews.tsv", "no rows"] {
-        assert!(message.contains(needle), "no `{needle}` in: {message}");
-    }
-    let _s = env.settings().bind_to_scope();
-    insta::assert_snapshot!("split_header_only", out.stderr);
+    split_fails_with(
+        b"Id\tPhrase\tSentiment\n",
+        &["data/reviews.tsv", "no rows"],
+        "split_header_only",
+    );
 }
 
 #[test]
