@@ -47,6 +47,9 @@
 //! counts repeat for thousands of rows and the branches are predicted; an
 //! evaluation of the 160,000-row benchmark matrix takes about 30 % less
 //! time on one core. The copy costs one more `X` in memory while fitting.
+//! Sorted rows also come in runs of one length; with two classes, runs of
+//! up to 24 entries per row go through a copy of the loop compiled for
+//! that length, unrolled (another 5 to 10 %).
 //!
 //! # Threads and determinism
 //!
@@ -416,42 +419,38 @@ fn block_loss(
     let (gw, gb) = partial.split_at_mut(d * k);
     let mut loss = 0.0;
     if k == 1 {
-        // ln(1 + eᶻ) = max(z, 0) + ln(1 + e^{−|z|}); the second terms are
-        // multiplied together and taken `ln` of once per LN_BATCH rows
-        // (each factor is in (1, 2], so the product cannot overflow, and
-        // its rounding costs what summing each row's `ln` would).
-        let mut product = 1.0;
-        let mut in_product = 0;
-        for i in rows {
-            let (cols, vals) = x.row(i);
-            let z: f64 = cols
-                .iter()
-                .zip(vals)
-                .map(|(&j, &v)| v * w[j as usize])
-                .sum::<f64>()
-                + b[0];
-            let y = target[i] as f64;
-            // One exponential serves both the loss and the sigmoid.
-            let e = (-z.abs()).exp();
-            loss += z.max(0.0) - y * z;
-            product *= 1.0 + e;
-            in_product += 1;
-            if in_product == LN_BATCH {
-                loss += product.ln();
-                (product, in_product) = (1.0, 0);
+        let mut sums = BinarySums::default();
+        let indptr = x.indptr();
+        let row_len = |i: usize| indptr[i + 1] - indptr[i];
+        // Runs of rows of one length (the rows are sorted by length).
+        let mut i = rows.start;
+        while i < rows.end {
+            let len = row_len(i);
+            let mut end = i + 1;
+            while end < rows.end && row_len(end) == len {
+                end += 1;
             }
-            let p = if z >= 0.0 {
-                1.0 / (1.0 + e)
-            } else {
-                e / (1.0 + e)
+            let entries = indptr[i]..indptr[end];
+            let run = Run {
+                cols: &x.indices()[entries.clone()],
+                vals: &x.data()[entries],
+                target: &target[i..end],
             };
-            let r = (p - y) * inv_n;
-            for (&j, &v) in cols.iter().zip(vals) {
-                gw[j as usize] += v * r;
+            // Each arm inlines `binary_run` with a constant length, so
+            // the loops over a row's entries are unrolled.
+            macro_rules! by_length {
+                ($($n:literal)*) => {
+                    match len {
+                        $($n => binary_run(&mut sums, &run, $n, w, b[0], inv_n, gw),)*
+                        _ => binary_run(&mut sums, &run, len, w, b[0], inv_n, gw),
+                    }
+                };
             }
-            gb[0] += r;
+            by_length!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24);
+            i = end;
         }
-        return loss + product.ln();
+        gb[0] = sums.gb;
+        return sums.loss + sums.product.ln();
     }
     let mut z = vec![0.0; k];
     for i in rows {
@@ -484,6 +483,85 @@ fn block_loss(
         }
     }
     loss
+}
+
+/// The running sums of [`binary_run`] over a block's rows.
+struct BinarySums {
+    loss: f64,
+    /// The product of the `1 + e^{−|z|}` of the rows not yet in `loss`.
+    product: f64,
+    in_product: usize,
+    /// `Σ rᵢ`: the intercept's share of the gradient.
+    gb: f64,
+}
+
+impl Default for BinarySums {
+    fn default() -> Self {
+        BinarySums {
+            loss: 0.0,
+            product: 1.0,
+            in_product: 0,
+            gb: 0.0,
+        }
+    }
+}
+
+/// Consecutive rows with the same number of entries.
+struct Run<'a> {
+    cols: &'a [u32],
+    vals: &'a [f64],
+    target: &'a [usize],
+}
+
+/// Adds the loss of the rows of `run`, each of `len` entries, to `sums`,
+/// and their share of the gradient to `gw` and `sums.gb`.
+///
+/// `ln(1 + eᶻ) = max(z, 0) + ln(1 + e^{−|z|})`; the second terms are
+/// multiplied together and taken `ln` of once per [`LN_BATCH`] rows (each
+/// factor is in (1, 2], so the product cannot overflow, and its rounding
+/// costs what summing each row's `ln` would).
+#[inline(always)]
+fn binary_run(
+    sums: &mut BinarySums,
+    run: &Run,
+    len: usize,
+    w: &[f64],
+    b: f64,
+    inv_n: f64,
+    gw: &mut [f64],
+) {
+    for (t, &target) in run.target.iter().enumerate() {
+        let cols = &run.cols[t * len..(t + 1) * len];
+        let vals = &run.vals[t * len..(t + 1) * len];
+        let z: f64 = cols
+            .iter()
+            .zip(vals)
+            // SAFETY: `Csr` keeps columns below `ncols`, the length of `w`.
+            .map(|(&j, &v)| v * unsafe { *w.get_unchecked(j as usize) })
+            .sum::<f64>()
+            + b;
+        let y = target as f64;
+        // One exponential serves both the loss and the sigmoid.
+        let e = (-z.abs()).exp();
+        sums.loss += z.max(0.0) - y * z;
+        sums.product *= 1.0 + e;
+        sums.in_product += 1;
+        if sums.in_product == LN_BATCH {
+            sums.loss += sums.product.ln();
+            (sums.product, sums.in_product) = (1.0, 0);
+        }
+        let p = if z >= 0.0 {
+            1.0 / (1.0 + e)
+        } else {
+            e / (1.0 + e)
+        };
+        let r = (p - y) * inv_n;
+        for (&j, &v) in cols.iter().zip(vals) {
+            // SAFETY: as above; `gw` is as long as `w`.
+            unsafe { *gw.get_unchecked_mut(j as usize) += v * r };
+        }
+        sums.gb += r;
+    }
 }
 
 /// The logistic sigmoid `1 / (1 + e^{−z})`, stable for large |z|.
