@@ -546,8 +546,10 @@ impl Table {
 /// Mapping saves copying the file (and faulting in as many fresh pages
 /// for the copy), which was a fifth of the split of a 79 MB file. A file
 /// changed by another process while it is read could be seen half
-/// changed, as with a read of it in pieces; an empty file, which cannot be
-/// mapped, is read.
+/// changed, as with a read of it in pieces, and one truncated meanwhile
+/// ends the process with SIGBUS, as a kill would: outputs are written
+/// atomically, so nothing is left half written either way. An empty file,
+/// which cannot be mapped, is read.
 fn file_bytes(path: &Path) -> Result<FileBytes, TableError> {
     let err = |source| TableError::Read {
         path: path.to_path_buf(),
