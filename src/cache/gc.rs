@@ -5,7 +5,8 @@
 //! in every experiment's commit), and, with `keep_runs`, every object a run-cache entry records.
 //! Without `keep_runs` the run-cache entries are dropped too, except those
 //! whose outputs are all kept. Leftovers in `tmp/` are always removed: they
-//! are staging files of runs that were interrupted.
+//! are staging files of runs that were interrupted. So are the run claims
+//! no process holds (see `runs`).
 //!
 //! Objects are deleted one by one; an interrupted gc leaves a cache with
 //! fewer objects, which is still valid (a run-cache hit checks that its
@@ -80,6 +81,7 @@ impl Cache {
             if tmp.exists() {
                 std::fs::remove_dir_all(&tmp).map_err(io("clean", &tmp))?;
             }
+            self.remove_free_claims()?;
         }
         Ok(report)
     }

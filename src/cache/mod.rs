@@ -5,6 +5,7 @@
 //!   objects/ab/cdef…        one read-only file per BLAKE3 content hash
 //!   objects/ab/cdef….dir    a directory's manifest (itself content-addressed)
 //!   runs/ab/cdef…           run cache: stage fingerprint → its outputs
+//!   claims/<fingerprint>    locked while a process runs that stage
 //!   stat-cache              see `hash::stat_cache`
 //!   tmp/                    staging area; leftovers are garbage
 //!   repro.lock              held by the `pipe repro` that is running

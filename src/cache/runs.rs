@@ -9,7 +9,19 @@
 //! Only stages whose outputs are all cached and none persistent are eligible:
 //! an uncached output could not be restored, and a persistent one depends on
 //! its own previous state, which the fingerprint does not capture.
+//!
+//! # Claims
+//!
+//! Several `pipe` processes can share one cache (parallel experiments do),
+//! and may reach a stage of the same fingerprint at the same time, none of
+//! them having run it before. Before running such a stage a process takes
+//! the [`RunClaim`] of its fingerprint, an exclusive lock on the empty file
+//! `claims/<fingerprint>`, and holds it until the run is recorded; whoever
+//! comes second waits, then finds the run recorded and restores it instead
+//! of computing it again. A process that dies drops its lock with it. `gc`
+//! removes the claim files nobody holds.
 
+use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -18,6 +30,16 @@ use serde::{Deserialize, Serialize};
 use super::{io, Cache, CacheError};
 use crate::hash::Digest;
 use crate::lock::PathRecord;
+
+/// The directory of the claim files, in the cache directory.
+const CLAIMS: &str = "claims";
+
+/// The claim on running one fingerprint; released when dropped (see the
+/// module docs).
+#[derive(Debug)]
+pub struct RunClaim {
+    _file: File,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -41,6 +63,55 @@ impl Cache {
             .iter()
             .all(|o| self.contains(o))
             .then_some(record)
+    }
+
+    /// Takes the claim on running the stage of `fingerprint` (see the module
+    /// docs). When another process holds it, calls `waiting` and blocks
+    /// until that process is done with it.
+    pub fn claim_run(
+        &self,
+        fingerprint: &Digest,
+        waiting: impl FnOnce(),
+    ) -> Result<RunClaim, CacheError> {
+        let dir = self.dir().join(CLAIMS);
+        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        let path = dir.join(fingerprint.to_hex());
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io("open", &path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                waiting();
+                file.lock().map_err(io("lock", &path))?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("lock", &path)(e)),
+        }
+        Ok(RunClaim { _file: file })
+    }
+
+    /// Removes the claim files no process holds; returns how many.
+    pub(super) fn remove_free_claims(&self) -> Result<usize, CacheError> {
+        let dir = self.dir().join(CLAIMS);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
+            // Held: its run is under way. Free: nobody needs the file (one
+            // who opens it meanwhile at worst runs the stage twice).
+            if file.try_lock().is_ok() && std::fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     pub fn record_run(&self, fingerprint: &Digest, record: &RunRecord) -> Result<(), CacheError> {
@@ -68,6 +139,45 @@ mod tests {
     use crate::cache::LinkMode;
     use crate::hash::{Hasher, StatCache};
     use crate::paths::RelPath;
+
+    #[test]
+    fn a_claim_makes_the_next_claimant_wait_until_it_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path(), LinkMode::Copy);
+        let fp = Digest::of(b"fingerprint");
+        let first = cache
+            .claim_run(&fp, || panic!("nobody holds it yet"))
+            .unwrap();
+        // Another fingerprint is free.
+        drop(
+            cache
+                .claim_run(&Digest::of(b"other"), || panic!("free"))
+                .unwrap(),
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let waited = std::cell::Cell::new(false);
+                let _second = cache.claim_run(&fp, || waited.set(true)).unwrap();
+                tx.send(waited.get()).unwrap();
+            });
+            // Still blocked while the first claim is held.
+            let held = std::time::Duration::from_millis(200);
+            assert!(rx.recv_timeout(held).is_err());
+            drop(first);
+            assert_eq!(rx.recv_timeout(held * 25), Ok(true));
+        });
+        // Free claims are removed, held ones kept.
+        let held = cache.claim_run(&fp, || panic!("free again")).unwrap();
+        assert_eq!(cache.remove_free_claims().unwrap(), 1);
+        assert!(dir
+            .path()
+            .join(".pipeline-cache/v1/claims")
+            .join(fp.to_hex())
+            .exists());
+        drop(held);
+        assert_eq!(cache.remove_free_claims().unwrap(), 1);
+    }
 
     #[test]
     fn a_run_is_found_only_while_its_objects_exist() {

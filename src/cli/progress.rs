@@ -64,6 +64,9 @@ impl Reporter for Progress {
                 "Waiting for another run in this project to finish: {} …",
                 holder.unwrap_or_else(|| "pipe repro".into())
             )),
+            Event::WaitingForRun { stage } => self.say(format!(
+                "Waiting for another pipe process that runs {stage} on the same inputs, to reuse its outputs …"
+            )),
             Event::Planned { stages } => {
                 *self.width.lock().expect("progress lock") =
                     stages.iter().map(|s| s.len()).max().unwrap_or(0);

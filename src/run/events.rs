@@ -47,6 +47,9 @@ impl Outcome {
 pub enum Event<'a> {
     /// Another `pipe repro` holds the project; this one waits for it.
     WaitingForLock { holder: Option<String> },
+    /// Another process sharing the cache is running this stage on the same
+    /// inputs (a parallel experiment); this one waits to reuse its outputs.
+    WaitingForRun { stage: &'a str },
     /// The stages this run will consider, in order.
     Planned { stages: &'a [String] },
     /// A stage starts running (or restoring) for these reasons.

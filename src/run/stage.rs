@@ -19,7 +19,7 @@ use crate::fingerprint::StaleReason;
 use crate::hash::Hasher;
 use crate::lock::{LockStage, PathRecord};
 use crate::paths::RelPath;
-use crate::plan::{decide, observe, run_cache_eligible, DecideOptions, Verdict};
+use crate::plan::{decide, observe, run_cache_eligible, DecideOptions, Observed, Verdict};
 use crate::project::Project;
 use crate::spec::params::{ParamValues, ParamsFiles};
 use crate::spec::{Action, Stage};
@@ -54,20 +54,27 @@ pub fn process(
                 restoring: true,
                 reasons: &decision.reasons,
             });
-            for out in &record.outs {
-                project.cache.restore(&project.root, out)?;
-            }
-            Ok(Done {
-                outcome: Outcome::Restored,
-                lock_entry: Some(lock_entry(
-                    stage,
-                    &seen.params,
-                    &seen.dep_records(),
-                    record.outs,
-                )),
-            })
+            restore(project, stage, &seen, record)
         }
         Verdict::Run => {
+            // Another process sharing the cache may be running this very
+            // stage: wait for it, then restore what it recorded.
+            let _claim = if opts.use_run_cache && !opts.force && run_cache_eligible(stage) {
+                let claim = project.cache.claim_run(&decision.fingerprint, || {
+                    reporter.event(Event::WaitingForRun { stage: &stage.name })
+                })?;
+                if let Some(record) = project.cache.lookup_run(&decision.fingerprint) {
+                    reporter.event(Event::Started {
+                        stage: &stage.name,
+                        restoring: true,
+                        reasons: &decision.reasons,
+                    });
+                    return restore(project, stage, &seen, record);
+                }
+                Some(claim)
+            } else {
+                None
+            };
             reporter.event(Event::Started {
                 stage: &stage.name,
                 restoring: false,
@@ -98,6 +105,27 @@ pub fn process(
             })
         }
     }
+}
+
+/// Links the outputs of a recorded run back into the workspace.
+fn restore(
+    project: &Project,
+    stage: &Stage,
+    seen: &Observed,
+    record: RunRecord,
+) -> Result<Done, Error> {
+    for out in &record.outs {
+        project.cache.restore(&project.root, out)?;
+    }
+    Ok(Done {
+        outcome: Outcome::Restored,
+        lock_entry: Some(lock_entry(
+            stage,
+            &seen.params,
+            &seen.dep_records(),
+            record.outs,
+        )),
+    })
 }
 
 /// Why a stage cannot run: a dep that is missing when it should start. (A

@@ -169,3 +169,74 @@ fn killing_pipe_also_stops_the_commands_its_stage_started() {
         "a process of the killed stage kept running and wrote late.txt"
     );
 }
+
+#[test]
+fn projects_sharing_a_cache_run_a_new_stage_once() {
+    // Two copies of a project share one cache, as parallel experiments do,
+    // and reach a stage neither has run. The first runs it; the second
+    // waits for it and restores its outputs instead of computing them too.
+    let shared = tempfile::tempdir().expect("a temporary directory");
+    let (cache, counter, go) = (
+        shared.path().join("cache"),
+        shared.path().join("runs.log"),
+        shared.path().join("go"),
+    );
+    let project = || {
+        TestEnv::new()
+            .pipeline(
+                r#"
+                stages:
+                  slow:
+                    cmd: >-
+                      echo run >> "$COUNTER"; i=0;
+                      while [ ! -e "$GO" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done;
+                      echo result > out.txt
+                    deps: [in.txt]
+                    outs: [out.txt]
+                "#,
+            )
+            .file("in.txt", "same input\n")
+            .env("PIPE_CACHE_DIR", cache.to_str().unwrap())
+            .env("COUNTER", counter.to_str().unwrap())
+            .env("GO", go.to_str().unwrap())
+    };
+    let (a, b) = (project(), project());
+    let first = a.spawn(&["repro"]);
+    assert!(wait_until(STARTUP, || counter.exists()), "a never started");
+
+    let log = shared.path().join("b.stderr");
+    let mut second = b
+        .command(&["repro"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let waiting = "Waiting for another pipe process that runs slow on the same inputs";
+    let says_waiting = wait_until(STARTUP, || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains(waiting))
+    });
+    std::fs::write(&go, "").unwrap();
+    assert!(says_waiting, "b did not wait for a");
+
+    let first = first.wait(STARTUP).ok();
+    assert_eq!(first.counts(), "1 ran, 0 restored, 0 up to date, 0 failed");
+    assert!(second.wait().unwrap().success());
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    let summary = stderr.lines().last().unwrap_or_default();
+    assert!(
+        summary.starts_with("0 ran, 1 restored, 0 up to date, 0 failed"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&counter).unwrap(), "run\n");
+    assert_eq!(b.read("out.txt"), "result\n");
+    assert_eq!(
+        b.locked_out_hash("slow", "out.txt"),
+        a.locked_out_hash("slow", "out.txt")
+    );
+
+    // The claim files are gone after gc (nobody holds them).
+    let claims = cache.join("v1").join("claims");
+    assert_eq!(std::fs::read_dir(&claims).unwrap().count(), 1);
+    a.pipe(&["gc"]).ok();
+    assert_eq!(std::fs::read_dir(&claims).unwrap().count(), 0);
+}
