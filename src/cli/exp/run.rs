@@ -1,0 +1,309 @@
+//! `pipe exp run`: one experiment in a temporary copy, or a queue of them
+//! run in parallel.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{mpsc, Mutex};
+
+use clap::Args;
+
+use pipe::exp::overrides::{self, Override};
+use pipe::exp::queue::{self, Queued};
+use pipe::exp::{self as experiments, isolated, record};
+use pipe::git::Repo;
+use pipe::project::Project;
+
+use super::{err, pipe_exe};
+use crate::cli::compare::open_repo;
+use crate::cli::{load_project, CliError};
+
+/// Run the pipeline with changed params in a temporary copy of the
+/// workspace (sharing its cache) and record the result as an experiment;
+/// or queue experiments and run the queue in parallel. The workspace, HEAD,
+/// branch and index are left as they are; `pipe exp apply` brings a result in.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Set a param: `KEY=VALUE`, `FILE:KEY=VALUE`; several values
+    /// (`fit.C=0.1,1,10`) queue one experiment per combination and run them.
+    #[arg(short = 'S', long = "set-param", value_name = "[FILE:]KEY=VALUE")]
+    pub set: Vec<String>,
+    /// The experiment's name [default: exp-<5 hex digits>].
+    #[arg(short = 'n', long)]
+    pub name: Option<String>,
+    /// Only add to the queue; run it later with --run-all.
+    #[arg(long)]
+    pub queue: bool,
+    /// Run every queued experiment.
+    #[arg(long, conflicts_with = "queue")]
+    pub run_all: bool,
+    /// Queued experiments to run at once [default: 1].
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+pub(super) fn run_cmd(cwd: &Path, args: RunArgs) -> Result<ExitCode, CliError> {
+    let project = load_project(cwd)?;
+    let repo = open_repo(&project.root, "pipe exp run")?;
+    if args.jobs == Some(0) {
+        return Err(CliError {
+            message: "-j/--jobs must be at least 1".into(),
+            hints: vec![],
+            code: 2,
+        });
+    }
+    let sets = args
+        .set
+        .iter()
+        .map(|s| overrides::parse_set(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    let combos = overrides::combinations(&sets);
+    if args.run_all && args.set.is_empty() {
+        return run_queue(&project, args.jobs.unwrap_or(1), None);
+    }
+    let baseline = repo.head_commit("pipe exp run").map_err(err)?;
+    for combo in &combos {
+        overrides::check(&project.root, combo).map_err(err)?;
+    }
+    let start = record::start_commit(&repo, &project.root, baseline.oid).map_err(err)?;
+    let names = queue_names(&project, &repo, args.name.as_deref(), &combos)?;
+    let entries: Vec<Queued> = names
+        .iter()
+        .zip(&combos)
+        .map(|(name, combo)| Queued {
+            name: name.clone(),
+            baseline: baseline.oid.to_string(),
+            start: start.to_string(),
+            overrides: combo.clone(),
+            queued_at: now_secs(),
+        })
+        .collect();
+    if args.queue || args.run_all || entries.len() > 1 {
+        for q in &entries {
+            // The start commit (the workspace's changes) must outlive git gc
+            // until the experiment has run.
+            repo.raw()
+                .reference(
+                    &repo.queue_ref(&q.name),
+                    start,
+                    true,
+                    "pipe exp run --queue",
+                )
+                .map_err(pipe::git::GitError::wrap(format!(
+                    "keep the start of {}",
+                    q.name
+                )))
+                .map_err(err)?;
+            queue::push(&project.cache_root(), q).map_err(err)?;
+            eprintln!("Queued {}: {}", q.name, describe(&q.overrides));
+        }
+        if args.queue {
+            eprintln!("Run the queue with `pipe exp run --run-all -j N`.");
+            return Ok(ExitCode::SUCCESS);
+        }
+        let only: Vec<String> = entries.iter().map(|q| q.name.clone()).collect();
+        let only = (!args.run_all).then_some(only);
+        return run_queue(&project, args.jobs.unwrap_or(1), only.as_deref());
+    }
+    let q = &entries[0];
+    eprintln!("Running experiment {}: {}", q.name, describe(&q.overrides));
+    match isolated::run(
+        &project.root,
+        &shared_cache(&project),
+        q,
+        &pipe_exe()?,
+        isolated::Output::Terminal,
+    ) {
+        Ok(commit) => {
+            eprintln!(
+                "Recorded experiment {} ({}) on baseline {}.",
+                q.name,
+                Repo::short(commit),
+                Repo::short(baseline.oid)
+            );
+            eprintln!(
+                "Compare with `pipe exp show`; bring it into the workspace with `pipe exp apply {}`.",
+                q.name
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(failure) => Err(CliError {
+            message: format!(
+                "experiment {} failed and was not recorded: {}",
+                q.name, failure.message
+            ),
+            hints: vec![format!("fix it, then run it again: {}", rerun_command(q))],
+            code: 1,
+        }),
+    }
+}
+
+/// The directory holding the project's cache (`v1/`), which experiment
+/// copies share.
+fn shared_cache(project: &Project) -> PathBuf {
+    project
+        .cache
+        .dir()
+        .parent()
+        .expect("the cache has a parent directory")
+        .to_path_buf()
+}
+
+/// The command that runs `q` again.
+fn rerun_command(q: &Queued) -> String {
+    let mut cmd = String::from("pipe exp run");
+    for o in &q.overrides {
+        let text = o.to_string();
+        if text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-=:/+".contains(c))
+        {
+            cmd.push_str(&format!(" -S {text}"));
+        } else {
+            cmd.push_str(&format!(" -S '{}'", text.replace('\'', "'\\''")));
+        }
+    }
+    cmd.push_str(&format!(" -n {}", q.name));
+    cmd
+}
+
+fn describe(combo: &[Override]) -> String {
+    if combo.is_empty() {
+        "params as they are".into()
+    } else {
+        combo
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// Names for queued combinations: `NAME` (or `NAME-1`, `NAME-2`, …) with
+/// -n, fresh ones without; none may be taken.
+fn queue_names(
+    project: &Project,
+    repo: &Repo,
+    base: Option<&str>,
+    combos: &[Vec<Override>],
+) -> Result<Vec<String>, CliError> {
+    let queued: Vec<String> = queue::list(&project.cache_root())
+        .map_err(err)?
+        .into_iter()
+        .map(|e| e.queued.name)
+        .collect();
+    let mut names = Vec::new();
+    for (i, combo) in combos.iter().enumerate() {
+        let name = match base {
+            Some(base) if combos.len() == 1 => base.to_string(),
+            Some(base) => format!("{base}-{}", i + 1),
+            None => experiments::new_name(&format!("{i}{combo:?}")),
+        };
+        experiments::check_new_name(repo, &name).map_err(err)?;
+        if queued.contains(&name) || names.contains(&name) {
+            return Err(CliError {
+                message: format!("an experiment named `{name}` is queued already"),
+                hints: vec![format!(
+                    "choose another -n NAME, or `pipe exp remove {name}`"
+                )],
+                code: 2,
+            });
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// Runs the queued experiments (those named in `only`, or all), `jobs` at
+/// a time.
+fn run_queue(
+    project: &Project,
+    jobs: usize,
+    only: Option<&[String]>,
+) -> Result<ExitCode, CliError> {
+    let recovered = queue::recover(&project.cache_root());
+    if !recovered.is_empty() {
+        eprintln!(
+            "Queued again after an interrupted run: {}.",
+            recovered.join(", ")
+        );
+    }
+    let mut entries = queue::list(&project.cache_root()).map_err(err)?;
+    if let Some(only) = only {
+        entries.retain(|e| only.contains(&e.queued.name));
+    }
+    if entries.is_empty() {
+        eprintln!("The queue is empty; add to it with `pipe exp run --queue -S KEY=VALUE`.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let exe = pipe_exe()?;
+    let total = entries.len();
+    eprintln!(
+        "Running {total} queued experiment(s), {} at a time.",
+        jobs.min(total)
+    );
+    let work = Mutex::new(entries.into_iter().collect::<VecDeque<_>>());
+    let (tx, rx) = mpsc::channel();
+    let root = project.root.clone();
+    let shared = shared_cache(project);
+    let mut failed = Vec::new();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(total) {
+            let tx = tx.clone();
+            let (work, root, exe, shared) = (&work, &root, &exe, &shared);
+            scope.spawn(move || loop {
+                let Some(entry) = work.lock().expect("queue lock").pop_front() else {
+                    break;
+                };
+                let Some(claimed) = queue::claim(&entry) else {
+                    continue; // another `--run-all` took it
+                };
+                let result =
+                    isolated::run(root, shared, &entry.queued, exe, isolated::Output::LogFile);
+                let _ = queue::remove(&claimed.path);
+                let _ = tx.send((entry.queued, result));
+            });
+        }
+        drop(tx);
+        for (queued, result) in rx {
+            match result {
+                Ok(commit) => eprintln!(
+                    "✓ {} ({}): {}",
+                    queued.name,
+                    Repo::short(commit),
+                    describe(&queued.overrides)
+                ),
+                Err(failure) => {
+                    failed.push(rerun_command(&queued));
+                    let log = failure
+                        .log
+                        .map(|l| format!(" (its output: {})", l.display()))
+                        .unwrap_or_default();
+                    eprintln!("✗ {} failed: {}{log}", queued.name, failure.message);
+                }
+            }
+        }
+    });
+    if !failed.is_empty() {
+        return Err(CliError {
+            message: format!(
+                "{} of {total} experiment(s) failed and were not recorded",
+                failed.len()
+            ),
+            hints: vec![format!(
+                "read the output files named above, fix, and run them again:\n    {}",
+                failed.join("\n    ")
+            )],
+            code: 1,
+        });
+    }
+    Ok(ExitCode::SUCCESS)
+}
