@@ -39,6 +39,7 @@ for arg in "$@"; do
 done
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
 repo=$(cd "$here/.." && pwd)
 shared=$(cd "$repo/../shared" 2>/dev/null && pwd || echo "$repo/../shared")
 count=$((quick ? 2000 : 20000))
@@ -49,11 +50,7 @@ q() { printf '%q' "$1"; }
 say() { printf '\n== %s\n' "$*"; }
 
 # ---------------------------------------------------------------- tools
-as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
-if ! command -v hyperfine >/dev/null; then
-    say "installing hyperfine"
-    as_root apt-get update -qq && as_root apt-get install -y hyperfine
-fi
+ensure_tool hyperfine
 if ! command -v dvc >/dev/null; then
     say "installing dvc"
     python3 -m pip install -q dvc
@@ -110,22 +107,10 @@ if ((avail_kb < need_kb)); then
 fi
 
 # ---------------------------------------------------------------- pipe binary
-# Copy the binary into the work dir so that a rebuild by someone else mid-run cannot swap it.
-if [[ -n ${PIPE_BIN:-} ]]; then
-    cp "$PIPE_BIN" "$work/bin/pipe"
-else
-    say "cargo build --release"
-    for attempt in 1 2 3 4 5; do
-        # pipefail: the status is cargo's, not tail's
-        if (cd "$repo" && cargo build --release --bin pipe 2>&1 | tail -3); then break; fi
-        ((attempt < 5)) || { echo "engine.sh: build keeps failing" >&2; exit 1; }
-        echo "build failed (someone mid-edit?); retrying in 60 s"; sleep 60
-    done
-    cp "$repo/target/release/pipe" "$work/bin/pipe"
-fi
+say "pipe binary"
+pipe_binary "$repo" "$work/bin/pipe"
 pipe=$work/bin/pipe
 pipe_q=$(q "$pipe")
-"$pipe" --version >/dev/null
 
 hf() {   # hf NAME RUNS [hyperfine args...]
     local name=$1 n=$2

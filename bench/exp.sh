@@ -14,20 +14,17 @@
 # Needs: cargo, git, python3; installs hyperfine (apt-get) when it is missing.
 set -euo pipefail
 
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 base=${1:-}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 n=${N:-100}
 runs=${RUNS:-30}
-command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; }
+ensure_tool hyperfine
 work=$(mktemp -d "${base:-${TMPDIR:-/tmp}}/pipe-exp.XXXXXX")
 results="$work/results"
 mkdir -p "$results"
-if [[ -z ${PIPE_BIN:-} ]]; then
-    (cd "$repo" && cargo build --release -q)
-    cp "$repo/target/release/pipe" "$work/pipe"
-    PIPE_BIN="$work/pipe"
-fi
-pipe=$PIPE_BIN
+pipe_binary "$repo" "$work/pipe"
+pipe=$work/pipe
 proj="$work/project"
 mkdir -p "$proj"
 cp "$repo/pipeline.yaml" "$proj/"

@@ -30,6 +30,7 @@ for arg in "$@"; do
     esac
 done
 
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 shared="$repo/../shared"
 data="$shared/data"
@@ -37,20 +38,16 @@ if [[ ! -f $data/reviews.tsv ]]; then
     echo "ml.sh: $data/reviews.tsv is absent: nothing to measure" >&2
     exit 0
 fi
-command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; }
-[[ -x /usr/bin/time ]] || { apt-get update -qq && apt-get install -y -qq time; }
+ensure_tool hyperfine
+ensure_tool /usr/bin/time time
 python3 -c "import dvc, sklearn, pandas, pyarrow, numpy" 2>/dev/null ||
     pip install -q dvc scikit-learn pandas pyarrow pyyaml numpy
 
 work=$(mktemp -d "${base:-${TMPDIR:-/tmp}}/pipe-ml.XXXXXX")
 results="$work/results"
 mkdir -p "$results"
-if [[ -z ${PIPE_BIN:-} ]]; then
-    (cd "$repo" && cargo build --release -q)
-    cp "$repo/target/release/pipe" "$work/pipe"
-    PIPE_BIN="$work/pipe"
-fi
-pipe=$PIPE_BIN
+pipe_binary "$repo" "$work/pipe"
+pipe=$work/pipe
 runs=5
 bruns=${BRUNS:-5}
 rows=1000000
