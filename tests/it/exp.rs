@@ -665,3 +665,49 @@ stages:
     assert_eq!(env.read("a/params.yaml"), "lr: 10\n");
     assert_eq!(env.read("b/params.yaml"), "lr: 2\n");
 }
+
+#[test]
+fn raw_data_is_hard_linked_into_experiments_only_when_the_link_mode_shares_files() {
+    let project = |link: Option<&str>| {
+        let env = TestEnv::new()
+            .pipeline(
+                r#"
+                stages:
+                  inode:
+                    cmd: >-
+                      echo "{\"ino\": $(ls -i data/raw.txt | awk '{print $1}'), \"v\": ${v}}" > m.json
+                    deps: [data/raw.txt]
+                    params: [v]
+                    metrics:
+                      - m.json:
+                          cache: false
+                "#,
+            )
+            .params("v: 1\n")
+            .file("data/raw.txt", "raw data, not in git\n")
+            .file(".gitignore", "data/\n");
+        let env = match link {
+            Some(mode) => env.env("PIPE_CACHE_LINK", mode),
+            None => env,
+        };
+        env.pipe(&["repro"]).ok();
+        env.git_init()
+    };
+    let inode_in_experiment = |env: &TestEnv| {
+        env.pipe(&["exp", "run", "-S", "v=2", "-n", "two"]).ok();
+        let metrics: Json = serde_json::from_str(&show(env, "refs/exps/two:m.json")).unwrap();
+        assert_eq!(metrics["v"], 2);
+        metrics["ino"].as_u64().unwrap()
+    };
+    let inode = |env: &TestEnv| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(env.path("data/raw.txt")).unwrap().ino()
+    };
+
+    let shared = project(Some("hardlink"));
+    assert_eq!(inode_in_experiment(&shared), inode(&shared));
+    assert_eq!(shared.read("data/raw.txt"), "raw data, not in git\n");
+
+    let private = project(None);
+    assert_ne!(inode_in_experiment(&private), inode(&private));
+}
