@@ -4,13 +4,13 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use serde_json::json;
+use serde_json::Value as Json;
 
 use pipe::compare::table::{self, Table};
 use pipe::compare::{metric_files, Loaded, Reader, Side};
 
 use super::compare::{
-    diff_command, files_json, open_repo, pretty, warn, DiffRequest, FormatArgs, SidesArgs,
+    diff_command, files_json, open_repo, warn, DiffRequest, FormatArgs, SidesArgs,
 };
 use super::{load_project, print, CliError};
 
@@ -96,11 +96,11 @@ fn show(cwd: &Path, args: ShowArgs) -> Result<ExitCode, CliError> {
         columns.push((side.label(), files));
     }
     if args.format.json {
-        let mut out = serde_json::Map::new();
-        for (label, files) in &columns {
-            out.insert(label.clone(), files_json(files));
-        }
-        print(&pretty(&json!(out)))?;
+        print(&in_order_json(
+            columns
+                .iter()
+                .map(|(label, files)| (label, files_json(files))),
+        ))?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut keys: Vec<(String, String)> = Vec::new();
@@ -140,6 +140,24 @@ fn show(cwd: &Path, args: ShowArgs) -> Result<ExitCode, CliError> {
     }
     print(&args.format.render(&t))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A pretty JSON object whose keys keep the order given (the workspace,
+/// then commits newest first), as `dvc metrics show --json -A` does; a
+/// `serde_json::Map` would sort them.
+fn in_order_json<'a>(entries: impl Iterator<Item = (&'a String, Json)>) -> String {
+    use serde::ser::{SerializeMap, Serializer};
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"  ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+    let mut map = ser.serialize_map(None).expect("JSON serializes");
+    for (key, value) in entries {
+        map.serialize_entry(key, &value).expect("JSON serializes");
+    }
+    map.end().expect("JSON serializes");
+    let mut text = String::from_utf8(out).expect("JSON is UTF-8");
+    text.push('\n');
+    text
 }
 
 fn diff_cmd(cwd: &Path, args: DiffArgs) -> Result<ExitCode, CliError> {

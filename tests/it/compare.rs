@@ -202,6 +202,16 @@ fn metrics_show_all_commits_has_a_column_per_commit() {
         "{}",
         out.stdout
     );
+    // JSON keeps the same order: workspace, then newest first.
+    let out = env.pipe(&["metrics", "show", "-a", "--json"]).ok();
+    let at = |key: &str| out.stdout.find(&format!("\"{key}\": {{")).unwrap();
+    assert!(
+        at("workspace") < at(&second) && at(&second) < at(&first),
+        "{}",
+        out.stdout
+    );
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json[&first]["metrics.json"]["accuracy"], 0.91235);
     let out = env.pipe(&["metrics", "show", "-n", "1"]).code(2);
     assert!(
         out.stderr.contains("--all-commits"),
