@@ -211,7 +211,7 @@ fn metrics_show_all_commits_has_a_column_per_commit() {
         out.stdout
     );
     let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(json[&first]["metrics.json"]["accuracy"], 0.91235);
+    assert_eq!(json[&first]["metrics.json"]["accuracy"], 0.912345678);
     let out = env.pipe(&["metrics", "show", "-n", "1"]).code(2);
     assert!(
         out.stderr.contains("--all-commits"),
