@@ -212,7 +212,9 @@ impl<'a> Reader<'a> {
 
 /// A metrics or params file flattened: JSON for `.json`, YAML for `.yaml`
 /// and `.yml`, and for anything else JSON, then YAML. Nested mappings
-/// become dotted keys; lists stay values.
+/// become dotted keys; lists stay values. A dotted key that two spellings
+/// give (`"a.b": 1` and `a: {b: 2}`) is an error: neither value could be
+/// shown under its name.
 pub fn parse(path: &RelPath, bytes: &[u8]) -> Result<Flat, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_string())?;
     let ext = path.as_str().rsplit('.').next().unwrap_or("");
@@ -232,7 +234,12 @@ pub fn parse(path: &RelPath, bytes: &[u8]) -> Result<Flat, String> {
         return Err("it does not hold a mapping of names to values".into());
     }
     let mut flat = Flat::new();
-    params::flatten("", &value, &mut flat);
+    let twice = params::flatten_checked("", &value, &mut flat);
+    if let Some(key) = twice.first() {
+        return Err(format!(
+            "the key `{key}` is written twice, once with a dot in a name and once as nested names; rename one of them"
+        ));
+    }
     Ok(flat)
 }
 
@@ -248,4 +255,36 @@ pub fn warnings(side: &Side, files: &Files) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(name: &str, text: &str) -> Result<Flat, String> {
+        parse(&RelPath::parse(name, None).unwrap(), text.as_bytes())
+    }
+
+    #[test]
+    fn nested_keys_are_dotted_and_lists_are_values() {
+        let flat = parsed(
+            "m.json",
+            r#"{"acc": 0.9, "per": {"pos": 1, "neg": [1, 2]}}"#,
+        )
+        .unwrap();
+        let keys: Vec<&str> = flat.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["acc", "per.neg", "per.pos"]);
+        assert_eq!(flat["per.neg"], serde_json::json!([1, 2]));
+        let flat = parsed("m.yaml", "a:\n  b: 2\nc: x\n").unwrap();
+        assert_eq!(flat["a.b"], serde_json::json!(2));
+    }
+
+    #[test]
+    fn a_key_spelt_both_ways_is_an_error_naming_it() {
+        let e = parsed("m.json", r#"{"a.b": 1, "a": {"b": 2}, "c": 3}"#).unwrap_err();
+        assert!(e.contains("the key `a.b` is written twice"), "{e}");
+        let e = parsed("p.yaml", "x:\n  y.z: 1\n  y:\n    z: 2\n").unwrap_err();
+        assert!(e.contains("`x.y.z`"), "{e}");
+        assert!(parsed("m.json", "[1, 2]").is_err());
+    }
 }

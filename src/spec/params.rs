@@ -148,6 +148,29 @@ pub fn to_json(value: &Value) -> Json {
 /// Flattens nested mappings into dotted leaf keys: `{fit: {C: 1}}` →
 /// `fit.C = 1`. Lists are leaves.
 pub fn flatten(prefix: &str, value: &Json, out: &mut BTreeMap<String, Json>) {
+    flatten_checked(prefix, value, out);
+}
+
+/// [`flatten`], returning the dotted keys written twice (a file with both
+/// `"a.b": 1` and `a: {b: 2}`), each once; the last value wins.
+pub fn flatten_checked(
+    prefix: &str,
+    value: &Json,
+    out: &mut BTreeMap<String, Json>,
+) -> Vec<String> {
+    let mut twice = Vec::new();
+    flatten_into(prefix, value, out, &mut twice);
+    twice.sort();
+    twice.dedup();
+    twice
+}
+
+fn flatten_into(
+    prefix: &str,
+    value: &Json,
+    out: &mut BTreeMap<String, Json>,
+    twice: &mut Vec<String>,
+) {
     match value {
         Json::Object(map) if !map.is_empty() => {
             for (k, v) in map {
@@ -156,11 +179,13 @@ pub fn flatten(prefix: &str, value: &Json, out: &mut BTreeMap<String, Json>) {
                 } else {
                     format!("{prefix}.{k}")
                 };
-                flatten(&key, v, out);
+                flatten_into(&key, v, out, twice);
             }
         }
         other => {
-            out.insert(prefix.to_string(), other.clone());
+            if out.insert(prefix.to_string(), other.clone()).is_some() {
+                twice.push(prefix.to_string());
+            }
         }
     }
 }
