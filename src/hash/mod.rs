@@ -192,10 +192,7 @@ impl Hasher {
     pub fn manifest(&self, dir: &RelPath) -> Result<Manifest, HashError> {
         let abs = dir.to_path(&self.root);
         let mut files = Vec::new();
-        for entry in walkdir::WalkDir::new(&abs)
-            .follow_links(true)
-            .sort_by_file_name()
-        {
+        for entry in walkdir::WalkDir::new(&abs).follow_links(true) {
             let entry = entry.map_err(|e| {
                 let path = e.path().unwrap_or(&abs).to_path_buf();
                 HashError {
@@ -206,15 +203,24 @@ impl Hasher {
                 }
             })?;
             if entry.file_type().is_file() {
-                let rel = entry
-                    .path()
-                    .strip_prefix(&abs)
-                    .expect("walk stays below its root")
-                    .to_string_lossy()
-                    .replace('\\', "/");
+                // The walk's paths are `abs` + `/` + the relative path: cut
+                // the bytes (`Path::strip_prefix` parses every component).
+                let path = entry.path().as_os_str().as_encoded_bytes();
+                let rel =
+                    String::from_utf8_lossy(&path[abs.as_os_str().len() + 1..]).replace('\\', "/");
                 files.push((rel, entry.into_path()));
             }
         }
+        // The order of a walk sorted by name in each directory (the order
+        // the manifest has always had), without `Path::file_name` on each
+        // comparison: names compared directory level by level, as bytes.
+        files.sort_unstable_by(|(_, a), (_, b)| {
+            let (a, b) = (
+                a.as_os_str().as_encoded_bytes(),
+                b.as_os_str().as_encoded_bytes(),
+            );
+            a.split(|&c| c == b'/').cmp(b.split(|&c| c == b'/'))
+        });
         let entries = files
             .into_par_iter()
             .map(|(rel, path)| {
@@ -324,6 +330,36 @@ mod tests {
         std::fs::write(e.join("c.txt"), b"b").unwrap();
         std::fs::write(e.join("sub/a.txt"), b"a").unwrap();
         assert_eq!(h.hash(&rel("e")).unwrap().unwrap().hash, renamed.hash);
+    }
+
+    #[test]
+    fn a_manifest_lists_files_as_a_walk_sorted_by_name_in_each_directory() {
+        // `a-c` sorts before `a/…` as a string ('-' < '/'), but after the
+        // directory `a` by name: the manifest keeps the directory order.
+        let (dir, h) = setup();
+        let d = dir.path().join("d");
+        for file in ["a/b", "a/z/y", "a-c", "a0", "B", "a/é", "ab/c"] {
+            let path = d.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, file).unwrap();
+        }
+        let manifest = h.manifest(&rel("d")).unwrap();
+        let names: Vec<&str> = manifest.entries.iter().map(|e| e.path.as_str()).collect();
+        let walked: Vec<String> = walkdir::WalkDir::new(&d)
+            .sort_by_file_name()
+            .into_iter()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_type().is_file())
+            .map(|e| {
+                e.path()
+                    .strip_prefix(&d)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        assert_eq!(names, walked);
+        assert_eq!(names, ["B", "a/b", "a/z/y", "a/é", "a-c", "a0", "ab/c"]);
     }
 
     #[test]

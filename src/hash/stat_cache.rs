@@ -13,12 +13,13 @@
 //! truncated or foreign file is treated as empty and rebuilt, and two
 //! processes writing it at once can only lose entries, never corrupt one.
 
-use std::collections::HashMap;
 use std::fs::Metadata;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use rustc_hash::FxHashMap;
 
 use super::Digest;
 
@@ -50,7 +51,7 @@ impl StatKey {
 #[derive(Debug, Default)]
 pub struct StatCache {
     file: Option<PathBuf>,
-    entries: HashMap<String, (StatKey, Digest)>,
+    entries: FxHashMap<String, (StatKey, Digest)>,
     dirty: bool,
 }
 
@@ -121,7 +122,7 @@ fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
-fn encode(entries: &HashMap<String, (StatKey, Digest)>) -> Vec<u8> {
+fn encode(entries: &FxHashMap<String, (StatKey, Digest)>) -> Vec<u8> {
     let mut out = Vec::with_capacity(MAGIC.len() + entries.len() * 96);
     out.extend_from_slice(MAGIC);
     let mut sorted: Vec<_> = entries.iter().collect();
@@ -138,9 +139,9 @@ fn encode(entries: &HashMap<String, (StatKey, Digest)>) -> Vec<u8> {
     out
 }
 
-fn decode(bytes: &[u8]) -> Option<HashMap<String, (StatKey, Digest)>> {
+fn decode(bytes: &[u8]) -> Option<FxHashMap<String, (StatKey, Digest)>> {
     let mut rest = bytes.strip_prefix(MAGIC.as_slice())?;
-    let mut entries = HashMap::new();
+    let mut entries = FxHashMap::default();
     fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
         if rest.len() < n {
             return None;
