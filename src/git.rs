@@ -79,9 +79,28 @@ fn git(action: impl Into<String>) -> impl FnOnce(git2::Error) -> GitError {
     GitError::wrap(action)
 }
 
-/// A project file for a commit: its bytes and executable bit, or `None`
-/// to remove it.
-pub type FileContent = (RelPath, Option<(Vec<u8>, bool)>);
+/// A project file for a commit: its bytes (a symlink's are its target)
+/// and kind, or `None` to remove it.
+pub type FileContent = (RelPath, Option<(Vec<u8>, FileKind)>);
+
+/// What a file is to git: its mode in a tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Regular,
+    Executable,
+    Symlink,
+}
+
+impl FileKind {
+    /// The mode git stores.
+    pub fn mode(self) -> u32 {
+        match self {
+            FileKind::Regular => 0o100644,
+            FileKind::Executable => 0o100755,
+            FileKind::Symlink => 0o120000,
+        }
+    }
+}
 
 /// A project file that differs between two commits: its blob and mode in
 /// the second, or `None` when the second does not have it.
@@ -411,14 +430,14 @@ impl Repo {
                 None => {
                     let _ = index.remove_path(Path::new(&full));
                 }
-                Some((bytes, executable)) => {
+                Some((bytes, kind)) => {
                     let blob = self.repo.blob(bytes).map_err(git("write a blob"))?;
                     let entry = git2::IndexEntry {
                         ctime: git2::IndexTime::new(0, 0),
                         mtime: git2::IndexTime::new(0, 0),
                         dev: 0,
                         ino: 0,
-                        mode: if *executable { 0o100755 } else { 0o100644 },
+                        mode: kind.mode(),
                         uid: 0,
                         gid: 0,
                         file_size: bytes.len() as u32,

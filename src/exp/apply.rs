@@ -21,6 +21,7 @@
 //!   finish; rerun the experiment).
 
 use std::collections::BTreeSet;
+use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
 use super::Experiment;
@@ -143,6 +144,20 @@ fn is_tracked(repo: &Repo, head: Option<git2::Oid>, path: &RelPath) -> Result<bo
     })
 }
 
+/// Makes `path` a symlink to `target`, atomically: a new link beside it,
+/// renamed over whatever was there.
+fn replace_with_symlink(path: &Path, target: &Path) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let temp = dir.join(format!(".{name}.pipe-link.{}", std::process::id()));
+    let _ = std::fs::remove_file(&temp);
+    std::os::unix::fs::symlink(target, &temp)?;
+    std::fs::rename(&temp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temp);
+    })
+}
+
 fn blob_bytes(repo: &Repo, blob: git2::Oid, path: &RelPath) -> Result<Vec<u8>, Error> {
     repo.raw()
         .find_blob(blob)
@@ -199,7 +214,16 @@ pub fn apply(root: &Path, repo: &Repo, exp: &Experiment, force: bool) -> Result<
                     deleted.push(path);
                 }
             }
-            Some((_, 0o120000)) => continue,
+            Some((blob, 0o120000)) => {
+                let target = std::path::PathBuf::from(std::ffi::OsString::from_vec(blob_bytes(
+                    repo, blob, &path,
+                )?));
+                if std::fs::read_link(&abs).is_ok_and(|now| now == target) {
+                    continue;
+                }
+                replace_with_symlink(&abs, &target).map_err(io)?;
+                written.push(path);
+            }
             Some((blob, mode)) => {
                 let bytes = blob_bytes(repo, blob, &path)?;
                 if std::fs::read(&abs).is_ok_and(|now| now == bytes) {

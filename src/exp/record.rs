@@ -7,7 +7,7 @@ use git2::Oid;
 
 use super::overrides::Override;
 use crate::error::Error;
-use crate::git::{FileContent, GitError, Repo};
+use crate::git::{FileContent, FileKind, GitError, Repo};
 use crate::paths::RelPath;
 
 /// Commits the files `paths` as they are under `dir` (the project root of
@@ -63,27 +63,40 @@ pub fn start_commit(repo: &Repo, root: &Path, baseline: Oid) -> Result<Oid, Erro
     )?)
 }
 
-/// `paths` under `dir`: bytes and executable bit, or `None` when absent.
+/// `paths` under `dir` as git would commit them: a file's bytes and
+/// executable bit, a symlink's target (never what it points to), or `None`
+/// when absent.
 fn read_files(dir: &Path, paths: &[RelPath], what: &str) -> Result<Vec<FileContent>, Error> {
     let mut files = Vec::new();
     for path in paths {
         let abs = path.to_path(dir);
-        let content = match std::fs::read(&abs) {
-            Ok(bytes) => {
-                let executable = std::fs::metadata(&abs)
-                    .map(|m| m.permissions().mode() & 0o111 != 0)
-                    .unwrap_or(false);
-                Some((bytes, executable))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(source) => {
-                return Err(Error::Io {
-                    message: format!("cannot read {path} for {what}"),
-                    source,
-                })
-            }
+        let io = |source| Error::Io {
+            message: format!("cannot read {path} for {what}"),
+            source,
         };
-        files.push((path.clone(), content));
+        let meta = match std::fs::symlink_metadata(&abs) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                files.push((path.clone(), None));
+                continue;
+            }
+            Err(source) => return Err(io(source)),
+        };
+        let content = if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&abs).map_err(io)?;
+            (
+                target.into_os_string().into_encoded_bytes(),
+                FileKind::Symlink,
+            )
+        } else {
+            let kind = if meta.permissions().mode() & 0o111 != 0 {
+                FileKind::Executable
+            } else {
+                FileKind::Regular
+            };
+            (std::fs::read(&abs).map_err(io)?, kind)
+        };
+        files.push((path.clone(), Some(content)));
     }
     Ok(files)
 }

@@ -711,3 +711,51 @@ fn raw_data_is_hard_linked_into_experiments_only_when_the_link_mode_shares_files
     let private = project(None);
     assert_ne!(inode_in_experiment(&private), inode(&private));
 }
+
+#[test]
+fn a_retargeted_symlink_reaches_the_experiment_and_apply_as_a_symlink() {
+    let env = TestEnv::new()
+        .pipeline(
+            r#"
+            stages:
+              read:
+                cmd: >-
+                  echo "{\"n\": $(cat input.txt), \"v\": ${v}}" > m.json
+                deps: [input.txt]
+                params: [v]
+                metrics:
+                  - m.json:
+                      cache: false
+            "#,
+        )
+        .params("v: 1\n")
+        .file("a.txt", "1\n")
+        .file("b.txt", "2\n");
+    std::os::unix::fs::symlink("a.txt", env.path("input.txt")).unwrap();
+    env.pipe(&["repro"]).ok();
+    let env = env.git_init();
+    // Uncommitted: input.txt now points at b.txt.
+    env.remove("input.txt");
+    std::os::unix::fs::symlink("b.txt", env.path("input.txt")).unwrap();
+
+    env.pipe(&["exp", "run", "-S", "v=2", "-n", "two"]).ok();
+    let metrics: Json = serde_json::from_str(&show(&env, "refs/exps/two:m.json")).unwrap();
+    assert_eq!(metrics, serde_json::json!({"n": 2, "v": 2}));
+    let entry = env.git(&["ls-tree", "refs/exps/two", "input.txt"]);
+    assert!(entry.starts_with("120000 blob"), "{entry}");
+    assert_eq!(env.git(&["show", "refs/exps/two:input.txt"]), "b.txt");
+
+    // Back to the committed link; apply brings the experiment's link back.
+    env.git(&["checkout", "--", "input.txt"]);
+    assert_eq!(
+        std::fs::read_link(env.path("input.txt")).unwrap(),
+        std::path::Path::new("a.txt")
+    );
+    env.pipe(&["exp", "apply", "two"]).ok();
+    assert_eq!(
+        std::fs::read_link(env.path("input.txt")).unwrap(),
+        std::path::Path::new("b.txt")
+    );
+    assert_eq!(env.read("params.yaml"), "v: 2\n");
+    assert_eq!(env.read("a.txt"), "1\n");
+}
