@@ -83,7 +83,7 @@ const MIN_BLOCK_ROWS: usize = 2048;
 const LN_BATCH: usize = 64;
 
 /// The algorithm version; it enters the stage fingerprint.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogisticParams {
@@ -958,6 +958,50 @@ mod tests {
                 "{g} vs {want}"
             );
         }
+    }
+
+    #[test]
+    fn rows_of_every_length_match_the_dense_formula() {
+        // Rows of 0 to 40 entries in an order that is not by length, so
+        // that the sorted copy, the runs of one length, the unrolled loops
+        // (up to 24 entries) and the plain loop (longer rows) all count.
+        let (n, d) = (2 * MIN_BLOCK_ROWS + 333, 48);
+        let mut rows: Vec<Vec<f64>> = Vec::new();
+        let mut y = Vec::new();
+        for i in 0..n {
+            let len = (i * 7919) % 41;
+            let mut row = vec![0.0; d];
+            for e in 0..len {
+                let j = (i * 31 + e * 17) % d;
+                row[j] = ((i * 13 + e) as f64 * 0.7).sin() * 0.3;
+            }
+            rows.push(row);
+            y.push(((i * 5) % 3 == 0) as i64);
+        }
+        let x = csr(&rows.iter().map(|r| &r[..]).collect::<Vec<_>>());
+        assert_eq!(x.row(0).0.len(), 0);
+        assert!((0..n).any(|i| x.row(i).0.len() > 24));
+        let target: Vec<usize> = y.iter().map(|&v| v as usize).collect();
+        let w: Vec<f64> = (0..d).map(|j| (j as f64 * 1.3).cos() * 4.0).collect();
+        let (b, c) = (-0.4, 2.0);
+        let mut theta = w.clone();
+        theta.push(b);
+        let mut grad = vec![0.0; d + 1];
+        let f = Objective::new(&x, &target, 1, c).eval(&theta, &mut grad);
+        let want = dense_objective(&x, &y, &w, b, c) / (c * n as f64);
+        assert!((f - want).abs() <= 1e-12 * want.abs(), "{f} vs {want}");
+        let (gw, gb) = dense_gradient(&x, &y, &w, b, c);
+        for (g, want) in grad.iter().zip(gw.iter().chain([&gb])) {
+            let want = want / (c * n as f64);
+            assert!(
+                (g - want).abs() <= 1e-12 * (1.0 + want.abs()),
+                "{g} vs {want}"
+            );
+        }
+        // The same rows through the multinomial path converge too.
+        let three: Vec<i64> = (0..n).map(|i| (i % 3) as i64).collect();
+        let (_, info) = fit(&x, &three, &tight(1.0)).unwrap();
+        assert!(info.stop.converged(), "{info:?}");
     }
 
     #[test]
