@@ -19,7 +19,9 @@
 //! `claims/<fingerprint>`, and holds it until the run is recorded; whoever
 //! comes second waits, then finds the run recorded and restores it instead
 //! of computing it again. A process that dies drops its lock with it. `gc`
-//! removes the claim files nobody holds.
+//! removes the claim files nobody holds. A stage's command learns which
+//! claims are held above it ([`HELD_CLAIMS_ENV`]), so that a `pipe` it
+//! starts never waits for its own parent.
 
 use std::fs::File;
 use std::io::Write;
@@ -33,6 +35,34 @@ use crate::lock::PathRecord;
 
 /// The directory of the claim files, in the cache directory.
 const CLAIMS: &str = "claims";
+
+/// The fingerprints (hex, comma-separated) whose claims the `pipe`
+/// processes above a stage's command hold, set for that command. A `pipe`
+/// the command starts (a stage that runs `pipe repro` in another project
+/// sharing the cache) does not wait for those claims: it would wait for
+/// its own parent, forever. It runs such a stage without a claim.
+pub const HELD_CLAIMS_ENV: &str = "PIPE_HELD_CLAIMS";
+
+/// The claims held by the processes this one runs under (see
+/// [`HELD_CLAIMS_ENV`]).
+pub fn inherited_claims() -> String {
+    std::env::var(HELD_CLAIMS_ENV).unwrap_or_default()
+}
+
+/// Whether `held` (a [`HELD_CLAIMS_ENV`] value) names `fingerprint`.
+pub fn holds(held: &str, fingerprint: &Digest) -> bool {
+    let hex = fingerprint.to_hex();
+    held.split(',').any(|h| h == hex)
+}
+
+/// `held` with `fingerprint` added, for the commands of a claimed stage.
+pub fn with_claim(held: &str, fingerprint: &Digest) -> String {
+    if held.is_empty() {
+        fingerprint.to_hex()
+    } else {
+        format!("{held},{}", fingerprint.to_hex())
+    }
+}
 
 /// The claim on running one fingerprint; released when dropped (see the
 /// module docs).

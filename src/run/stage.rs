@@ -12,7 +12,7 @@ use super::events::{Event, Outcome, Reporter};
 use super::ReproOptions;
 use crate::builtin::{self, BuiltinCall};
 use crate::cache::remove_path;
-use crate::cache::runs::RunRecord;
+use crate::cache::runs::{self, RunRecord};
 use crate::error::Error;
 use crate::fingerprint::lock_entry;
 use crate::fingerprint::StaleReason;
@@ -59,7 +59,12 @@ pub fn process(
         Verdict::Run => {
             // Another process sharing the cache may be running this very
             // stage: wait for it, then restore what it recorded.
-            let _claim = if opts.use_run_cache && !opts.force && run_cache_eligible(stage) {
+            let inherited = runs::inherited_claims();
+            let claim = if opts.use_run_cache
+                && !opts.force
+                && run_cache_eligible(stage)
+                && !runs::holds(&inherited, &decision.fingerprint)
+            {
                 let claim = project.cache.claim_run(&decision.fingerprint, || {
                     reporter.event(Event::WaitingForRun { stage: &stage.name })
                 })?;
@@ -83,7 +88,13 @@ pub fn process(
             if let Some(message) = missing_dep(project, &decision.reasons) {
                 return Ok(unchanged(Outcome::Failed(message)));
             }
-            if let Err(message) = execute(project, stage, &seen.params, run, reporter) {
+            // Held until the run is recorded, at the end of this arm.
+            let held = if claim.is_some() {
+                runs::with_claim(&inherited, &decision.fingerprint)
+            } else {
+                inherited
+            };
+            if let Err(message) = execute(project, stage, &seen.params, run, &held, reporter) {
                 return Ok(unchanged(Outcome::Failed(message)));
             }
             let outs = match commit(project, stage, hasher)? {
@@ -152,11 +163,13 @@ fn missing_dep(project: &Project, reasons: &[StaleReason]) -> Option<String> {
 }
 
 /// Clears non-persistent outputs, then runs the command or built-in.
+/// `held_claims` goes to the command as [`runs::HELD_CLAIMS_ENV`].
 fn execute(
     project: &Project,
     stage: &Stage,
     params: &ParamValues,
     run: &ReproOptions,
+    held_claims: &str,
     reporter: &dyn Reporter,
 ) -> Result<(), String> {
     for out in &stage.outs {
@@ -181,7 +194,10 @@ fn execute(
     let cwd = stage.wdir.to_path(&project.root);
     match &stage.action {
         Action::Cmd(commands) => {
-            let env = [(super::leftovers::RUN_ID_VAR, run.run_id.as_str())];
+            let env = [
+                (super::leftovers::RUN_ID_VAR, run.run_id.as_str()),
+                (runs::HELD_CLAIMS_ENV, held_claims),
+            ];
             let launch = Launch {
                 stage: &stage.name,
                 root: &project.root,

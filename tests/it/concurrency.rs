@@ -240,3 +240,37 @@ fn projects_sharing_a_cache_run_a_new_stage_once() {
     a.pipe(&["gc"]).ok();
     assert_eq!(std::fs::read_dir(&claims).unwrap().count(), 0);
 }
+
+#[test]
+fn a_stage_that_runs_pipe_on_the_same_stage_elsewhere_does_not_wait_for_itself() {
+    // The stage's command runs `pipe repro` in a project that shares the
+    // cache and has a stage with the same fingerprint. The inner pipe must
+    // not wait for the claim its own parent holds.
+    let shared = tempfile::tempdir().expect("a temporary directory");
+    let cache = shared.path().join("cache");
+    let pipeline = "
+        stages:
+          build:
+            cmd: sh build.sh
+            deps: [in.txt]
+            outs: [out.txt]
+        ";
+    let env = TestEnv::new()
+        .pipeline(pipeline)
+        .file("in.txt", "same\n")
+        .file(
+            "build.sh",
+            &format!(
+                "cd inner && {} repro && cp out.txt ../out.txt\n",
+                crate::env::PIPE
+            ),
+        )
+        .file("inner/in.txt", "same\n")
+        .file("inner/build.sh", "echo built > out.txt\n")
+        .env("PIPE_CACHE_DIR", cache.to_str().unwrap());
+    std::fs::copy(env.path("pipeline.yaml"), env.path("inner/pipeline.yaml")).unwrap();
+    let out = env.spawn(&["repro"]).wait(STARTUP).ok();
+    assert_eq!(out.counts(), "1 ran, 0 restored, 0 up to date, 0 failed");
+    assert_eq!(env.read("out.txt"), "built\n");
+    assert!(!out.stderr.contains("Waiting"), "{}", out.stderr);
+}
