@@ -65,9 +65,15 @@ pub fn process(
                 && run_cache_eligible(stage)
                 && !runs::holds(&inherited, &decision.fingerprint)
             {
-                let claim = project.cache.claim_run(&decision.fingerprint, || {
-                    reporter.event(Event::WaitingForRun { stage: &stage.name })
-                })?;
+                // A claim saves work; it is not needed to run. Where it
+                // cannot be taken (a read-only cache, a filesystem without
+                // locks), the stage runs without one.
+                let claim = project
+                    .cache
+                    .claim_run(&decision.fingerprint, || {
+                        reporter.event(Event::WaitingForRun { stage: &stage.name })
+                    })
+                    .ok();
                 if let Some(record) = project.cache.lookup_run(&decision.fingerprint) {
                     reporter.event(Event::Started {
                         stage: &stage.name,
@@ -76,7 +82,7 @@ pub fn process(
                     });
                     return restore(project, stage, &seen, record);
                 }
-                Some(claim)
+                claim
             } else {
                 None
             };

@@ -274,3 +274,22 @@ fn a_stage_that_runs_pipe_on_the_same_stage_elsewhere_does_not_wait_for_itself()
     assert_eq!(env.read("out.txt"), "built\n");
     assert!(!out.stderr.contains("Waiting"), "{}", out.stderr);
 }
+
+#[test]
+fn a_stage_runs_when_its_claim_cannot_be_taken() {
+    // A claim only saves work: where it cannot be taken (here `claims` is a
+    // file, not a directory), the stage runs without one.
+    let env = TestEnv::new()
+        .pipeline(
+            "
+            stages:
+              s:
+                cmd: echo ran > out.txt
+                outs: [out.txt]
+            ",
+        )
+        .file(".pipeline-cache/v1/claims", "not a directory\n");
+    let out = env.pipe(&["repro"]).ok();
+    assert_eq!(out.counts(), "1 ran, 0 restored, 0 up to date, 0 failed");
+    assert_eq!(env.read("out.txt"), "ran\n");
+}
