@@ -171,6 +171,12 @@ impl Hasher {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(err(&abs)(e)),
         };
+        if let Some(kind) = special_kind(&meta) {
+            // Opening a FIFO would wait for a writer, forever.
+            return Err(err(&abs)(std::io::Error::other(format!(
+                "it is {kind}, not a file or directory: pipe hashes what a stage reads and writes, so deps and outputs must be files or directories"
+            ))));
+        }
         if meta.is_dir() {
             let manifest = self.manifest(path)?;
             Ok(Some(Hashed {
@@ -254,6 +260,21 @@ impl Hasher {
     pub fn save(&self) -> std::io::Result<()> {
         self.cache.write().expect("stat cache lock").save()
     }
+}
+
+/// What a path that is neither a file nor a directory is, for messages.
+fn special_kind(meta: &Metadata) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    Some(if t.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else {
+        return None;
+    })
 }
 
 /// The BLAKE3 of a file's bytes.

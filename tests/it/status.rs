@@ -320,3 +320,31 @@ fn the_stat_cache_spares_unchanged_files_from_rehashing() {
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
+
+#[test]
+fn a_named_pipe_as_a_dependency_is_an_error_not_a_hang() {
+    let env = TestEnv::new().pipeline(
+        "
+        stages:
+          s:
+            cmd: cat in.fifo > out.txt
+            deps: [in.fifo]
+            outs: [out.txt]
+        ",
+    );
+    let made = std::process::Command::new("mkfifo")
+        .arg(env.path("in.fifo"))
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    for args in [&["status"][..], &["repro"][..]] {
+        let out = env.spawn(args).wait(std::time::Duration::from_secs(10));
+        assert_eq!(out.code, Some(1), "{}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("in.fifo`: it is a named pipe (FIFO), not a file or directory"),
+            "{}",
+            out.stderr
+        );
+    }
+}
