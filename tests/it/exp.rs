@@ -66,6 +66,32 @@ fn show(env: &TestEnv, rev: &str) -> String {
     env.git(&["show", rev])
 }
 
+/// A project (not yet under git) with one stage that depends on `dep` and
+/// param `v` (1) and writes the JSON `{FIELD: $(VALUE), "v": v}` to the
+/// metrics file `m.json`; `value` is a shell command reading `dep`.
+fn one_metric(dep: &str, field: &str, value: &str) -> TestEnv {
+    TestEnv::new()
+        .pipeline(&format!(
+            r#"
+            stages:
+              measure:
+                cmd: >-
+                  echo "{{\"{field}\": $({value}), \"v\": ${{v}}}}" > m.json
+                deps: [{dep}]
+                params: [v]
+                metrics:
+                  - m.json:
+                      cache: false
+            "#
+        ))
+        .params("v: 1\n")
+}
+
+/// `m.json` as experiment `name` recorded it.
+fn exp_metrics(env: &TestEnv, name: &str) -> Json {
+    serde_json::from_str(&show(env, &format!("refs/exps/{name}:m.json"))).unwrap()
+}
+
 #[test]
 fn exp_run_records_a_commit_and_leaves_git_and_the_workspace_as_they_were() {
     let env = project();
@@ -510,29 +536,17 @@ fn experiment_names_cannot_shadow_revisions() {
 
 #[test]
 fn untracked_files_inside_a_tracked_dependency_directory_are_copied() {
-    let env = TestEnv::new()
-        .pipeline(
-            r#"
-            stages:
-              count:
-                cmd: >-
-                  echo "{\"files\": $(ls data | wc -l), \"v\": ${v}}" > m.json
-                deps: [data]
-                params: [v]
-                metrics:
-                  - m.json:
-                      cache: false
-            "#,
-        )
-        .params("v: 1\n")
+    let env = one_metric("data", "files", "ls data | wc -l")
         .file("data/README.md", "tracked\n")
         .file("data/raw.csv", "untracked\n")
         .file(".gitignore", "data/raw.csv\n");
     env.pipe(&["repro"]).ok();
     let env = env.git_init();
     env.pipe(&["exp", "run", "-S", "v=2", "-n", "two"]).ok();
-    let metrics: Json = serde_json::from_str(&show(&env, "refs/exps/two:m.json")).unwrap();
-    assert_eq!(metrics, serde_json::json!({"files": 2, "v": 2}));
+    assert_eq!(
+        exp_metrics(&env, "two"),
+        serde_json::json!({"files": 2, "v": 2})
+    );
 }
 
 #[test]
@@ -669,23 +683,13 @@ stages:
 #[test]
 fn raw_data_is_hard_linked_into_experiments_only_when_the_link_mode_shares_files() {
     let project = |link: Option<&str>| {
-        let env = TestEnv::new()
-            .pipeline(
-                r#"
-                stages:
-                  inode:
-                    cmd: >-
-                      echo "{\"ino\": $(ls -i data/raw.txt | awk '{print $1}'), \"v\": ${v}}" > m.json
-                    deps: [data/raw.txt]
-                    params: [v]
-                    metrics:
-                      - m.json:
-                          cache: false
-                "#,
-            )
-            .params("v: 1\n")
-            .file("data/raw.txt", "raw data, not in git\n")
-            .file(".gitignore", "data/\n");
+        let env = one_metric(
+            "data/raw.txt",
+            "ino",
+            "ls -i data/raw.txt | awk '{print $1}'",
+        )
+        .file("data/raw.txt", "raw data, not in git\n")
+        .file(".gitignore", "data/\n");
         let env = match link {
             Some(mode) => env.env("PIPE_CACHE_LINK", mode),
             None => env,
@@ -695,7 +699,7 @@ fn raw_data_is_hard_linked_into_experiments_only_when_the_link_mode_shares_files
     };
     let inode_in_experiment = |env: &TestEnv| {
         env.pipe(&["exp", "run", "-S", "v=2", "-n", "two"]).ok();
-        let metrics: Json = serde_json::from_str(&show(env, "refs/exps/two:m.json")).unwrap();
+        let metrics = exp_metrics(env, "two");
         assert_eq!(metrics["v"], 2);
         metrics["ino"].as_u64().unwrap()
     };
@@ -714,21 +718,7 @@ fn raw_data_is_hard_linked_into_experiments_only_when_the_link_mode_shares_files
 
 #[test]
 fn a_retargeted_symlink_reaches_the_experiment_and_apply_as_a_symlink() {
-    let env = TestEnv::new()
-        .pipeline(
-            r#"
-            stages:
-              read:
-                cmd: >-
-                  echo "{\"n\": $(cat input.txt), \"v\": ${v}}" > m.json
-                deps: [input.txt]
-                params: [v]
-                metrics:
-                  - m.json:
-                      cache: false
-            "#,
-        )
-        .params("v: 1\n")
+    let env = one_metric("input.txt", "n", "cat input.txt")
         .file("a.txt", "1\n")
         .file("b.txt", "2\n");
     std::os::unix::fs::symlink("a.txt", env.path("input.txt")).unwrap();
@@ -739,8 +729,10 @@ fn a_retargeted_symlink_reaches_the_experiment_and_apply_as_a_symlink() {
     std::os::unix::fs::symlink("b.txt", env.path("input.txt")).unwrap();
 
     env.pipe(&["exp", "run", "-S", "v=2", "-n", "two"]).ok();
-    let metrics: Json = serde_json::from_str(&show(&env, "refs/exps/two:m.json")).unwrap();
-    assert_eq!(metrics, serde_json::json!({"n": 2, "v": 2}));
+    assert_eq!(
+        exp_metrics(&env, "two"),
+        serde_json::json!({"n": 2, "v": 2})
+    );
     let entry = env.git(&["ls-tree", "refs/exps/two", "input.txt"]);
     assert!(entry.starts_with("120000 blob"), "{entry}");
     assert_eq!(env.git(&["show", "refs/exps/two:input.txt"]), "b.txt");
