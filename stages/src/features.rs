@@ -147,6 +147,24 @@ pub fn write(path: &Path, x: &Csr, labels: &[i64]) -> Result<(), FeaturesError> 
 
 /// Reads a file written by [`write()`].
 pub fn read(path: &Path) -> Result<Features, FeaturesError> {
+    read_in(path, RowOrder::AsWritten)
+}
+
+/// Reads a file written by [`write()`] with its rows sorted by their
+/// number of entries, shortest first (ties in file order), as the fit
+/// visits them (see [`crate::logistic`]): each row is put in its place as
+/// it is read, so the fit needs no second copy of the matrix.
+pub fn read_shortest_rows_first(path: &Path) -> Result<Features, FeaturesError> {
+    read_in(path, RowOrder::ShortestFirst)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum RowOrder {
+    AsWritten,
+    ShortestFirst,
+}
+
+fn read_in(path: &Path, order: RowOrder) -> Result<Features, FeaturesError> {
     let read_err = |source| FeaturesError::Read {
         path: path.to_path_buf(),
         source,
@@ -212,11 +230,73 @@ pub fn read(path: &Path) -> Result<Features, FeaturesError> {
         .into_iter()
         .map(|p| usize::try_from(p).map_err(|_| corrupt(format!("row offset {p} is too large"))))
         .collect::<Result<Vec<usize>, _>>()?;
-    let indices = read_array(&mut r, nnz, u32::from_le_bytes).map_err(read_err)?;
-    let data = read_array(&mut r, nnz, f64::from_le_bytes).map_err(read_err)?;
+    if order == RowOrder::AsWritten {
+        let indices = read_array(&mut r, nnz, u32::from_le_bytes).map_err(read_err)?;
+        let data = read_array(&mut r, nnz, f64::from_le_bytes).map_err(read_err)?;
+        let labels = read_array(&mut r, nrows, i64::from_le_bytes).map_err(read_err)?;
+        let x =
+            Csr::new(nrows, ncols, indptr, indices, data).map_err(|e| corrupt(e.to_string()))?;
+        return Ok(Features { x, labels });
+    }
+    // Each row's entries go straight to their sorted place: the offsets
+    // must be sound before they are used as such.
+    if indptr[0] != 0 || indptr[nrows] != nnz || indptr.windows(2).any(|w| w[0] > w[1]) {
+        return Err(corrupt(
+            "its row offsets do not run from 0 up to the number of entries".into(),
+        ));
+    }
+    let len = |i: usize| indptr[i + 1] - indptr[i];
+    let mut sorted: Vec<usize> = (0..nrows).collect();
+    sorted.sort_by_key(|&i| len(i));
+    let mut sorted_indptr = Vec::with_capacity(nrows + 1);
+    sorted_indptr.push(0);
+    // Where each row of the file starts in the sorted arrays.
+    let mut start = vec![0; nrows];
+    for &i in &sorted {
+        start[i] = *sorted_indptr.last().expect("starts with 0");
+        sorted_indptr.push(start[i] + len(i));
+    }
+    let mut indices = vec![0u32; nnz];
+    let mut data = vec![0f64; nnz];
+    let mut bytes = Vec::new();
+    for i in 0..nrows {
+        read_values(
+            &mut r,
+            &mut bytes,
+            &mut indices[start[i]..start[i] + len(i)],
+            u32::from_le_bytes,
+        )
+        .map_err(read_err)?;
+    }
+    for i in 0..nrows {
+        read_values(
+            &mut r,
+            &mut bytes,
+            &mut data[start[i]..start[i] + len(i)],
+            f64::from_le_bytes,
+        )
+        .map_err(read_err)?;
+    }
     let labels = read_array(&mut r, nrows, i64::from_le_bytes).map_err(read_err)?;
-    let x = Csr::new(nrows, ncols, indptr, indices, data).map_err(|e| corrupt(e.to_string()))?;
+    let labels = sorted.iter().map(|&i| labels[i]).collect();
+    let x =
+        Csr::new(nrows, ncols, sorted_indptr, indices, data).map_err(|e| corrupt(e.to_string()))?;
     Ok(Features { x, labels })
+}
+
+/// Fills `out` with little-endian values of `N` bytes each, through `bytes`.
+fn read_values<T, const N: usize>(
+    r: &mut impl Read,
+    bytes: &mut Vec<u8>,
+    out: &mut [T],
+    decode: fn([u8; N]) -> T,
+) -> std::io::Result<()> {
+    bytes.resize(out.len() * N, 0);
+    r.read_exact(bytes)?;
+    for (v, c) in out.iter_mut().zip(bytes.chunks_exact(N)) {
+        *v = decode(c.try_into().expect("chunks of N bytes"));
+    }
+    Ok(())
 }
 
 /// Reads `n` little-endian values of `N` bytes each.
@@ -343,6 +423,37 @@ mod tests {
 
         let e = read(&dir.path().join("missing")).unwrap_err().to_string();
         assert!(e.contains("failed to read the features file"), "{e}");
+    }
+
+    #[test]
+    fn rows_are_read_shortest_first_with_their_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.features");
+        // Rows of 2, 0, 2 and 1 entries: sorted 1, 3, 0, 2 (ties in file
+        // order).
+        let x = Csr::new(
+            4,
+            5,
+            vec![0, 2, 2, 4, 5],
+            vec![0, 4, 1, 2, 3],
+            vec![1.0, 2.0, 3.0, 4.0, 5.0],
+        )
+        .unwrap();
+        write(&path, &x, &[10, 11, 12, 13]).unwrap();
+        let sorted = read_shortest_rows_first(&path).unwrap();
+        assert_eq!(sorted.x, x.select_rows(&[1, 3, 0, 2]));
+        assert_eq!(sorted.labels, [11, 13, 10, 12]);
+        // Empty files and damaged offsets are errors, as in `read`.
+        let empty = Csr::new(0, 3, vec![0], vec![], vec![]).unwrap();
+        write(&path, &empty, &[]).unwrap();
+        assert_eq!(read_shortest_rows_first(&path).unwrap().x, empty);
+        let (x, y) = example();
+        write(&path, &x, &y).unwrap();
+        let mut bad = std::fs::read(&path).unwrap();
+        bad[48..56].copy_from_slice(&9u64.to_le_bytes());
+        std::fs::write(&path, &bad).unwrap();
+        let e = read_shortest_rows_first(&path).unwrap_err().to_string();
+        assert!(e.contains("is damaged: its row offsets"), "{e}");
     }
 
     #[test]

@@ -46,7 +46,9 @@
 //! the CPU did not predict, twice per row per evaluation. Sorted, the trip
 //! counts repeat for thousands of rows and the branches are predicted; an
 //! evaluation of the 160,000-row benchmark matrix takes about 30 % less
-//! time on one core. The copy costs one more `X` in memory while fitting.
+//! time on one core. The copy costs one more `X` in memory while fitting,
+//! unless the rows come sorted already: the `fit` stage reads them so
+//! ([`crate::features::read_shortest_rows_first`]).
 //! Sorted rows also come in runs of one length; with two classes, runs of
 //! up to 24 entries per row go through a copy of the loop compiled for
 //! that length, unrolled (another 5 to 10 %).
@@ -63,6 +65,8 @@
 //! predicted when `z > 0` and its probability is `1 / (1 + e^{−z})`; with
 //! more, the class of largest `z` (the first on ties) and softmax
 //! probabilities. Bump [`VERSION`] when results would change.
+
+use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 use thiserror::Error;
@@ -335,11 +339,12 @@ fn check_finite(x: &Csr) -> Result<(), LogisticError> {
 }
 
 /// The scaled objective and its gradient; see the module docs.
-struct Objective {
-    /// The training rows, shortest first (see "Row order").
-    x: Csr,
+struct Objective<'a> {
+    /// The training rows, shortest first (see "Row order"): the caller's
+    /// when they come so, else a sorted copy.
+    x: Cow<'a, Csr>,
     /// The class index of each row of `x`.
-    target: Vec<usize>,
+    target: Cow<'a, [usize]>,
     k: usize,
     /// `1 / (C·n)`.
     l2: f64,
@@ -349,12 +354,17 @@ struct Objective {
     partials: Vec<Vec<f64>>,
 }
 
-impl Objective {
-    fn new(x: &Csr, target: &[usize], k: usize, c: f64) -> Objective {
-        let mut order: Vec<usize> = (0..x.nrows()).collect();
-        order.sort_by_key(|&i| x.indptr()[i + 1] - x.indptr()[i]);
-        let target = order.iter().map(|&i| target[i]).collect();
-        let x = x.select_rows(&order);
+impl<'a> Objective<'a> {
+    fn new(x: &'a Csr, target: &'a [usize], k: usize, c: f64) -> Objective<'a> {
+        let len = |i: usize| x.indptr()[i + 1] - x.indptr()[i];
+        let (x, target) = if (1..x.nrows()).all(|i| len(i - 1) <= len(i)) {
+            (Cow::Borrowed(x), Cow::Borrowed(target))
+        } else {
+            let mut order: Vec<usize> = (0..x.nrows()).collect();
+            order.sort_by_key(|&i| len(i));
+            let target = order.iter().map(|&i| target[i]).collect();
+            (Cow::Owned(x.select_rows(&order)), Cow::Owned(target))
+        };
         let n = x.nrows();
         let blocks = n.div_ceil(MIN_BLOCK_ROWS).clamp(1, GRADIENT_BLOCKS);
         let block_rows = n.div_ceil(blocks).max(1);
