@@ -19,7 +19,9 @@ use crate::fingerprint::StaleReason;
 use crate::hash::Hasher;
 use crate::lock::{LockStage, PathRecord};
 use crate::paths::RelPath;
-use crate::plan::{decide, observe, run_cache_eligible, DecideOptions, Observed, Verdict};
+use crate::plan::{
+    decide, observe, run_cache_eligible, DecideOptions, Decision, Observed, Verdict,
+};
 use crate::project::Project;
 use crate::spec::params::{ParamValues, ParamsFiles};
 use crate::spec::{Action, Stage};
@@ -57,24 +59,8 @@ pub fn process(
             restore(project, stage, &seen, record)
         }
         Verdict::Run => {
-            // Another process sharing the cache may be running this very
-            // stage: wait for it, then restore what it recorded.
-            let inherited = runs::inherited_claims();
-            let claim = if opts.use_run_cache
-                && !opts.force
-                && run_cache_eligible(stage)
-                && !runs::holds(&inherited, &decision.fingerprint)
-            {
-                // A claim saves work; it is not needed to run. Where it
-                // cannot be taken (a read-only cache, a filesystem without
-                // locks), the stage runs without one.
-                let claim = project
-                    .cache
-                    .claim_run(&decision.fingerprint, || {
-                        reporter.event(Event::WaitingForRun { stage: &stage.name })
-                    })
-                    .ok();
-                if let Some(record) = project.cache.lookup_run(&decision.fingerprint) {
+            let (_claim, held_claims) = match claim(project, stage, &decision, opts, reporter) {
+                Claim::Recorded(record) => {
                     reporter.event(Event::Started {
                         stage: &stage.name,
                         restoring: true,
@@ -82,9 +68,9 @@ pub fn process(
                     });
                     return restore(project, stage, &seen, record);
                 }
-                claim
-            } else {
-                None
+                // The claim is held until the run is recorded, at the end
+                // of this arm.
+                Claim::Run { claim, held } => (claim, held),
             };
             reporter.event(Event::Started {
                 stage: &stage.name,
@@ -94,13 +80,8 @@ pub fn process(
             if let Some(message) = missing_dep(project, &decision.reasons) {
                 return Ok(unchanged(Outcome::Failed(message)));
             }
-            // Held until the run is recorded, at the end of this arm.
-            let held = if claim.is_some() {
-                runs::with_claim(&inherited, &decision.fingerprint)
-            } else {
-                inherited
-            };
-            if let Err(message) = execute(project, stage, &seen.params, run, &held, reporter) {
+            if let Err(message) = execute(project, stage, &seen.params, run, &held_claims, reporter)
+            {
                 return Ok(unchanged(Outcome::Failed(message)));
             }
             let outs = match commit(project, stage, hasher)? {
@@ -122,6 +103,63 @@ pub fn process(
             })
         }
     }
+}
+
+/// What a process about to run a stage learns from its claim.
+enum Claim {
+    /// Another process ran the stage while this one waited for the claim:
+    /// what it recorded.
+    Recorded(RunRecord),
+    /// This process runs the stage, holding the claim (when one was taken:
+    /// see [`claim`]) until it is dropped. `held` is the value of
+    /// [`runs::HELD_CLAIMS_ENV`] for the stage's commands.
+    Run {
+        claim: Option<runs::RunClaim>,
+        held: String,
+    },
+}
+
+/// Takes the claim on running `stage` (see [`crate::cache::runs`]): another
+/// process sharing the cache may be running this very stage; wait for it,
+/// then restore what it recorded. Stages the run cache does not serve, and
+/// forced runs, take none; nor does a stage whose claim a `pipe` above this
+/// one holds (it would wait for itself).
+fn claim(
+    project: &Project,
+    stage: &Stage,
+    decision: &Decision,
+    opts: DecideOptions,
+    reporter: &dyn Reporter,
+) -> Claim {
+    let inherited = runs::inherited_claims();
+    let fingerprint = &decision.fingerprint;
+    if !opts.use_run_cache
+        || opts.force
+        || !run_cache_eligible(stage)
+        || runs::holds(&inherited, fingerprint)
+    {
+        return Claim::Run {
+            claim: None,
+            held: inherited,
+        };
+    }
+    // A claim saves work; it is not needed to run. Where it cannot be
+    // taken (a read-only cache, a filesystem without locks), the stage
+    // runs without one.
+    let claim = project
+        .cache
+        .claim_run(fingerprint, || {
+            reporter.event(Event::WaitingForRun { stage: &stage.name })
+        })
+        .ok();
+    if let Some(record) = project.cache.lookup_run(fingerprint) {
+        return Claim::Recorded(record);
+    }
+    let held = match claim {
+        Some(_) => runs::with_claim(&inherited, fingerprint),
+        None => inherited,
+    };
+    Claim::Run { claim, held }
 }
 
 /// Links the outputs of a recorded run back into the workspace.
