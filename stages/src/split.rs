@@ -53,11 +53,12 @@
 //! (missing column, bad UTF-8, …), or an input that already has a `label`
 //! column other than the label column itself.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use thiserror::Error;
@@ -371,8 +372,7 @@ pub fn run_split(
     // Filter and map, counting every distinct label on the way.
     let mut kept: Vec<usize> = Vec::new();
     let mut class_of: Vec<i64> = Vec::new();
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    let mut canonical = true;
+    let mut seen: FxHashMap<&str, usize> = FxHashMap::default();
     for (row, label) in label_text.iter().enumerate() {
         let text = label.unwrap_or("");
         *seen.entry(text).or_default() += 1;
@@ -394,10 +394,20 @@ pub fn run_split(
                     },
                 })?,
         };
-        canonical &= text.parse::<i64>().is_ok_and(|v| v.to_string() == text);
         kept.push(row);
         class_of.push(class);
     }
+    // Whether every kept label is written as an integer is a question about
+    // each distinct label, not each row.
+    let canonical = seen
+        .keys()
+        .filter(|label| {
+            params
+                .classes
+                .as_ref()
+                .is_none_or(|m| m.contains_key(**label))
+        })
+        .all(|label| label.parse::<i64>().is_ok_and(|v| v.to_string() == *label));
     let n = kept.len();
     if n == 0 {
         let mut found: Vec<(String, usize)> = match &seen_all {
