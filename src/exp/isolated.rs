@@ -13,13 +13,10 @@
 //! `pipe gc` takes exclusively: gc never removes what a running experiment
 //! is writing.
 //!
-//! What git does not have is copied in from the workspace: the files under
-//! each dependency that git does not track and no stage writes (the raw
-//! data a pipeline starts from, usually `.gitignore`d), and the outputs of
-//! frozen stages, which do not run. They are reflinked where the
-//! filesystem can, else copied; with `cache.link` set to `hardlink` or
-//! `symlink` (the user has accepted shared files) they are hard-linked, so
-//! gigabytes of raw data cost nothing per experiment.
+//! What git does not have is copied in from the workspace (reflinked where
+//! the filesystem can): the files under each dependency that git does not
+//! track and no stage writes (the raw data a pipeline starts from, usually
+//! `.gitignore`d), and the outputs of frozen stages, which do not run.
 //!
 //! Then the result is recorded ([`super::record`]) and the copy deleted,
 //! whether the run succeeded or not. The child's output goes to the
@@ -38,7 +35,6 @@ use git2::Oid;
 use super::overrides;
 use super::queue::Queued;
 use super::record::record;
-use crate::cache::LinkMode;
 use crate::compare;
 use crate::error::Error;
 use crate::git::Repo;
@@ -293,22 +289,16 @@ fn copy_from_workspace(copy: &Project, root: &Path, dir: &Path) -> Result<(), Er
             if target.exists() || written.iter().any(|o| rel_path.is_within(o)) {
                 continue;
             }
-            copy_file(&file, &target, copy.config.link)?;
+            copy_file(&file, &target)?;
         }
     }
     Ok(())
 }
 
-/// Puts the workspace file `from` at `to` in the copy: a hard link when
-/// `link` shares files, else a reflink or a copy (see the module docs).
-fn copy_file(from: &Path, to: &Path, link: LinkMode) -> Result<(), Error> {
+fn copy_file(from: &Path, to: &Path) -> Result<(), Error> {
     if let Some(parent) = to.parent() {
         std::fs::create_dir_all(parent)
             .map_err(Error::io(format!("cannot create {}", parent.display())))?;
-    }
-    // A hard link fails across filesystems; a copy does not.
-    if link.shares_object() && std::fs::hard_link(from, to).is_ok() {
-        return Ok(());
     }
     reflink_copy::reflink_or_copy(from, to)
         .map(|_| ())
