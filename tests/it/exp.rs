@@ -708,3 +708,39 @@ fn an_experiment_never_writes_the_workspace_raw_data_whatever_the_link_mode() {
         assert_eq!(env.read("data/raw.txt"), before, "link mode {link}");
     }
 }
+
+#[test]
+fn a_retargeted_symlink_reaches_the_experiment_and_apply_as_a_symlink() {
+    let env = one_metric("input.txt", "n", "cat input.txt")
+        .file("a.txt", "1\n")
+        .file("b.txt", "2\n");
+    std::os::unix::fs::symlink("a.txt", env.path("input.txt")).unwrap();
+    env.pipe(&["repro"]).ok();
+    let env = env.git_init();
+    // Uncommitted: input.txt now points at b.txt.
+    env.remove("input.txt");
+    std::os::unix::fs::symlink("b.txt", env.path("input.txt")).unwrap();
+
+    env.pipe(&["exp", "run", "-S", "v=2", "-n", "two"]).ok();
+    assert_eq!(
+        exp_metrics(&env, "two"),
+        serde_json::json!({"n": 2, "v": 2})
+    );
+    let entry = env.git(&["ls-tree", "refs/exps/two", "input.txt"]);
+    assert!(entry.starts_with("120000 blob"), "{entry}");
+    assert_eq!(env.git(&["show", "refs/exps/two:input.txt"]), "b.txt");
+
+    // Back to the committed link; apply brings the experiment's link back.
+    env.git(&["checkout", "--", "input.txt"]);
+    assert_eq!(
+        std::fs::read_link(env.path("input.txt")).unwrap(),
+        std::path::Path::new("a.txt")
+    );
+    env.pipe(&["exp", "apply", "two"]).ok();
+    assert_eq!(
+        std::fs::read_link(env.path("input.txt")).unwrap(),
+        std::path::Path::new("b.txt")
+    );
+    assert_eq!(env.read("params.yaml"), "v: 2\n");
+    assert_eq!(env.read("a.txt"), "1\n");
+}
