@@ -198,9 +198,13 @@ pub fn run(
     let mut paths: Vec<RelPath> = compare::params_files(&copy).into_keys().collect();
     paths.extend(queued.overrides.iter().map(|o| o.file.clone()));
     paths.push(RelPath::from_normalized(LOCK_FILE));
+    // Outputs are recorded by content: with `cache.link = symlink` they are
+    // links into the cache here.
+    let mut outputs = BTreeSet::new();
     for out in copy.pipeline.stages.iter().flat_map(|s| s.outs.iter()) {
         if (out.kind != crate::spec::OutKind::Out || tracked.contains(&out.path)) && !out.dir {
             paths.push(out.path.clone());
+            outputs.insert(out.path.clone());
         }
     }
     paths.sort();
@@ -210,7 +214,7 @@ pub fn run(
         dir,
         (baseline, start),
         &queued.name,
-        &paths,
+        (&paths, &outputs),
         &queued.overrides,
     )?;
     Ok(commit)

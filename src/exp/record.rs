@@ -1,5 +1,6 @@
 //! Recording an experiment: a commit on its baseline, and its ref.
 
+use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -13,16 +14,20 @@ use crate::paths::RelPath;
 /// Commits the files `paths` as they are under `dir` (the project root of
 /// the copy that ran) over the tree of `start` (see [`start_commit`]), as a
 /// child of `baseline`, and points `refs/exps/<name>` at the commit. A path
-/// absent from `dir` is removed from the tree. Returns the commit.
+/// absent from `dir` is removed from the tree. Those of `paths` that are
+/// `outputs` are committed by content even when they are symlinks (links
+/// into the cache, with `cache.link = symlink`). Returns the commit.
 pub fn record(
     repo: &Repo,
     dir: &Path,
     (baseline, start): (Oid, Oid),
     name: &str,
-    paths: &[RelPath],
+    (paths, outputs): (&[RelPath], &BTreeSet<RelPath>),
     overrides: &[Override],
 ) -> Result<Oid, Error> {
-    let files = read_files(dir, paths, &format!("experiment {name}"))?;
+    let files = read_files(dir, paths, &format!("experiment {name}"), |path| {
+        outputs.contains(path)
+    })?;
     let mut message = format!("pipe experiment {name}\n");
     if !overrides.is_empty() {
         message.push('\n');
@@ -54,7 +59,7 @@ pub fn start_commit(repo: &Repo, root: &Path, baseline: Oid) -> Result<Oid, Erro
     if changed.is_empty() {
         return Ok(baseline);
     }
-    let files = read_files(root, &changed, "the experiment's start")?;
+    let files = read_files(root, &changed, "the experiment's start", |_| false)?;
     Ok(repo.commit_files(
         baseline,
         baseline,
@@ -64,9 +69,14 @@ pub fn start_commit(repo: &Repo, root: &Path, baseline: Oid) -> Result<Oid, Erro
 }
 
 /// `paths` under `dir` as git would commit them: a file's bytes and
-/// executable bit, a symlink's target (never what it points to), or `None`
-/// when absent.
-fn read_files(dir: &Path, paths: &[RelPath], what: &str) -> Result<Vec<FileContent>, Error> {
+/// executable bit, a symlink's target (what it points to for the paths
+/// `follow` picks), or `None` when absent.
+fn read_files(
+    dir: &Path,
+    paths: &[RelPath],
+    what: &str,
+    follow: impl Fn(&RelPath) -> bool,
+) -> Result<Vec<FileContent>, Error> {
     let mut files = Vec::new();
     for path in paths {
         let abs = path.to_path(dir);
@@ -74,7 +84,12 @@ fn read_files(dir: &Path, paths: &[RelPath], what: &str) -> Result<Vec<FileConte
             message: format!("cannot read {path} for {what}"),
             source,
         };
-        let meta = match std::fs::symlink_metadata(&abs) {
+        let meta = if follow(path) {
+            std::fs::metadata(&abs)
+        } else {
+            std::fs::symlink_metadata(&abs)
+        };
+        let meta = match meta {
             Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 files.push((path.clone(), None));

@@ -744,3 +744,35 @@ fn a_retargeted_symlink_reaches_the_experiment_and_apply_as_a_symlink() {
     assert_eq!(env.read("params.yaml"), "v: 2\n");
     assert_eq!(env.read("a.txt"), "1\n");
 }
+
+#[test]
+fn with_symlinked_outputs_an_experiment_records_their_content() {
+    // With `cache.link = symlink` a cached metrics file in the experiment's
+    // copy is a link into the cache: the commit must hold its JSON.
+    let env = TestEnv::new()
+        .pipeline(
+            r#"
+            stages:
+              score:
+                cmd: >-
+                  echo "{\"v\": ${v}}" > m.json
+                params: [v]
+                metrics: [m.json]
+            "#,
+        )
+        .params("v: 1\n")
+        .file(".gitignore", "m.json\n")
+        .env("PIPE_CACHE_LINK", "symlink");
+    env.pipe(&["repro"]).ok();
+    assert!(std::fs::symlink_metadata(env.path("m.json"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let env = env.git_init();
+    env.pipe(&["exp", "run", "-S", "v=2", "-n", "two"]).ok();
+    let entry = env.git(&["ls-tree", "refs/exps/two", "m.json"]);
+    assert!(entry.starts_with("100644 blob"), "{entry}");
+    assert_eq!(exp_metrics(&env, "two"), serde_json::json!({"v": 2}));
+    let out = env.pipe(&["exp", "diff", "two"]).ok();
+    assert!(out.stdout.contains("m.json"), "{}", out.stdout);
+}
