@@ -28,10 +28,11 @@ impl DiffRow {
 pub fn diff(old: &Files, new: &Files, all: bool) -> Vec<DiffRow> {
     let empty = super::Flat::new();
     let values = |files: &'_ Files, path| -> super::Flat {
-        match files.get(path) {
-            Some(Loaded::Values(v)) => v.clone(),
-            _ => empty.clone(),
-        }
+        files
+            .get(path)
+            .and_then(Loaded::values)
+            .unwrap_or(&empty)
+            .clone()
     };
     let mut paths: Vec<_> = old.keys().chain(new.keys()).cloned().collect();
     paths.sort();

@@ -57,12 +57,25 @@ pub enum Loaded {
     /// Present but not readable as JSON or YAML: why.
     Bad(String),
     Values(Flat),
+    /// Read, but some dotted keys are written two ways (`"a.b": 1` and
+    /// `a: {b: 2}`): those are left out of `values`, and reported.
+    Ambiguous {
+        values: Flat,
+        keys: Vec<String>,
+    },
 }
 
 impl Loaded {
     pub fn values(&self) -> Option<&Flat> {
         match self {
-            Loaded::Values(v) => Some(v),
+            Loaded::Values(v) | Loaded::Ambiguous { values: v, .. } => Some(v),
+            _ => None,
+        }
+    }
+
+    fn values_mut(&mut self) -> Option<&mut Flat> {
+        match self {
+            Loaded::Values(v) | Loaded::Ambiguous { values: v, .. } => Some(v),
             _ => None,
         }
     }
@@ -174,7 +187,8 @@ impl<'a> Reader<'a> {
         Ok(match self.read(path)? {
             None => Loaded::Missing,
             Some(bytes) => match parse(path, &bytes) {
-                Ok(values) => Loaded::Values(values),
+                Ok((values, keys)) if keys.is_empty() => Loaded::Values(values),
+                Ok((values, keys)) => Loaded::Ambiguous { values, keys },
                 Err(why) => Loaded::Bad(why),
             },
         })
@@ -196,7 +210,7 @@ impl<'a> Reader<'a> {
         let mut out = Files::new();
         for (path, keys) in params_files(self.project) {
             let mut loaded = self.load(&path)?;
-            if let (true, Loaded::Values(values)) = (deps_only, &mut loaded) {
+            if let (true, Some(values)) = (deps_only, loaded.values_mut()) {
                 if !keys.contains("") {
                     values.retain(|k, _| {
                         keys.iter()
@@ -213,9 +227,9 @@ impl<'a> Reader<'a> {
 /// A metrics or params file flattened: JSON for `.json`, YAML for `.yaml`
 /// and `.yml`, and for anything else JSON, then YAML. Nested mappings
 /// become dotted keys; lists stay values. A dotted key that two spellings
-/// give (`"a.b": 1` and `a: {b: 2}`) is an error: neither value could be
-/// shown under its name.
-pub fn parse(path: &RelPath, bytes: &[u8]) -> Result<Flat, String> {
+/// give (`"a.b": 1` and `a: {b: 2}`) is left out, and returned beside the
+/// values: neither value could be shown under its name.
+pub fn parse(path: &RelPath, bytes: &[u8]) -> Result<(Flat, Vec<String>), String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_string())?;
     let ext = path.as_str().rsplit('.').next().unwrap_or("");
     let json =
@@ -235,12 +249,10 @@ pub fn parse(path: &RelPath, bytes: &[u8]) -> Result<Flat, String> {
     }
     let mut flat = Flat::new();
     let twice = params::flatten_checked("", &value, &mut flat);
-    if let Some(key) = twice.first() {
-        return Err(format!(
-            "the key `{key}` is written twice, once with a dot in a name and once as nested names; rename one of them"
-        ));
+    for key in &twice {
+        flat.remove(key);
     }
-    Ok(flat)
+    Ok((flat, twice))
 }
 
 /// One warning per file that is present but unreadable, for stderr.
@@ -252,6 +264,12 @@ pub fn warnings(side: &Side, files: &Files) -> Vec<String> {
                 "{path} at {}: {why}; its values show as missing",
                 side.label()
             )),
+            Loaded::Ambiguous { keys, .. } => Some(format!(
+                "{path} at {}: {} written twice, once with a dot in a name and once as nested names, so {} left out; rename one of them",
+                side.label(),
+                keys.iter().map(|k| format!("`{k}` is")).collect::<Vec<_>>().join(", "),
+                if keys.len() == 1 { "it is" } else { "they are" },
+            )),
             _ => None,
         })
         .collect()
@@ -261,30 +279,46 @@ pub fn warnings(side: &Side, files: &Files) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn parsed(name: &str, text: &str) -> Result<Flat, String> {
+    fn parsed(name: &str, text: &str) -> Result<(Flat, Vec<String>), String> {
         parse(&RelPath::parse(name, None).unwrap(), text.as_bytes())
     }
 
     #[test]
     fn nested_keys_are_dotted_and_lists_are_values() {
-        let flat = parsed(
+        let (flat, twice) = parsed(
             "m.json",
             r#"{"acc": 0.9, "per": {"pos": 1, "neg": [1, 2]}}"#,
         )
         .unwrap();
+        assert!(twice.is_empty());
         let keys: Vec<&str> = flat.keys().map(String::as_str).collect();
         assert_eq!(keys, ["acc", "per.neg", "per.pos"]);
         assert_eq!(flat["per.neg"], serde_json::json!([1, 2]));
-        let flat = parsed("m.yaml", "a:\n  b: 2\nc: x\n").unwrap();
+        let (flat, _) = parsed("m.yaml", "a:\n  b: 2\nc: x\n").unwrap();
         assert_eq!(flat["a.b"], serde_json::json!(2));
     }
 
     #[test]
-    fn a_key_spelt_both_ways_is_an_error_naming_it() {
-        let e = parsed("m.json", r#"{"a.b": 1, "a": {"b": 2}, "c": 3}"#).unwrap_err();
-        assert!(e.contains("the key `a.b` is written twice"), "{e}");
-        let e = parsed("p.yaml", "x:\n  y.z: 1\n  y:\n    z: 2\n").unwrap_err();
-        assert!(e.contains("`x.y.z`"), "{e}");
+    fn a_key_spelt_both_ways_is_left_out_and_named() {
+        let (flat, twice) = parsed("m.json", r#"{"a.b": 1, "a": {"b": 2}, "c": 3}"#).unwrap();
+        assert_eq!(twice, ["a.b"]);
+        assert_eq!(flat.keys().collect::<Vec<_>>(), ["c"]);
+        let (_, twice) = parsed("p.yaml", "x:\n  y.z: 1\n  y:\n    z: 2\n").unwrap();
+        assert_eq!(twice, ["x.y.z"]);
         assert!(parsed("m.json", "[1, 2]").is_err());
+
+        let mut files = Files::new();
+        let path = RelPath::parse("m.json", None).unwrap();
+        files.insert(
+            path,
+            Loaded::Ambiguous {
+                values: flat,
+                keys: twice,
+            },
+        );
+        assert_eq!(
+            warnings(&Side::Workspace, &files),
+            ["m.json at workspace: `x.y.z` is written twice, once with a dot in a name and once as nested names, so it is left out; rename one of them"]
+        );
     }
 }
