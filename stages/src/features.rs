@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::atomic;
-use crate::sparse::Csr;
+use crate::sparse::{Csr, SparseError};
 
 /// The first 8 bytes of every features file.
 pub const MAGIC: &[u8; 8] = b"PIPEFEAT";
@@ -269,18 +269,29 @@ fn read_in(path: &Path, order: RowOrder) -> Result<Features, FeaturesError> {
         .map_err(read_err)?;
     }
     for i in 0..nrows {
-        read_values(
-            &mut r,
-            &mut bytes,
-            &mut data[start[i]..start[i] + len(i)],
-            f64::from_le_bytes,
-        )
-        .map_err(read_err)?;
+        let row = &mut data[start[i]..start[i] + len(i)];
+        read_values(&mut r, &mut bytes, row, f64::from_le_bytes).map_err(read_err)?;
+        // Checked here, where the row still has its number in the file
+        // (the fit would name its sorted position).
+        if row.iter().any(|v| !v.is_finite()) {
+            return Err(corrupt(format!("row {i} holds a NaN or infinite value")));
+        }
     }
     let labels = read_array(&mut r, nrows, i64::from_le_bytes).map_err(read_err)?;
     let labels = sorted.iter().map(|&i| labels[i]).collect();
-    let x =
-        Csr::new(nrows, ncols, sorted_indptr, indices, data).map_err(|e| corrupt(e.to_string()))?;
+    // A bad row is named by its number in the file, not its sorted place.
+    let x = Csr::new(nrows, ncols, sorted_indptr, indices, data).map_err(|e| {
+        let e = match e {
+            SparseError::ColumnOutOfRange { row, col, ncols } => SparseError::ColumnOutOfRange {
+                row: sorted[row],
+                col,
+                ncols,
+            },
+            SparseError::UnsortedRow { row } => SparseError::UnsortedRow { row: sorted[row] },
+            other => other,
+        };
+        corrupt(e.to_string())
+    })?;
     Ok(Features { x, labels })
 }
 
@@ -454,6 +465,22 @@ mod tests {
         std::fs::write(&path, &bad).unwrap();
         let e = read_shortest_rows_first(&path).unwrap_err().to_string();
         assert!(e.contains("is damaged: its row offsets"), "{e}");
+        // Bad rows are named by their number in the file. `example` has
+        // rows of 2, 0 and 2 entries, so row 0 is sorted second.
+        write(&path, &x, &y).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        let indices_at = 40 + 8 * 4;
+        let mut bad = good.clone();
+        bad[indices_at..indices_at + 4].copy_from_slice(&9u32.to_le_bytes());
+        std::fs::write(&path, &bad).unwrap();
+        let e = read_shortest_rows_first(&path).unwrap_err().to_string();
+        assert!(e.contains("is damaged: row 0 has column 9"), "{e}");
+        let data_at = indices_at + 4 * 4;
+        let mut bad = good.clone();
+        bad[data_at + 8 * 3..data_at + 8 * 4].copy_from_slice(&f64::NAN.to_le_bytes());
+        std::fs::write(&path, &bad).unwrap();
+        let e = read_shortest_rows_first(&path).unwrap_err().to_string();
+        assert!(e.contains("row 2 holds a NaN"), "{e}");
     }
 
     #[test]
