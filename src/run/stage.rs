@@ -40,13 +40,19 @@ pub fn process(
     run: &ReproOptions,
     reporter: &dyn Reporter,
 ) -> Result<Done, Error> {
-    let mut files = ParamsFiles::new(&project.root);
-    let seen = observe(stage, hasher, &mut files)?;
-    let decision = decide(stage, locked, &seen, &project.cache, opts);
     let unchanged = |outcome| Done {
         outcome,
         lock_entry: None,
     };
+    let mut files = ParamsFiles::new(&project.root);
+    let seen = match observe(stage, hasher, &mut files) {
+        Ok(seen) => seen,
+        // A dep or output that cannot be read fails this stage, not the
+        // whole run: with -k, independent stages go on.
+        Err(Error::Hash(e)) => return Ok(unchanged(Outcome::Failed(unreadable(project, &e)))),
+        Err(e) => return Err(e),
+    };
+    let decision = decide(stage, locked, &seen, &project.cache, opts);
     match decision.verdict {
         Verdict::UpToDate => Ok(unchanged(Outcome::UpToDate)),
         Verdict::Frozen => Ok(unchanged(Outcome::Frozen)),
@@ -160,6 +166,12 @@ fn claim(
         None => inherited,
     };
     Claim::Run { claim, held }
+}
+
+/// A hash error as a stage failure, with project paths.
+fn unreadable(project: &Project, e: &crate::hash::HashError) -> String {
+    e.to_string()
+        .replace(&format!("{}/", project.root.display()), "")
 }
 
 /// Links the outputs of a recorded run back into the workspace.
@@ -305,7 +317,11 @@ fn commit(
 ) -> Result<Result<Vec<PathRecord>, String>, Error> {
     let mut records = Vec::new();
     for out in &stage.outs {
-        let Some(hashed) = hasher.hash(&out.path)? else {
+        let hashed = match hasher.hash(&out.path) {
+            Ok(hashed) => hashed,
+            Err(e) => return Ok(Err(unreadable(project, &e))),
+        };
+        let Some(hashed) = hashed else {
             return Ok(Err(format!(
                 "the stage did not produce its output `{}`",
                 out.path

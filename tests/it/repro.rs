@@ -557,3 +557,36 @@ fn runs_from_a_subdirectory_or_with_dash_c() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(env.runs(), ["prepare", "train", "train"]);
 }
+
+#[test]
+fn a_dep_that_cannot_be_read_fails_its_stage_and_keep_going_runs_the_others() {
+    let env = TestEnv::new().pipeline(
+        "
+        stages:
+          reads_fifo:
+            cmd: cat in.fifo > a.txt
+            deps: [in.fifo]
+            outs: [a.txt]
+          independent:
+            cmd: echo z > z.txt
+            outs: [z.txt]
+        ",
+    );
+    let made = std::process::Command::new("mkfifo")
+        .arg(env.path("in.fifo"))
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let out = env
+        .spawn(&["repro", "-k", "-j", "1"])
+        .wait(std::time::Duration::from_secs(10))
+        .code(1);
+    assert_eq!(out.counts(), "1 ran, 0 restored, 0 up to date, 1 failed");
+    assert!(
+        out.stderr.lines().any(|l| l.starts_with("✗ reads_fifo")
+            && l.contains("failed: cannot read `in.fifo`: it is a named pipe (FIFO)")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(env.read("z.txt"), "z\n");
+}
