@@ -359,9 +359,13 @@ impl Repo {
                 .map_err(git("read a commit's tree"))
         };
         let (a, b) = (tree(from)?, tree(to)?);
+        // A file that became a symlink (or back) is one change, not a
+        // deletion and an addition of the same path.
+        let mut opts = git2::DiffOptions::new();
+        opts.include_typechange(true);
         let diff = self
             .repo
-            .diff_tree_to_tree(Some(&a), Some(&b), None)
+            .diff_tree_to_tree(Some(&a), Some(&b), Some(&mut opts))
             .map_err(git("compare two trees"))?;
         let mut out = Vec::new();
         for delta in diff.deltas() {

@@ -776,3 +776,29 @@ fn with_symlinked_outputs_an_experiment_records_their_content() {
     let out = env.pipe(&["exp", "diff", "two"]).ok();
     assert!(out.stdout.contains("m.json"), "{}", out.stdout);
 }
+
+#[test]
+fn a_file_that_became_a_symlink_is_applied_as_one_change() {
+    let env = one_metric("input.txt", "n", "cat input.txt")
+        .file("input.txt", "1\n")
+        .file("b.txt", "2\n");
+    env.pipe(&["repro"]).ok();
+    let env = env.git_init();
+    env.remove("input.txt");
+    std::os::unix::fs::symlink("b.txt", env.path("input.txt")).unwrap();
+    env.pipe(&["exp", "run", "-S", "v=2", "-n", "two"]).ok();
+    assert_eq!(
+        exp_metrics(&env, "two"),
+        serde_json::json!({"n": 2, "v": 2})
+    );
+
+    env.git(&["checkout", "--", "input.txt"]);
+    assert_eq!(env.read("input.txt"), "1\n");
+    let out = env.pipe(&["exp", "apply", "two"]).ok();
+    assert!(out.stdout.contains("wrote input.txt"), "{}", out.stdout);
+    assert!(!out.stdout.contains("deleted"), "{}", out.stdout);
+    assert_eq!(
+        std::fs::read_link(env.path("input.txt")).unwrap(),
+        std::path::Path::new("b.txt")
+    );
+}
