@@ -97,6 +97,12 @@ fn read_files(
             }
             Err(source) => return Err(io(source)),
         };
+        if meta.is_dir() {
+            // A tracked file replaced by a directory: to git the file is
+            // gone (the directory's files are untracked).
+            files.push((path.clone(), None));
+            continue;
+        }
         let content = if meta.file_type().is_symlink() {
             let target = std::fs::read_link(&abs).map_err(io)?;
             (

@@ -802,3 +802,21 @@ fn a_file_that_became_a_symlink_is_applied_as_one_change() {
         std::path::Path::new("b.txt")
     );
 }
+
+#[test]
+fn a_tracked_file_replaced_by_a_directory_does_not_stop_an_experiment() {
+    let env = one_metric("input.txt", "n", "cat input.txt")
+        .file("input.txt", "1\n")
+        .file("old", "a tracked file\n");
+    env.pipe(&["repro"]).ok();
+    let env = env.git_init();
+    env.remove("old");
+    env.write("old/new.txt", "now a directory\n");
+    env.pipe(&["exp", "run", "-S", "v=2", "-n", "two"]).ok();
+    assert_eq!(
+        exp_metrics(&env, "two"),
+        serde_json::json!({"n": 1, "v": 2})
+    );
+    // As git sees it: the file is gone from the experiment's tree.
+    assert_eq!(env.git(&["ls-tree", "refs/exps/two", "old"]), "");
+}
