@@ -168,10 +168,15 @@ fn claim(
     Claim::Run { claim, held }
 }
 
-/// A hash error as a stage failure, with project paths.
+/// A hash error as a stage failure.
 fn unreadable(project: &Project, e: &crate::hash::HashError) -> String {
-    e.to_string()
-        .replace(&format!("{}/", project.root.display()), "")
+    project_paths(&project.root, &e.to_string())
+}
+
+/// `message` with the absolute paths under `root` written as the user
+/// reads them: as project paths.
+fn project_paths(root: &Path, message: &str) -> String {
+    message.replace(&format!("{}/", root.display()), "")
 }
 
 /// Links the outputs of a recorded run back into the workspace.
@@ -292,9 +297,8 @@ fn run_builtin(
         params: &merged,
     };
     // Built-ins see absolute paths; the user reads project paths.
-    let prefix = format!("{}/", root.display());
     match std::panic::catch_unwind(AssertUnwindSafe(|| (b.run)(&call))) {
-        Ok(result) => result.map_err(|message| message.replace(&prefix, "")),
+        Ok(result) => result.map_err(|message| project_paths(root, &message)),
         Err(panic) => {
             let what = panic
                 .downcast_ref::<String>()

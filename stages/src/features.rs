@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::atomic;
-use crate::sparse::{Csr, SparseError};
+use crate::sparse::{shortest_first, Csr, SparseError};
 
 /// The first 8 bytes of every features file.
 pub const MAGIC: &[u8; 8] = b"PIPEFEAT";
@@ -246,8 +246,7 @@ fn read_in(path: &Path, order: RowOrder) -> Result<Features, FeaturesError> {
         ));
     }
     let len = |i: usize| indptr[i + 1] - indptr[i];
-    let mut sorted: Vec<usize> = (0..nrows).collect();
-    sorted.sort_by_key(|&i| len(i));
+    let sorted = shortest_first(&indptr);
     let mut sorted_indptr = Vec::with_capacity(nrows + 1);
     sorted_indptr.push(0);
     // Where each row of the file starts in the sorted arrays.
@@ -310,25 +309,16 @@ fn read_values<T, const N: usize>(
     Ok(())
 }
 
-/// Reads `n` little-endian values of `N` bytes each.
-fn read_array<T, const N: usize>(
+/// Reads `n` little-endian values of `N` bytes each, 8192 at a time.
+fn read_array<T: Copy + Default, const N: usize>(
     r: &mut impl Read,
     n: usize,
     decode: fn([u8; N]) -> T,
 ) -> std::io::Result<Vec<T>> {
-    let mut out = Vec::with_capacity(n);
-    let mut buf = vec![0u8; N * 8192];
-    let mut left = n;
-    while left > 0 {
-        let take = left.min(8192);
-        let bytes = &mut buf[..take * N];
-        r.read_exact(bytes)?;
-        out.extend(
-            bytes
-                .chunks_exact(N)
-                .map(|c| decode(c.try_into().expect("chunks of N bytes"))),
-        );
-        left -= take;
+    let mut out = vec![T::default(); n];
+    let mut bytes = Vec::new();
+    for piece in out.chunks_mut(8192) {
+        read_values(r, &mut bytes, piece, decode)?;
     }
     Ok(out)
 }

@@ -356,12 +356,10 @@ struct Objective<'a> {
 
 impl<'a> Objective<'a> {
     fn new(x: &'a Csr, target: &'a [usize], k: usize, c: f64) -> Objective<'a> {
-        let len = |i: usize| x.indptr()[i + 1] - x.indptr()[i];
-        let (x, target) = if (1..x.nrows()).all(|i| len(i - 1) <= len(i)) {
+        let order = crate::sparse::shortest_first(x.indptr());
+        let (x, target) = if order.iter().enumerate().all(|(i, &row)| i == row) {
             (Cow::Borrowed(x), Cow::Borrowed(target))
         } else {
-            let mut order: Vec<usize> = (0..x.nrows()).collect();
-            order.sort_by_key(|&i| len(i));
             let target = order.iter().map(|&i| target[i]).collect();
             (Cow::Owned(x.select_rows(&order)), Cow::Owned(target))
         };

@@ -24,6 +24,16 @@ use thiserror::Error;
 /// hand-off costs nothing beside the work, small enough to share out.
 pub const ROWS_PER_TASK: usize = 4096;
 
+/// The rows of a matrix with row offsets `indptr`, by number of entries,
+/// shortest first, ties in row order: the order the fit visits them in
+/// (see [`crate::logistic`]).
+pub fn shortest_first(indptr: &[usize]) -> Vec<usize> {
+    let rows = indptr.len().saturating_sub(1);
+    let mut order: Vec<usize> = (0..rows).collect();
+    order.sort_by_key(|&i| indptr[i + 1] - indptr[i]);
+    order
+}
+
 /// Why a CSR matrix could not be built from raw parts.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SparseError {

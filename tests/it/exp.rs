@@ -3,7 +3,7 @@
 
 use serde_json::Value as Json;
 
-use crate::env::TestEnv;
+use crate::env::{Output, TestEnv};
 
 /// A two-stage project under git: `prep` reads untracked raw data, `train`
 /// writes a model and metrics that depend on `train.lr` and `train.epochs`.
@@ -66,6 +66,17 @@ fn show(env: &TestEnv, rev: &str) -> String {
     env.git(&["show", rev])
 }
 
+/// Runs the experiment `half` (`train.lr` = 0.5) from the baseline.
+fn run_half(env: &TestEnv) -> Output {
+    env.pipe(&["exp", "run", "-S", "train.lr=0.5", "-n", "half"])
+        .ok()
+}
+
+/// The `pipeline.lock` experiment `name` recorded.
+fn exp_lock(env: &TestEnv, name: &str) -> serde_yaml::Value {
+    serde_yaml::from_str(&show(env, &format!("refs/exps/{name}:pipeline.lock"))).unwrap()
+}
+
 /// A project (not yet under git) with one stage that depends on `dep` and
 /// param `v` (1) and writes the JSON `{FIELD: $(VALUE), "v": v}` to the
 /// metrics file `m.json`; `value` is a shell command reading `dep`.
@@ -97,9 +108,7 @@ fn exp_run_records_a_commit_and_leaves_git_and_the_workspace_as_they_were() {
     let env = project();
     let before = git_state(&env);
     let files = env.tree();
-    let out = env
-        .pipe(&["exp", "run", "-S", "train.lr=0.5", "-n", "half"])
-        .ok();
+    let out = run_half(&env);
     assert!(
         out.stderr.contains("Recorded experiment half"),
         "{}",
@@ -174,11 +183,9 @@ fn exp_run_records_a_commit_and_leaves_git_and_the_workspace_as_they_were() {
 #[test]
 fn exp_apply_restores_the_exact_outputs_without_running() {
     let env = project();
-    env.pipe(&["exp", "run", "-S", "train.lr=0.5", "-n", "half"])
-        .ok();
+    run_half(&env);
     let runs = env.runs();
-    let lock: serde_yaml::Value =
-        serde_yaml::from_str(&show(&env, "refs/exps/half:pipeline.lock")).unwrap();
+    let lock = exp_lock(&env, "half");
     let recorded = lock["stages"]["train"]["outs"][0]["blake3"]
         .as_str()
         .unwrap()
@@ -216,8 +223,7 @@ fn exp_apply_restores_the_exact_outputs_without_running() {
 #[test]
 fn exp_apply_refuses_to_overwrite_uncommitted_work_unless_forced() {
     let env = project();
-    env.pipe(&["exp", "run", "-S", "train.lr=0.5", "-n", "half"])
-        .ok();
+    run_half(&env);
     env.write("params.yaml", "train:\n  lr: 0.3\n  epochs: 3\n");
     env.write("model.txt", "hand edited\n");
     let out = env.pipe(&["exp", "apply", "half"]).code(2);
@@ -378,8 +384,7 @@ fn bad_params_are_refused_before_anything_runs() {
 #[test]
 fn exp_diff_branch_and_remove() {
     let env = project();
-    env.pipe(&["exp", "run", "-S", "train.lr=0.5", "-n", "half"])
-        .ok();
+    run_half(&env);
     env.pipe(&["exp", "run", "-S", "train.epochs=10", "-n", "long"])
         .ok();
     let out = env.pipe(&["exp", "diff", "half"]).ok();
@@ -450,8 +455,7 @@ fn experiment_commits_are_signed_as_git_would_sign_them() {
 #[test]
 fn gc_keeps_what_experiments_recorded() {
     let env = project();
-    env.pipe(&["exp", "run", "-S", "train.lr=0.5", "-n", "half"])
-        .ok();
+    run_half(&env);
     env.pipe(&["gc"]).ok();
     env.pipe(&["exp", "apply", "half"]).ok();
     assert!(env.read("model.txt").ends_with("lr=0.5 epochs=3\n"));
@@ -460,8 +464,7 @@ fn gc_keeps_what_experiments_recorded() {
 #[test]
 fn exp_apply_writes_only_what_the_experiment_changed() {
     let env = project();
-    env.pipe(&["exp", "run", "-S", "train.lr=0.5", "-n", "half"])
-        .ok();
+    run_half(&env);
     // HEAD moves on: a new prefix is committed after the experiment ran.
     env.write("prefix.txt", "v2\n");
     env.commit("prefix v2");
@@ -490,10 +493,8 @@ fn exp_apply_writes_only_what_the_experiment_changed() {
 #[test]
 fn exp_apply_refuses_when_the_cache_lost_an_output() {
     let env = project();
-    env.pipe(&["exp", "run", "-S", "train.lr=0.5", "-n", "half"])
-        .ok();
-    let lock: serde_yaml::Value =
-        serde_yaml::from_str(&show(&env, "refs/exps/half:pipeline.lock")).unwrap();
+    run_half(&env);
+    let lock = exp_lock(&env, "half");
     let hash = lock["stages"]["train"]["outs"][0]["blake3"]
         .as_str()
         .unwrap();
