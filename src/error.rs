@@ -56,7 +56,9 @@ impl Error {
             self,
             Error::Pipeline(_)
                 | Error::Config(_)
-                | Error::Lock(LockError::Parse { .. } | LockError::Schema { .. })
+                | Error::Lock(
+                    LockError::Parse { .. } | LockError::Schema { .. } | LockError::Truncated
+                )
                 | Error::Refused { .. }
                 | Error::Git(
                     GitError::NotARepo { .. }

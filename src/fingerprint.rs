@@ -73,6 +73,13 @@ pub enum StaleReason {
     OutputRemoved {
         path: RelPath,
     },
+    /// A declared output's `cache` or `persist` option changed.
+    OutputOptionChanged {
+        path: RelPath,
+        option: String,
+        old: bool,
+        new: bool,
+    },
     UpstreamStale {
         stage: String,
         /// The upstream stage will be restored from the run cache, not run.
@@ -127,6 +134,12 @@ impl fmt::Display for StaleReason {
             StaleReason::OutputModified { path } => write!(f, "output {path} modified"),
             StaleReason::OutputAdded { path } => write!(f, "output {path} added"),
             StaleReason::OutputRemoved { path } => write!(f, "output {path} no longer declared"),
+            StaleReason::OutputOptionChanged {
+                path,
+                option,
+                old,
+                new,
+            } => write!(f, "output {path}: {option} changed: {old} → {new}"),
             StaleReason::UpstreamStale {
                 stage,
                 restored: false,
@@ -175,8 +188,92 @@ fn compact_change(old: &str, new: &str) -> (String, String) {
     (cut(&old), cut(&new))
 }
 
+/// What a stage's result depends on. The same struct is hashed (its
+/// [`Fingerprint::digest`] keys the run cache) and compared field by field
+/// with the one its lock entry records ([`LockStage::fingerprint`]), so
+/// whatever changes the key is also a reason `pipe status` gives.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fingerprint {
+    pub cmd: Option<Vec<String>>,
+    pub uses: Option<String>,
+    pub version: Option<u32>,
+    pub with: BTreeMap<String, Json>,
+    pub wdir: RelPath,
+    pub params: ParamValues,
+    /// The deps that exist, with their content hashes.
+    pub deps: Vec<DepHash>,
+    /// The declared outputs and their options.
+    pub outs: Vec<OutDecl>,
+}
+
+/// A dep's path and content hash (`[path, blake3]` in the hashed document).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DepHash(pub RelPath, pub Digest);
+
+/// A declared output (`[path, cache, persist]` in the hashed document).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutDecl(pub RelPath, pub bool, pub bool);
+
+impl Fingerprint {
+    /// The fingerprint of `stage` run with these param values on these deps.
+    pub fn of(stage: &Stage, params: &ParamValues, deps: &[PathRecord]) -> Fingerprint {
+        let (cmd, uses, version, with) = action_fields(&stage.action);
+        Fingerprint {
+            cmd,
+            uses,
+            version,
+            with,
+            wdir: stage.wdir.clone(),
+            params: params.clone(),
+            deps: deps
+                .iter()
+                .map(|d| DepHash(d.path.clone(), d.blake3))
+                .collect(),
+            outs: stage
+                .outs
+                .iter()
+                .map(|o| OutDecl(o.path.clone(), o.cache, o.persist))
+                .collect(),
+        }
+    }
+
+    /// The BLAKE3 of the canonical JSON document: sorted keys (serde_json's
+    /// map is a BTreeMap), the schema version among them.
+    pub fn digest(&self) -> Digest {
+        let mut doc = serde_json::to_value(self).expect("a fingerprint serializes");
+        doc.as_object_mut()
+            .expect("a struct is an object")
+            .insert("schema".into(), json!(FINGERPRINT_SCHEMA));
+        Digest::of(&serde_json::to_vec(&doc).expect("a fingerprint serializes"))
+    }
+}
+
+impl LockStage {
+    /// The fingerprint this entry was recorded with.
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint {
+            cmd: self.cmd.clone(),
+            uses: self.uses.clone(),
+            version: self.version,
+            with: self.with.clone(),
+            wdir: self.wdir.clone(),
+            params: self.params.clone(),
+            deps: self
+                .deps
+                .iter()
+                .map(|d| DepHash(d.path.clone(), d.blake3))
+                .collect(),
+            outs: self
+                .outs
+                .iter()
+                .map(|o| OutDecl(o.path.clone(), o.cache, o.persist))
+                .collect(),
+        }
+    }
+}
+
 /// The lock fields `cmd`, `uses`, `version` and `with`.
-pub type ActionFields = (
+type ActionFields = (
     Option<Vec<String>>,
     Option<String>,
     Option<u32>,
@@ -184,7 +281,7 @@ pub type ActionFields = (
 );
 
 /// The lock fields that describe what a stage does.
-pub fn action_fields(action: &Action) -> ActionFields {
+fn action_fields(action: &Action) -> ActionFields {
     match action {
         Action::Cmd(cmds) => (Some(cmds.clone()), None, None, BTreeMap::new()),
         Action::Builtin {
@@ -195,63 +292,53 @@ pub fn action_fields(action: &Action) -> ActionFields {
     }
 }
 
-/// The lock entry of a stage that has just run with these inputs and outputs.
+/// The lock entry of a stage that has just run with these inputs and
+/// produced `outs` (recorded with the options the stage declares).
 pub fn lock_entry(
     stage: &Stage,
     params: &ParamValues,
     deps: &[PathRecord],
     outs: Vec<PathRecord>,
 ) -> LockStage {
-    let (cmd, uses, version, with) = action_fields(&stage.action);
+    let fp = Fingerprint::of(stage, params, deps);
+    let outs = outs
+        .into_iter()
+        .map(|mut record| {
+            if let Some(o) = stage.outs.iter().find(|o| o.path == record.path) {
+                (record.cache, record.persist) = (o.cache, o.persist);
+            }
+            record
+        })
+        .collect();
     LockStage {
-        cmd,
-        uses,
-        version,
-        with,
-        wdir: stage.wdir.clone(),
-        params: params.clone(),
+        cmd: fp.cmd,
+        uses: fp.uses,
+        version: fp.version,
+        with: fp.with,
+        wdir: fp.wdir,
+        params: fp.params,
         deps: deps.to_vec(),
         outs,
     }
 }
 
-/// The stage's fingerprint for these param values and dep hashes.
-pub fn fingerprint(stage: &Stage, params: &ParamValues, deps: &[PathRecord]) -> Digest {
-    let (cmd, uses, version, with) = action_fields(&stage.action);
-    let doc = json!({
-        "schema": FINGERPRINT_SCHEMA,
-        "cmd": cmd,
-        "uses": uses,
-        "version": version,
-        "with": with,
-        "wdir": stage.wdir,
-        "params": params,
-        "deps": deps.iter().map(|d| json!([d.path, d.blake3])).collect::<Vec<_>>(),
-        "outs": stage.outs.iter().map(|o| json!([o.path, o.cache, o.persist])).collect::<Vec<_>>(),
-    });
-    // serde_json's default map is a BTreeMap: keys are sorted, the encoding canonical.
-    Digest::of(&serde_json::to_vec(&doc).expect("a fingerprint serializes"))
-}
-
-fn describe_action(
-    cmd: &Option<Vec<String>>,
-    uses: &Option<String>,
-    version: &Option<u32>,
-) -> String {
-    match (cmd, uses) {
+fn describe_action(fp: &Fingerprint) -> String {
+    match (&fp.cmd, &fp.uses) {
         (Some(c), _) => c.join(" && "),
-        (None, Some(u)) => format!("uses: {u} v{}", version.unwrap_or(0)),
+        (None, Some(u)) => format!("uses: {u} v{}", fp.version.unwrap_or(0)),
         (None, None) => String::new(),
     }
 }
 
-/// Everything that makes `stage` stale compared with its lock entry.
-/// `deps` are the current dep hashes (`None` for a missing dep), `outs` the
-/// current output hashes in declaration order.
+/// Everything that makes `stage` stale compared with its lock entry:
+/// the recorded fingerprint against `now`, field by field, then the
+/// outputs on disk against the recorded ones. `deps` are the current dep
+/// hashes (`None` for a missing dep), `outs` the current output hashes in
+/// declaration order.
 pub fn compare(
     stage: &Stage,
     locked: Option<&LockStage>,
-    params: &ParamValues,
+    now: &Fingerprint,
     deps: &[(RelPath, Option<PathRecord>)],
     outs: &[(RelPath, Option<PathRecord>)],
 ) -> Vec<StaleReason> {
@@ -268,68 +355,82 @@ pub fn compare(
     if stage.always_changed {
         reasons.push(StaleReason::AlwaysChanged);
     }
-    let (cmd, uses, version, with) = action_fields(&stage.action);
-    if (cmd != locked.cmd && !explained_by_params(stage, locked))
-        || uses != locked.uses
-        || version != locked.version
-        || with != locked.with
-        || stage.wdir != locked.wdir
+    let old = locked.fingerprint();
+    if (now.cmd != old.cmd && !explained_by_params(stage, locked))
+        || now.uses != old.uses
+        || now.version != old.version
+        || now.with != old.with
+        || now.wdir != old.wdir
     {
-        let mut old = describe_action(&locked.cmd, &locked.uses, &locked.version);
-        let mut new = describe_action(&cmd, &uses, &version);
-        if old == new {
+        let mut was = describe_action(&old);
+        let mut is = describe_action(now);
+        if was == is {
             // Same command, other arguments or working directory.
-            old = format!(
-                "{old} with {} in {}",
-                serde_json::to_string(&locked.with).unwrap_or_default(),
-                locked.wdir
+            was = format!(
+                "{was} with {} in {}",
+                serde_json::to_string(&old.with).unwrap_or_default(),
+                old.wdir
             );
-            new = format!(
-                "{new} with {} in {}",
-                serde_json::to_string(&with).unwrap_or_default(),
-                stage.wdir
+            is = format!(
+                "{is} with {} in {}",
+                serde_json::to_string(&now.with).unwrap_or_default(),
+                now.wdir
             );
         }
-        reasons.push(StaleReason::CommandChanged { old, new });
+        reasons.push(StaleReason::CommandChanged { old: was, new: is });
     }
-    reasons.extend(param_changes(&locked.params, params));
+    reasons.extend(param_changes(&old.params, &now.params));
 
-    let recorded: BTreeMap<&RelPath, &PathRecord> =
-        locked.deps.iter().map(|d| (&d.path, d)).collect();
-    for (path, now) in deps {
-        match (recorded.get(path), now) {
+    let recorded: BTreeMap<&RelPath, &Digest> = old.deps.iter().map(|d| (&d.0, &d.1)).collect();
+    for (path, seen) in deps {
+        match (recorded.get(path), seen) {
             (None, _) => reasons.push(StaleReason::DepAdded { path: path.clone() }),
-            (Some(old), Some(now)) if old.blake3 != now.blake3 => {
+            (Some(&old), Some(seen)) if *old != seen.blake3 => {
                 reasons.push(StaleReason::DepModified { path: path.clone() })
             }
             _ => {}
         }
     }
-    for old in &locked.deps {
-        if !deps.iter().any(|(p, _)| p == &old.path) {
-            reasons.push(StaleReason::DepRemoved {
-                path: old.path.clone(),
-            });
+    for DepHash(path, _) in &old.deps {
+        if !deps.iter().any(|(p, _)| p == path) {
+            reasons.push(StaleReason::DepRemoved { path: path.clone() });
         }
     }
 
-    let recorded: BTreeMap<&RelPath, &PathRecord> =
+    let declared: BTreeMap<&RelPath, &OutDecl> = old.outs.iter().map(|o| (&o.0, o)).collect();
+    for out in &now.outs {
+        let Some(was) = declared.get(&out.0) else {
+            reasons.push(StaleReason::OutputAdded {
+                path: out.0.clone(),
+            });
+            continue;
+        };
+        for (option, old, new) in [("cache", was.1, out.1), ("persist", was.2, out.2)] {
+            if old != new {
+                reasons.push(StaleReason::OutputOptionChanged {
+                    path: out.0.clone(),
+                    option: option.into(),
+                    old,
+                    new,
+                });
+            }
+        }
+    }
+    for OutDecl(path, _, _) in &old.outs {
+        if !now.outs.iter().any(|o| &o.0 == path) {
+            reasons.push(StaleReason::OutputRemoved { path: path.clone() });
+        }
+    }
+    let hashes: BTreeMap<&RelPath, &PathRecord> =
         locked.outs.iter().map(|o| (&o.path, o)).collect();
-    for (path, now) in outs {
-        match (recorded.get(path), now) {
-            (None, _) => reasons.push(StaleReason::OutputAdded { path: path.clone() }),
+    for (path, seen) in outs {
+        match (hashes.get(path), seen) {
+            (None, _) => {} // reported as added above
             (Some(_), None) => reasons.push(StaleReason::OutputMissing { path: path.clone() }),
-            (Some(old), Some(now)) if old.blake3 != now.blake3 => {
+            (Some(old), Some(seen)) if old.blake3 != seen.blake3 => {
                 reasons.push(StaleReason::OutputModified { path: path.clone() })
             }
             _ => {}
-        }
-    }
-    for old in &locked.outs {
-        if !outs.iter().any(|(p, _)| p == &old.path) {
-            reasons.push(StaleReason::OutputRemoved {
-                path: old.path.clone(),
-            });
         }
     }
     reasons
@@ -448,7 +549,87 @@ mod tests {
             blake3: Digest::of(bytes),
             size: bytes.len() as u64,
             nfiles: None,
+            cache: true,
+            persist: false,
         }
+    }
+
+    fn fingerprint(stage: &Stage, params: &ParamValues, deps: &[PathRecord]) -> Digest {
+        Fingerprint::of(stage, params, deps).digest()
+    }
+
+    fn now(
+        stage: &Stage,
+        params: &ParamValues,
+        deps: &[(RelPath, Option<PathRecord>)],
+    ) -> Fingerprint {
+        let existing: Vec<PathRecord> = deps.iter().filter_map(|(_, r)| r.clone()).collect();
+        Fingerprint::of(stage, params, &existing)
+    }
+
+    #[test]
+    fn the_digest_is_the_one_earlier_versions_computed() {
+        // Run-cache entries written before the fingerprint was a struct
+        // keep their keys: the hashed document did not change.
+        let mut s = stage("python train.py");
+        s.wdir = rel("sub");
+        s.outs.push(Output {
+            path: rel("log.txt"),
+            kind: OutKind::Out,
+            cache: false,
+            persist: true,
+            dir: false,
+        });
+        let mut p = ParamValues::new();
+        p.entry("params.yaml".into())
+            .or_default()
+            .insert("fit".into(), json!({"C": 1.5, "n": 3}));
+        let deps = [record("data.csv", b"a")];
+        assert_eq!(
+            fingerprint(&s, &p, &deps).to_hex(),
+            "5b99e135b7730663ef0f0cbeb29945f9231227d5819ceb82f29ed95f223b8bbd"
+        );
+        s.action = Action::Builtin {
+            name: "fit".into(),
+            version: 3,
+            args: [("model".to_string(), json!("m.json"))].into(),
+        };
+        assert_eq!(
+            fingerprint(&s, &p, &deps).to_hex(),
+            "827a910934401dd589ffc7ac9338da8a6fb5d8189c6636d40026a95c519778a5"
+        );
+    }
+
+    #[test]
+    fn whatever_changes_the_digest_is_a_stale_reason() {
+        // The recorded fingerprint and the current one are the same struct:
+        // an output option that changes the key is reported too.
+        let s = stage("train");
+        let deps = [record("data.csv", b"a")];
+        let outs = vec![(rel("model.bin"), Some(record("model.bin", b"m")))];
+        let locked = lock_entry(&s, &params(1.0), &deps, vec![record("model.bin", b"m")]);
+        let dep_seen = vec![(rel("data.csv"), Some(deps[0].clone()))];
+        let mut changed = s.clone();
+        changed.outs[0].cache = false;
+        changed.outs[0].persist = true;
+        let fp = now(&changed, &params(1.0), &dep_seen);
+        assert_ne!(fp.digest(), locked.fingerprint().digest());
+        let reasons: Vec<String> = compare(&changed, Some(&locked), &fp, &dep_seen, &outs)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                "output model.bin: cache changed: true → false",
+                "output model.bin: persist changed: false → true",
+            ]
+        );
+        assert_eq!(
+            locked.fingerprint(),
+            now(&s, &params(1.0), &dep_seen),
+            "an unchanged stage has the fingerprint its lock records"
+        );
     }
 
     fn params(c: f64) -> ParamValues {
@@ -484,10 +665,16 @@ mod tests {
         );
         let deps = vec![(rel("data.csv"), Some(record("data.csv", b"b")))];
         let outs = vec![(rel("model.bin"), None)];
-        let reasons: Vec<String> = compare(&s, Some(&locked), &params(1.0), &deps, &outs)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let reasons: Vec<String> = compare(
+            &s,
+            Some(&locked),
+            &now(&s, &params(1.0), &deps),
+            &deps,
+            &outs,
+        )
+        .iter()
+        .map(ToString::to_string)
+        .collect();
         assert_eq!(
             reasons,
             [
@@ -520,16 +707,17 @@ mod tests {
         ]
         .into();
         s.action = Action::Cmd(vec!["train --c 1.0 --n 5".into()]);
-        let mut locked = lock_entry(&s, &params(100000.0), &[], vec![]);
+        let mut locked = lock_entry(&s, &params(100000.0), &[], vec![record("model.bin", b"m")]);
         locked.cmd = Some(vec!["train --c 100000.0 --n 5".into()]);
-        let reasons: Vec<String> = compare(&s, Some(&locked), &params(1.0), &[], &[])
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let reasons: Vec<String> =
+            compare(&s, Some(&locked), &now(&s, &params(1.0), &[]), &[], &[])
+                .iter()
+                .map(ToString::to_string)
+                .collect();
         assert_eq!(reasons, ["param fit.C changed: 100000.0 → 1.0"]);
         // An edit of the command itself is still reported.
         locked.cmd = Some(vec!["train --c 100000.0 --n 5 --old-flag".into()]);
-        let reasons = compare(&s, Some(&locked), &params(1.0), &[], &[]);
+        let reasons = compare(&s, Some(&locked), &now(&s, &params(1.0), &[]), &[], &[]);
         assert!(
             matches!(reasons[0], StaleReason::CommandChanged { .. }),
             "{reasons:?}"
@@ -543,9 +731,10 @@ mod tests {
         let locked = lock_entry(&s, &params(1.0), &deps, vec![record("model.bin", b"m")]);
         let now_deps = vec![(rel("data.csv"), Some(deps[0].clone()))];
         let now_outs = vec![(rel("model.bin"), Some(record("model.bin", b"m")))];
-        assert!(compare(&s, Some(&locked), &params(1.0), &now_deps, &now_outs).is_empty());
+        let fp = now(&s, &params(1.0), &now_deps);
+        assert!(compare(&s, Some(&locked), &fp, &now_deps, &now_outs).is_empty());
         assert_eq!(
-            compare(&s, None, &params(1.0), &now_deps, &now_outs),
+            compare(&s, None, &fp, &now_deps, &now_outs),
             [StaleReason::NeverRun]
         );
     }

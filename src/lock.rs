@@ -24,10 +24,17 @@ use crate::paths::RelPath;
 use crate::spec::params::ParamValues;
 
 pub const LOCK_FILE: &str = "pipeline.lock";
-pub const SCHEMA: u32 = 1;
+/// 2: outputs record `cache`/`persist`, and the file ends with [`END`].
+pub const SCHEMA: u32 = 2;
 
 const HEADER: &str =
     "# Written by `pipe repro`: what each stage ran with and produced. Commit it; do not edit.\n";
+
+/// The last line of every lock of schema 2 or later. A file cut short
+/// (a full disk, a copy interrupted, a bad merge) lacks it and is refused,
+/// even when what is left is valid YAML. A line rather than a checksum, so
+/// that git can still merge two locks.
+pub const END: &str = "# End of pipeline.lock (a lock without this last line is incomplete).";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,7 +69,10 @@ fn is_root(p: &RelPath) -> bool {
     p.is_root()
 }
 
-/// A hashed path as recorded in the lock and the run cache.
+/// A hashed path as recorded in the lock and the run cache. An output's
+/// record also keeps its options when they are not the defaults
+/// (`cache: false`, `persist: true`), so that changing one is a reason to
+/// rerun, as it changes the stage's fingerprint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PathRecord {
@@ -71,6 +81,22 @@ pub struct PathRecord {
     pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nfiles: Option<u64>,
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub cache: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub persist: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl PathRecord {
@@ -80,6 +106,8 @@ impl PathRecord {
             blake3: hashed.hash,
             size: hashed.size,
             nfiles: hashed.nfiles(),
+            cache: true,
+            persist: false,
         }
     }
 
@@ -102,6 +130,8 @@ pub enum LockError {
         "{LOCK_FILE} was written by a newer pipe (lock schema {found}, this pipe knows {SCHEMA})"
     )]
     Schema { found: u32 },
+    #[error("{LOCK_FILE} is incomplete: its last line is not the end marker, so it was cut short")]
+    Truncated,
     #[error("cannot write `{path}`: {source}")]
     Write {
         path: PathBuf,
@@ -112,8 +142,8 @@ pub enum LockError {
 impl LockError {
     pub fn hint(&self) -> Option<&'static str> {
         match self {
-            LockError::Parse { .. } => Some(
-                "restore it from git (`git checkout pipeline.lock`) or delete it to rerun every stage",
+            LockError::Parse { .. } | LockError::Truncated => Some(
+                "restore it from git (`git checkout pipeline.lock`), or delete it: `pipe repro` then restores what the run cache holds and reruns the rest",
             ),
             LockError::Schema { .. } => Some("upgrade pipe"),
             _ => None,
@@ -125,8 +155,8 @@ impl LockFile {
     /// Reads the lock in `root`; an absent file is an empty lock.
     pub fn read(root: &Path) -> Result<LockFile, LockError> {
         let path = root.join(LOCK_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(LockFile {
                     schema: SCHEMA,
@@ -135,13 +165,31 @@ impl LockFile {
             }
             Err(source) => return Err(LockError::Read { path, source }),
         };
-        LockFile::from_text(&text)
+        LockFile::from_bytes(&bytes)
+    }
+
+    /// Parses the bytes of a lock file; text that is not UTF-8 is a parse
+    /// error located at the first bad byte.
+    pub fn from_bytes(bytes: &[u8]) -> Result<LockFile, LockError> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => LockFile::from_text(text),
+            Err(e) => {
+                let good = &bytes[..e.valid_up_to()];
+                let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+                let column = good.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+                Err(LockError::Parse {
+                    location: format!(":{line}:{column}"),
+                    message: "not UTF-8 text (a binary or damaged file)".into(),
+                })
+            }
+        }
     }
 
     /// Parses the text of a lock file (as read from disk or from git).
     pub fn from_text(text: &str) -> Result<LockFile, LockError> {
         LockFile::parse(text).map_err(|problem| match problem {
             ParseProblem::Schema(found) => LockError::Schema { found },
+            ParseProblem::Truncated => LockError::Truncated,
             ParseProblem::Yaml(e) => LockError::Parse {
                 location: e
                     .location()
@@ -158,21 +206,49 @@ impl LockFile {
                 .lines()
                 .all(|l| l.trim().is_empty() || l.starts_with('#'))
         {
+            // pipe never writes its header alone: that is a file cut short.
+            if text.starts_with(HEADER) || HEADER.starts_with(text) {
+                return Err(ParseProblem::Truncated);
+            }
             return Ok(LockFile {
                 schema: SCHEMA,
                 stages: BTreeMap::new(),
             });
         }
-        let lock: LockFile = serde_yaml::from_str(text).map_err(ParseProblem::Yaml)?;
+        let lock: LockFile = match serde_yaml::from_str(text) {
+            Ok(lock) => lock,
+            // A newer schema may have fields this pipe does not know.
+            Err(e) => {
+                return Err(match schema_of(text) {
+                    Some(found) if found > SCHEMA => ParseProblem::Schema(found),
+                    _ => ParseProblem::Yaml(e),
+                })
+            }
+        };
         if lock.schema > SCHEMA {
             return Err(ParseProblem::Schema(lock.schema));
+        }
+        let last = text.lines().rev().find(|l| !l.trim().is_empty());
+        if lock.schema >= 2 && last.map(str::trim_end) != Some(END) {
+            return Err(ParseProblem::Truncated);
         }
         Ok(lock)
     }
 
+    /// The whole file: header, YAML body, end marker. Written with the
+    /// current [`SCHEMA`] whatever was read.
     pub fn to_text(&self) -> String {
-        let body = serde_yaml::to_string(self).expect("a lock serializes");
-        format!("{HEADER}{body}")
+        #[derive(Serialize)]
+        struct Current<'a> {
+            schema: u32,
+            stages: &'a BTreeMap<String, LockStage>,
+        }
+        let current = Current {
+            schema: SCHEMA,
+            stages: &self.stages,
+        };
+        let body = serde_yaml::to_string(&current).expect("a lock serializes");
+        format!("{HEADER}{body}{END}\n")
     }
 
     /// Writes the lock atomically: temp file in the same directory, fsync,
@@ -201,7 +277,15 @@ impl LockFile {
 
 enum ParseProblem {
     Schema(u32),
+    Truncated,
     Yaml(serde_yaml::Error),
+}
+
+/// The `schema:` of a lock that does not parse as this pipe's schema.
+fn schema_of(text: &str) -> Option<u32> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("schema:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 #[cfg(test)]
@@ -219,6 +303,8 @@ mod tests {
             blake3: Digest::of(b"x"),
             size: 1,
             nfiles: None,
+            cache: true,
+            persist: false,
         };
         let mut lock = LockFile {
             schema: SCHEMA,
@@ -236,6 +322,8 @@ mod tests {
                 deps: vec![record.clone()],
                 outs: vec![PathRecord {
                     nfiles: Some(3),
+                    cache: false,
+                    persist: true,
                     ..record
                 }],
             },
@@ -275,6 +363,55 @@ mod tests {
         assert!(matches!(
             LockFile::read(dir.path()),
             Err(LockError::Schema { found: 9 })
+        ));
+    }
+
+    #[test]
+    fn a_lock_cut_anywhere_is_refused_as_incomplete() {
+        let text = sample().to_text();
+        assert!(text.ends_with(&format!("{END}\n")));
+        assert_eq!(LockFile::from_text(&text).unwrap(), sample());
+        // Every cut short of the end marker, valid YAML or not, is refused.
+        let end = text.rfind(END).unwrap();
+        for cut in 1..end {
+            let Some(part) = text.get(..cut) else {
+                continue;
+            };
+            match LockFile::from_text(part) {
+                Err(LockError::Truncated | LockError::Parse { .. }) => {}
+                other => panic!("cut at {cut} gave {other:?}:\n{part}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_lock_of_schema_1_without_an_end_marker_still_reads() {
+        let text = "schema: 1\nstages:\n  s:\n    cmd: [echo]\n    outs:\n    - path: a.txt\n      blake3: 6a953581d60dbebc9749b56d2383277fb02b58d260b4ccf6f119108fa0f1d4ef\n      size: 1\n";
+        let lock = LockFile::from_text(text).unwrap();
+        assert!(lock.stages["s"].outs[0].cache);
+        assert!(lock
+            .to_text()
+            .starts_with(&format!("{HEADER}schema: {SCHEMA}\n")));
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_a_located_parse_error() {
+        let err = LockFile::from_bytes(b"schema: 2\nstages:\n  \xff\xfe: {}\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "pipeline.lock:3:3: not a valid lock file: not UTF-8 text (a binary or damaged file)"
+        );
+        assert!(err.hint().is_some());
+    }
+
+    #[test]
+    fn paths_that_leave_the_project_are_refused() {
+        let text = sample()
+            .to_text()
+            .replace("path: data/x.tsv", "path: ../x.tsv");
+        assert!(matches!(
+            LockFile::from_text(&text),
+            Err(LockError::Parse { .. })
         ));
     }
 }

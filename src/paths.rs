@@ -16,9 +16,20 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// A normalized path relative to the project root.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// Deserializing one (from `pipeline.lock`, a run-cache entry, a manifest)
+/// goes through the same gate as user text and accepts only the normalized
+/// form: a damaged or hostile file cannot name `../x`, `/etc` or `a/./b`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct RelPath(String);
+
+impl<'de> Deserialize<'de> for RelPath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        RelPath::normalized(&text).map_err(serde::de::Error::custom)
+    }
+}
 
 /// Why a path written by the user cannot be a project path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +40,8 @@ pub enum PathError {
     Escapes(String),
     #[error("the path is empty")]
     Empty,
+    #[error("`{0}` is not a normalized project path (no `.`, `..`, `//`, `\\` or trailing `/`)")]
+    NotNormalized(String),
 }
 
 impl RelPath {
@@ -59,6 +72,16 @@ impl RelPath {
             }
         }
         Ok(RelPath(parts.join("/")))
+    }
+
+    /// `text` if it is already a normalized project path (as pipe writes
+    /// them), else why not.
+    pub fn normalized(text: &str) -> Result<RelPath, PathError> {
+        let parsed = RelPath::parse(text, None)?;
+        if parsed.0 != text || text.contains('\\') {
+            return Err(PathError::NotNormalized(text.to_string()));
+        }
+        Ok(parsed)
     }
 
     /// The project root itself.
@@ -172,6 +195,28 @@ mod tests {
             "sub/x.txt"
         );
         assert!(RelPath::parse("../../../x", Some(&wdir)).is_err());
+    }
+
+    #[test]
+    fn only_normalized_paths_deserialize() {
+        let ok: RelPath = serde_json::from_str("\"data/raw.csv\"").unwrap();
+        assert_eq!(ok.as_str(), "data/raw.csv");
+        for bad in [
+            "../x",
+            "/etc/passwd",
+            "a/../b",
+            "a//b",
+            "./a",
+            "a/",
+            "",
+            "a\\\\b",
+        ] {
+            let text = serde_json::to_string(bad).unwrap();
+            assert!(
+                serde_json::from_str::<RelPath>(&text).is_err(),
+                "{bad} was accepted"
+            );
+        }
     }
 
     #[test]

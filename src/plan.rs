@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::cache::runs::RunRecord;
 use crate::cache::Cache;
 use crate::error::Error;
-use crate::fingerprint::{compare, fingerprint, StaleReason};
+use crate::fingerprint::{compare, Fingerprint, StaleReason};
 use crate::hash::{Digest, Hasher};
 use crate::lock::{LockFile, LockStage, PathRecord};
 use crate::paths::RelPath;
@@ -118,7 +118,8 @@ pub fn decide(
     cache: &Cache,
     opts: DecideOptions,
 ) -> Decision {
-    let fp = fingerprint(stage, &seen.params, &seen.dep_records());
+    let now = Fingerprint::of(stage, &seen.params, &seen.dep_records());
+    let fp = now.digest();
     if stage.frozen {
         return Decision {
             verdict: Verdict::Frozen,
@@ -126,7 +127,7 @@ pub fn decide(
             fingerprint: fp,
         };
     }
-    let mut reasons = compare(stage, locked, &seen.params, &seen.deps, &seen.outs);
+    let mut reasons = compare(stage, locked, &now, &seen.deps, &seen.outs);
     if opts.force {
         reasons.insert(0, StaleReason::Forced);
     }

@@ -39,17 +39,15 @@ fn experiment_roots(root: &Path) -> Result<Vec<pipe::lock::PathRecord>, pipe::Er
         let Some(bytes) = repo.read(exp.commit, &lock_path)? else {
             continue;
         };
-        let lock = LockFile::from_text(&String::from_utf8_lossy(&bytes)).map_err(|e| {
-            pipe::Error::Refused {
-                message: format!(
-                    "cannot read the pipeline.lock of experiment {}: {e}",
-                    exp.name
-                ),
-                hint: Some(format!(
-                    "nothing was removed; `pipe exp remove {}` if it is not needed",
-                    exp.name
-                )),
-            }
+        let lock = LockFile::from_bytes(&bytes).map_err(|e| pipe::Error::Refused {
+            message: format!(
+                "cannot read the pipeline.lock of experiment {}: {e}",
+                exp.name
+            ),
+            hint: Some(format!(
+                "nothing was removed; `pipe exp remove {}` if it is not needed",
+                exp.name
+            )),
         })?;
         out.extend(lock.stages.into_values().flat_map(|s| s.outs));
     }

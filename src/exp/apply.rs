@@ -44,7 +44,7 @@ pub struct Applied {
 fn experiment_lock(repo: &Repo, exp: &Experiment) -> Result<LockFile, Error> {
     let path = RelPath::from_normalized(LOCK_FILE);
     match repo.read(exp.commit, &path)? {
-        Some(bytes) => Ok(LockFile::from_text(&String::from_utf8_lossy(&bytes))?),
+        Some(bytes) => Ok(LockFile::from_bytes(&bytes)?),
         None => Ok(LockFile::default()),
     }
 }

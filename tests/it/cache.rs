@@ -364,7 +364,7 @@ fn the_lock_is_deterministic_yaml_with_relative_paths() {
     one.pipe(&["repro", "-f"]).ok();
     assert_eq!(one.read("pipeline.lock"), text);
     let lock = one.lock();
-    assert_eq!(lock["schema"], 1);
+    assert_eq!(lock["schema"], 2);
     assert_eq!(lock["stages"]["z_last"]["deps"][0]["path"], "in.txt");
     assert_eq!(lock["stages"]["z_last"]["outs"][0]["path"], "sub/out.txt");
     let _s = one.settings().bind_to_scope();

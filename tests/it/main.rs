@@ -12,6 +12,7 @@ mod concurrency;
 mod dag;
 mod env;
 mod exp;
+mod integrity;
 mod ml;
 mod repro;
 mod spec;
