@@ -3,7 +3,8 @@
 //! For every output of the selected stages that the lock records: if it is
 //! missing, restore it from the cache; if it differs from the recorded hash,
 //! keep it (a user's edit is never thrown away silently) unless `force`; if
-//! the cache does not have it, say so. Nothing is run.
+//! the cache does not have it, or its copy is damaged, say so. Nothing is
+//! run, and nothing damaged is restored.
 
 use crate::error::Error;
 use crate::lock::LockFile;
@@ -18,6 +19,8 @@ pub enum CheckoutAction {
     NotInCache,
     /// Missing, and declared `cache: false`: only a rerun can make it.
     NotCached,
+    /// The cache's copy was damaged (and is now moved aside): not restored.
+    Damaged,
 }
 
 #[derive(Debug, Clone)]
@@ -43,17 +46,18 @@ pub fn checkout(
         for record in &entry.outs {
             let declared = stage.outs.iter().find(|o| o.path == record.path);
             let Some(declared) = declared else { continue };
-            let now = hasher.hash(&record.path)?;
+            let now = hasher.hash_output(&record.path)?;
             let action = match now {
                 None if !declared.cache => CheckoutAction::NotCached,
                 _ if !declared.cache => CheckoutAction::UpToDate,
                 Some(h) if h.hash == record.blake3 => CheckoutAction::UpToDate,
                 _ if !project.cache.contains(record) => CheckoutAction::NotInCache,
                 Some(_) if !force => CheckoutAction::KeptModified,
-                _ => {
-                    project.cache.restore(&project.root, record)?;
-                    CheckoutAction::Restored
-                }
+                _ => match project.cache.restore(&project.workspace, record) {
+                    Ok(()) => CheckoutAction::Restored,
+                    Err(e) if e.is_damaged() => CheckoutAction::Damaged,
+                    Err(e) => return Err(e.into()),
+                },
             };
             report.push(CheckoutItem {
                 stage: stage.name.clone(),
@@ -63,5 +67,6 @@ pub fn checkout(
         }
     }
     let _ = hasher.save();
+    project.cache.save_verified();
     Ok(report)
 }

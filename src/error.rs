@@ -9,6 +9,7 @@ use crate::git::GitError;
 use crate::hash::HashError;
 use crate::lock::LockError;
 use crate::spec::{Diagnostic, PipelineError};
+use crate::workspace::WorkspaceError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -22,6 +23,8 @@ pub enum Error {
     Cache(#[from] CacheError),
     #[error(transparent)]
     Hash(#[from] HashError),
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
     #[error(transparent)]
     Git(#[from] GitError),
     /// A request that cannot be carried out as asked, with what to do.
@@ -74,9 +77,8 @@ impl Error {
             Error::Lock(e) => e.hint().map(str::to_string),
             Error::Git(e) => e.hint(),
             Error::Refused { hint, .. } => hint.clone(),
-            Error::Cache(CacheError::MissingObject { .. }) => {
-                Some("the cache no longer holds this output; run `pipe repro` to rebuild it".into())
-            }
+            Error::Cache(e) => e.hint(),
+            Error::Workspace(e) => e.hint(),
             _ => None,
         }
     }

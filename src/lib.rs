@@ -41,5 +41,6 @@ pub mod plan;
 pub mod project;
 pub mod run;
 pub mod spec;
+pub mod workspace;
 
 pub use error::Error;

@@ -57,18 +57,19 @@ pub fn observe(stage: &Stage, hasher: &Hasher, files: &mut ParamsFiles) -> Resul
                 .insert(r.key.clone(), value);
         }
     }
-    let hash = |p: &RelPath| -> Result<(RelPath, Option<PathRecord>), Error> {
-        Ok((
-            p.clone(),
-            hasher.hash(p)?.map(|h| PathRecord::new(p.clone(), &h)),
-        ))
+    let record = |p: &RelPath, h: Option<crate::hash::Hashed>| {
+        (p.clone(), h.map(|h| PathRecord::new(p.clone(), &h)))
     };
-    let deps = stage.deps.iter().map(hash).collect::<Result<_, _>>()?;
+    let deps = stage
+        .deps
+        .iter()
+        .map(|p| Ok(record(p, hasher.hash_dep(p)?)))
+        .collect::<Result<_, Error>>()?;
     let outs = stage
         .outs
         .iter()
-        .map(|o| hash(&o.path))
-        .collect::<Result<_, _>>()?;
+        .map(|o| Ok(record(&o.path, hasher.hash_output(&o.path)?)))
+        .collect::<Result<_, Error>>()?;
     Ok(Observed { params, deps, outs })
 }
 
@@ -138,7 +139,7 @@ pub fn decide(
         && run_cache_eligible(stage)
         && !has_missing_dep(&reasons)
     {
-        match cache.lookup_run(&fp) {
+        match cache.lookup_run(&fp).filter(|r| r.matches(stage)) {
             Some(record) => Verdict::Restore { record },
             None => Verdict::Run,
         }

@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::graph::Dag;
 use crate::hash::{Hasher, StatCache};
 use crate::spec::{self, Pipeline, PIPELINE_FILE};
+use crate::workspace::Workspace;
 
 /// Names another project's `.pipeline-cache/` whose objects and run
 /// records to use (set by `pipe exp run` for the copies experiments run
@@ -25,6 +26,8 @@ pub struct Project {
     pub dag: Dag,
     pub config: Config,
     pub cache: Cache,
+    /// Every write and delete in the project goes through it.
+    pub workspace: Workspace,
 }
 
 impl Project {
@@ -47,18 +50,24 @@ impl Project {
             }
             _ => Cache::new(root, config.link),
         };
+        let workspace = Workspace::open(root).map_err(Error::io(format!(
+            "cannot open the project directory {}",
+            root.display()
+        )))?;
         Ok(Project {
             root: root.to_path_buf(),
             pipeline,
             dag,
             config,
             cache,
+            workspace,
         })
     }
 
     /// A hasher backed by the project's stat cache.
     pub fn hasher(&self) -> Hasher {
         Hasher::new(&self.root, StatCache::load(&self.stat_cache_path()))
+            .with_objects(&self.cache.dir().join("objects"))
     }
 
     fn stat_cache_path(&self) -> PathBuf {

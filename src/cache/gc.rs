@@ -2,11 +2,12 @@
 //!
 //! What is kept: every object (and directory manifest) of the roots the
 //! caller gives (the outputs `pipeline.lock` records, in the workspace and
-//! in every experiment's commit), and, with `keep_runs`, every object a run-cache entry records.
-//! Without `keep_runs` the run-cache entries are dropped too, except those
-//! whose outputs are all kept. Leftovers in `tmp/` are always removed: they
-//! are staging files of runs that were interrupted. So are the run claims
-//! no process holds (see `runs`).
+//! in every experiment's commit), and, with `keep_runs`, every object a
+//! run-cache entry records. Without `keep_runs` the run-cache entries are
+//! dropped too, except those whose outputs are all kept. The staging areas
+//! of processes that are gone are always removed (see `staging`), and so
+//! are damaged objects set aside in `quarantine/` and the run claims no
+//! process holds (see `runs`).
 //!
 //! Objects are deleted one by one; an interrupted gc leaves a cache with
 //! fewer objects, which is still valid (a run-cache hit checks that its
@@ -26,6 +27,8 @@ pub struct GcReport {
     pub bytes_removed: u64,
     pub runs_removed: usize,
     pub objects_kept: usize,
+    /// Damaged objects that were set aside in `quarantine/`.
+    pub quarantined_removed: usize,
 }
 
 impl Cache {
@@ -77,11 +80,15 @@ impl Cache {
             }
         }
         if !dry {
-            let tmp = self.dir().join("tmp");
-            if tmp.exists() {
-                std::fs::remove_dir_all(&tmp).map_err(io("clean", &tmp))?;
-            }
+            self.clean_staging();
             self.remove_free_claims()?;
+            let quarantine = self.dir().join(super::verify::QUARANTINE);
+            if let Ok(entries) = std::fs::read_dir(&quarantine) {
+                for entry in entries.flatten() {
+                    report.quarantined_removed += 1;
+                    super::remove_path(&entry.path()).map_err(io("remove", &entry.path()))?;
+                }
+            }
         }
         Ok(report)
     }
@@ -94,7 +101,7 @@ impl Cache {
         }
         keep.insert(self.manifest_path(&record.blake3));
         if let Ok(manifest) = self.manifest(&record.blake3) {
-            for e in &manifest.entries {
+            for e in manifest.files() {
                 keep.insert(self.object_path(&e.hash));
             }
         }
@@ -128,6 +135,7 @@ mod tests {
     use crate::cache::LinkMode;
     use crate::hash::{Hasher, StatCache};
     use crate::paths::RelPath;
+    use crate::workspace::Workspace;
 
     #[test]
     fn keeps_what_the_lock_records_and_drops_the_rest() {
@@ -139,8 +147,10 @@ mod tests {
         for (name, bytes) in [("kept.txt", &b"keep me"[..]), ("old.txt", &b"old"[..])] {
             std::fs::write(root.join(name), bytes).unwrap();
             let path = RelPath::parse(name, None).unwrap();
-            let hashed = hasher.hash(&path).unwrap().unwrap();
-            cache.store(root, &path, &hashed).unwrap();
+            let hashed = hasher.hash_output(&path).unwrap().unwrap();
+            cache
+                .store(&Workspace::open(root).unwrap(), &path, &hashed)
+                .unwrap();
             let record = PathRecord::new(path, &hashed);
             cache
                 .record_run(

@@ -53,37 +53,6 @@ impl LinkMode {
     }
 }
 
-/// Gives `path` (a file, or every file below a directory) content of its own
-/// if it is a hardlink or symlink into the cache, so that a stage appending
-/// to a `persist: true` output cannot write through into a cache object.
-pub fn make_private(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    if meta.is_dir() {
-        for entry in walkdir::WalkDir::new(path).min_depth(1) {
-            let entry = entry.map_err(std::io::Error::other)?;
-            if !entry.file_type().is_dir() {
-                make_private(entry.path())?;
-            }
-        }
-        return Ok(());
-    }
-    if meta.file_type().is_symlink() || meta.nlink() > 1 {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let tmp = tempfile::Builder::new()
-            .prefix(".pipe-private.")
-            .make_in(dir, |p| std::fs::copy(path, p).map(|_| ()))?
-            .into_temp_path();
-        make_writable(&tmp)?;
-        tmp.persist(path).map_err(|e| e.error)?;
-    }
-    Ok(())
-}
-
 /// Copies of read-only objects are read-only too; the user's copy should not be.
 fn make_writable(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;

@@ -6,31 +6,47 @@
 //!   objects/ab/cdef….dir    a directory's manifest (itself content-addressed)
 //!   runs/ab/cdef…           run cache: stage fingerprint → its outputs
 //!   claims/<fingerprint>    locked while a process runs that stage
+//!   verified                objects found intact, see `verify`
+//!   quarantine/             damaged objects moved aside, see `verify`
 //!   stat-cache              see `hash::stat_cache`
-//!   tmp/                    staging area; leftovers are garbage
+//!   tmp/<id>/, tmp/<id>.lock  one staging area per process, see `staging`
 //!   repro.lock              held by the `pipe repro` that is running
 //! ```
 //!
-//! Every object is written to `tmp/` first and renamed into place, so an
-//! object that exists is complete: a crash leaves at worst a stray temp file.
-//! Objects are never modified after they are written; that is what makes it
-//! safe to link them into the workspace and to share them between
-//! experiments. The `v1` in the path is the format version (as uv names its
-//! cache buckets): a format change gets a new directory instead of a
-//! migration.
+//! Every object is written to the staging area first, hashed as it is
+//! written, and renamed into place, so an object that exists is complete
+//! and was the content its name says when it was written; a crash leaves at
+//! worst a stray staging area, which the next command removes. Objects are
+//! never modified after they are written; that is what makes it safe to
+//! link them into the workspace and to share them between experiments.
+//! Whether one was damaged since is checked before it is used
+//! ([`verify`]).
+//!
+//! The cache reads and writes its own directory freely; in the workspace it
+//! writes only through [`Workspace`], which never leaves the project.
+//!
+//! The `v1` in the path is the format version (as uv names its cache
+//! buckets): a format change gets a new directory instead of a migration.
 
 pub mod gc;
 pub mod link;
 pub mod runs;
+pub mod staging;
+pub mod verify;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rayon::prelude::*;
 
 pub use link::LinkMode;
+pub use verify::{DamagedObject, VerifyReport};
 
 use crate::hash::{Digest, Hashed, Manifest};
 use crate::lock::PathRecord;
 use crate::paths::RelPath;
+use crate::workspace::{Workspace, WorkspaceError};
 
 pub const CACHE_DIR: &str = ".pipeline-cache";
 
@@ -58,6 +74,70 @@ pub enum CacheError {
     MissingObject { path: RelPath, hash: Digest },
     #[error("cache: manifest {hash} is damaged: {message}")]
     BadManifest { hash: Digest, message: String },
+    #[error("cache: the stored copy of `{path}` is damaged (its bytes no longer match their hash {hash}); it was moved aside to {}", moved_to.display())]
+    Damaged {
+        path: RelPath,
+        hash: Digest,
+        moved_to: PathBuf,
+    },
+    #[error("cache: `{path}` changed while it was being stored (is a process still writing it?)")]
+    Changed { path: RelPath },
+    #[error("cache: no space left to store `{path}` in {}: it needs {}, {} free", dir.display(), human_bytes(*needed), human_bytes(*free))]
+    NoSpace {
+        path: RelPath,
+        dir: PathBuf,
+        needed: u64,
+        free: u64,
+    },
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+}
+
+impl CacheError {
+    /// True when the object was damaged (and is now quarantined): running
+    /// the stage again replaces it.
+    pub fn is_damaged(&self) -> bool {
+        matches!(
+            self,
+            CacheError::Damaged { .. } | CacheError::BadManifest { .. }
+        )
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            CacheError::MissingObject { .. } => {
+                Some("the cache no longer holds this output; run `pipe repro` to rebuild it".into())
+            }
+            CacheError::Damaged { .. } | CacheError::BadManifest { .. } => Some(
+                "run `pipe repro` to compute it again (the damaged copy is never used); `pipe cache verify` checks the whole cache".into(),
+            ),
+            CacheError::NoSpace { needed, free, .. } => Some(format!(
+                "free at least {} on that disk (`pipe gc` removes what no lock records), then run the command again",
+                human_bytes(needed.saturating_sub(*free))
+            )),
+            CacheError::Changed { .. } => Some(
+                "make sure nothing else writes the stage's outputs, then run `pipe repro` again".into(),
+            ),
+            CacheError::Workspace(e) => e.hint(),
+            CacheError::Io { .. } => None,
+        }
+    }
+}
+
+/// `1.2 MB`, `340 B`: sizes for messages.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CacheError + 'a {
@@ -68,24 +148,33 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
     }
 }
 
+/// The state the clones of one [`Cache`] share.
+#[derive(Debug, Default)]
+struct Shared {
+    verified: verify::Verified,
+    staging: Mutex<Option<Arc<staging::Staging>>>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Cache {
     dir: PathBuf,
     link: LinkMode,
+    shared: Arc<Shared>,
 }
 
 impl Cache {
     /// The cache of the project at `root` (created lazily on first write).
     pub fn new(root: &Path, link: LinkMode) -> Cache {
-        Cache {
-            dir: root.join(CACHE_DIR).join(VERSION_DIR),
-            link,
-        }
+        Cache::at(root.join(CACHE_DIR).join(VERSION_DIR), link)
     }
 
     /// A cache in `dir` (the `v1` directory of another project's cache).
     pub fn at(dir: PathBuf, link: LinkMode) -> Cache {
-        Cache { dir, link }
+        Cache {
+            dir,
+            link,
+            shared: Arc::default(),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -107,18 +196,26 @@ impl Cache {
         p
     }
 
-    fn tmp_dir(&self) -> Result<PathBuf, CacheError> {
+    /// This process's staging area (created on first use).
+    fn staging(&self) -> Result<Arc<staging::Staging>, CacheError> {
+        let mut slot = self.shared.staging.lock().expect("staging lock");
+        if let Some(s) = &*slot {
+            return Ok(s.clone());
+        }
         let tmp = self.dir.join("tmp");
-        std::fs::create_dir_all(&tmp).map_err(io("create", &tmp))?;
-        Ok(tmp)
+        let area = Arc::new(staging::Staging::create(&tmp).map_err(io("create", &tmp))?);
+        *slot = Some(area.clone());
+        Ok(area)
     }
 
-    /// Moves a finished temp file into `dest` read-only, unless an object
-    /// is already there (same hash, same bytes).
+    /// Removes the staging areas of processes that are gone (see
+    /// [`staging`]); returns how many.
+    pub fn clean_staging(&self) -> usize {
+        staging::clean_stale(&self.dir.join("tmp"))
+    }
+
+    /// Moves a finished temp file into `dest` (made read-only).
     fn install(&self, tmp: tempfile::TempPath, dest: &Path) -> Result<(), CacheError> {
-        if dest.exists() {
-            return Ok(());
-        }
         let parent = dest.parent().expect("objects have a parent");
         std::fs::create_dir_all(parent).map_err(io("create", parent))?;
         set_read_only(&tmp).map_err(io("protect", &tmp))?;
@@ -129,154 +226,252 @@ impl Cache {
         })
     }
 
-    /// Stores the file at `abs` whose hash is `hash`.
-    fn store_file(&self, abs: &Path, hash: &Digest) -> Result<(), CacheError> {
+    /// Stores the file at `abs` (the output `path`) whose hash is `hash`.
+    /// An object that is already there is reused once it is verified; a
+    /// damaged one is replaced. The copy is hashed as it is written.
+    fn store_file(&self, abs: &Path, hash: &Digest, path: &RelPath) -> Result<(), CacheError> {
         let dest = self.object_path(hash);
         if dest.exists() {
-            return Ok(());
+            match self.check_object(hash, path) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_damaged() => {} // quarantined: store a good copy
+                Err(CacheError::MissingObject { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
-        let tmp_dir = self.tmp_dir()?;
-        let tmp = tempfile::Builder::new()
+        let area = self.staging()?;
+        let mut tmp = tempfile::Builder::new()
             .prefix("obj.")
-            .make_in(&tmp_dir, |p| {
-                reflink_copy::reflink_or_copy(abs, p).map(|_| ())
-            })
-            .map_err(io("copy", abs))?
-            .into_temp_path();
-        self.install(tmp, &dest)
+            .tempfile_in(area.dir())
+            .map_err(io("write in", area.dir()))?;
+        let copied = staging::copy_hashing(abs, tmp.as_file_mut());
+        let written = match copied {
+            Ok(digest) => digest,
+            Err(e) => {
+                drop(tmp); // the partial copy goes first, then free space is measured
+                return Err(self.write_error(e, path, abs, area.dir()));
+            }
+        };
+        if written != *hash {
+            return Err(CacheError::Changed { path: path.clone() });
+        }
+        let executable = std::fs::metadata(abs).map(|m| exec_bits(&m)).unwrap_or(0);
+        set_mode(tmp.path(), 0o444 | executable).map_err(io("protect", tmp.path()))?;
+        self.install(tmp.into_temp_path(), &dest)?;
+        self.remember_verified(hash, &dest);
+        Ok(())
+    }
+
+    /// A write error, as [`CacheError::NoSpace`] when the disk is full.
+    fn write_error(
+        &self,
+        e: std::io::Error,
+        path: &RelPath,
+        from: &Path,
+        dir: &Path,
+    ) -> CacheError {
+        if e.raw_os_error() == Some(libc::ENOSPC) {
+            CacheError::NoSpace {
+                path: path.clone(),
+                dir: self.dir.clone(),
+                needed: std::fs::metadata(from).map(|m| m.len()).unwrap_or(0),
+                free: staging::free_space(dir),
+            }
+        } else {
+            io("write in", dir)(e)
+        }
     }
 
     fn store_manifest(&self, manifest: &Manifest, hash: &Digest) -> Result<(), CacheError> {
         let dest = self.manifest_path(hash);
-        if dest.exists() {
+        if self.manifest(hash).is_ok() {
             return Ok(());
         }
-        let tmp_dir = self.tmp_dir()?;
+        let area = self.staging()?;
         let mut tmp = tempfile::Builder::new()
             .prefix("dir.")
-            .tempfile_in(&tmp_dir)
-            .map_err(io("write", &tmp_dir))?;
+            .tempfile_in(area.dir())
+            .map_err(io("write in", area.dir()))?;
         tmp.write_all(&manifest.to_bytes())
             .map_err(io("write", tmp.path()))?;
+        set_mode(tmp.path(), 0o444).map_err(io("protect", tmp.path()))?;
         self.install(tmp.into_temp_path(), &dest)
     }
 
-    /// Reads a directory manifest from the cache.
+    /// Reads a directory manifest from the cache; one that does not match
+    /// its name is quarantined.
     pub fn manifest(&self, hash: &Digest) -> Result<Manifest, CacheError> {
         let path = self.manifest_path(hash);
         let bytes = std::fs::read(&path).map_err(io("read", &path))?;
+        let damaged = |message: String| {
+            let _ = self.quarantine(&path, &format!("{}.dir", hash.to_hex()));
+            CacheError::BadManifest {
+                hash: *hash,
+                message,
+            }
+        };
         let manifest: Manifest =
-            serde_json::from_slice(&bytes).map_err(|e| CacheError::BadManifest {
-                hash: *hash,
-                message: e.to_string(),
-            })?;
+            serde_json::from_slice(&bytes).map_err(|e| damaged(e.to_string()))?;
         if manifest.digest() != *hash {
-            return Err(CacheError::BadManifest {
-                hash: *hash,
-                message: "its content does not match its name".into(),
-            });
+            return Err(damaged("its content does not match its name".into()));
+        }
+        if let Some(bad) = manifest.entries.iter().find(|e| !is_entry_path(&e.path)) {
+            return Err(damaged(format!("it names the path `{}`", bad.path)));
         }
         Ok(manifest)
     }
 
     /// Stores an output that has just been hashed and, in hardlink/symlink
     /// mode, replaces the workspace copy with a link to the object.
-    pub fn store(&self, root: &Path, path: &RelPath, hashed: &Hashed) -> Result<(), CacheError> {
-        let abs = path.to_path(root);
+    pub fn store(&self, ws: &Workspace, path: &RelPath, hashed: &Hashed) -> Result<(), CacheError> {
+        let abs = path.to_path(ws.root());
         match &hashed.manifest {
             None => {
-                self.store_file(&abs, &hashed.hash)?;
-                self.relink(&abs, &hashed.hash)?;
+                self.store_file(&abs, &hashed.hash, path)?;
+                self.relink(ws, path, &hashed.hash)?;
             }
             Some(manifest) => {
-                for e in &manifest.entries {
-                    let file = abs.join(&e.path);
-                    self.store_file(&file, &e.hash)?;
-                    self.relink(&file, &e.hash)?;
-                }
+                let files: Vec<_> = manifest.files().collect();
+                files.par_iter().try_for_each(|e| {
+                    let rel = path.join(&e.path);
+                    self.store_file(&abs.join(&e.path), &e.hash, &rel)?;
+                    self.relink(ws, &rel, &e.hash)
+                })?;
                 self.store_manifest(manifest, &hashed.hash)?;
             }
         }
         Ok(())
     }
 
-    fn relink(&self, abs: &Path, hash: &Digest) -> Result<(), CacheError> {
+    /// In hardlink/symlink mode, replaces the workspace file `path` with a
+    /// link to its object: a link made in the staging area, renamed over it.
+    fn relink(&self, ws: &Workspace, path: &RelPath, hash: &Digest) -> Result<(), CacheError> {
         if !self.link.shares_object() {
             return Ok(());
         }
-        let object = self.object_path(hash);
-        std::fs::remove_file(abs).map_err(io("replace", abs))?;
-        self.link.link(&object, abs).map_err(io("link", abs))
+        let area = self.staging()?;
+        let staged = unique_in(area.dir(), "link");
+        self.link
+            .link(&self.object_path(hash), &staged)
+            .map_err(io("link", &staged))?;
+        ws.install(&staged, path).inspect_err(|_| {
+            let _ = std::fs::remove_file(&staged);
+        })?;
+        Ok(())
     }
 
-    /// True when every object needed to restore `record` is in the cache.
+    /// True when every object needed to restore `record` is in the cache
+    /// (whether they are intact is checked when they are restored).
     pub fn contains(&self, record: &PathRecord) -> bool {
         if !record.is_dir() {
             return self.object_path(&record.blake3).is_file();
         }
         match self.manifest(&record.blake3) {
-            Ok(m) => m
-                .entries
-                .iter()
-                .all(|e| self.object_path(&e.hash).is_file()),
+            Ok(m) => m.files().all(|e| self.object_path(&e.hash).is_file()),
             Err(_) => false,
         }
     }
 
+    /// The bytes of the object `hash` (the output `path`), verified; `None`
+    /// when the cache does not have it.
+    pub fn read_object(
+        &self,
+        hash: &Digest,
+        path: &RelPath,
+    ) -> Result<Option<Vec<u8>>, CacheError> {
+        let object = self.object_path(hash);
+        let bytes = match std::fs::read(&object) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io("read", &object)(e)),
+        };
+        if Digest::of(&bytes) != *hash {
+            let moved_to = self.quarantine(&object, &hash.to_hex())?;
+            return Err(CacheError::Damaged {
+                path: path.clone(),
+                hash: *hash,
+                moved_to,
+            });
+        }
+        Ok(Some(bytes))
+    }
+
     /// Puts the recorded content at `record.path`, replacing what is there.
-    /// The new content is assembled in the cache's `tmp/` and renamed into
-    /// place: a file is replaced atomically; a directory is removed just
-    /// before the rename, so a crash in between leaves it missing (and the
-    /// next `repro` or `checkout` restores it), never half-written.
-    pub fn restore(&self, root: &Path, record: &PathRecord) -> Result<(), CacheError> {
-        let dest = record.path.to_path(root);
-        let parent = dest.parent().expect("outputs are below the root");
-        std::fs::create_dir_all(parent).map_err(io("create", parent))?;
-        let tmp_dir = self.tmp_dir()?;
-        let staging = tempfile::Builder::new()
-            .prefix("restore.")
-            .tempdir_in(&tmp_dir)
-            .map_err(io("create a staging directory in", &tmp_dir))?;
-        let staged = staging.path().join("content");
-        if record.is_dir() {
-            let manifest = self.manifest(&record.blake3)?;
-            std::fs::create_dir_all(&staged).map_err(io("create", &staged))?;
-            for e in &manifest.entries {
-                let object = self.object_path(&e.hash);
-                if !object.is_file() {
-                    return Err(CacheError::MissingObject {
-                        path: record.path.join(&e.path),
-                        hash: e.hash,
-                    });
-                }
-                let file = staged.join(&e.path);
-                if let Some(p) = file.parent() {
-                    std::fs::create_dir_all(p).map_err(io("create", p))?;
-                }
-                self.link.link(&object, &file).map_err(io("link", &file))?;
-            }
-        } else {
-            let object = self.object_path(&record.blake3);
-            if !object.is_file() {
-                return Err(CacheError::MissingObject {
+    /// Every object is verified first; nothing of a damaged one reaches the
+    /// workspace. The new content is assembled in the staging area and
+    /// moved into place: a file is replaced atomically; a directory is
+    /// removed just before the rename, so a crash in between leaves it
+    /// missing (and the next `repro` or `checkout` restores it), never
+    /// half-written.
+    pub fn restore(&self, ws: &Workspace, record: &PathRecord) -> Result<(), CacheError> {
+        let area = self.staging()?;
+        let staged = unique_in(area.dir(), "restore");
+        let result = self
+            .assemble(record, &staged)
+            .and_then(|()| ws.install(&staged, &record.path).map_err(CacheError::from));
+        if result.is_err() {
+            let _ = remove_path(&staged);
+        }
+        result
+    }
+
+    /// Builds the content of `record` at `staged`, verifying every object.
+    fn assemble(&self, record: &PathRecord, staged: &Path) -> Result<(), CacheError> {
+        if !record.is_dir() {
+            self.check_object(&record.blake3, &record.path)?;
+            return self.link_object(&record.blake3, staged, &record.path);
+        }
+        let manifest = self.manifest(&record.blake3).map_err(|e| match e {
+            CacheError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                CacheError::MissingObject {
                     path: record.path.clone(),
                     hash: record.blake3,
-                });
+                }
             }
-            self.link
-                .link(&object, &staged)
-                .map_err(io("link", &staged))?;
-        }
-        let dest_is_dir = std::fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir());
-        if record.is_dir() || dest_is_dir {
-            remove_path(&dest).map_err(io("replace", &dest))?;
-        }
-        std::fs::rename(&staged, &dest).map_err(io("move into place", &dest))?;
-        Ok(())
+            other => other,
+        })?;
+        std::fs::create_dir_all(staged).map_err(io("create", staged))?;
+        manifest.entries.par_iter().try_for_each(|e| {
+            let file = staged.join(&e.path);
+            if let Some(p) = file.parent() {
+                std::fs::create_dir_all(p).map_err(io("create", p))?;
+            }
+            if let Some(target) = &e.link {
+                return std::os::unix::fs::symlink(target, &file).map_err(io("link", &file));
+            }
+            let path = record.path.join(&e.path);
+            self.check_object(&e.hash, &path)?;
+            self.link_object(&e.hash, &file, &path)
+        })
+    }
+
+    fn link_object(&self, hash: &Digest, dest: &Path, path: &RelPath) -> Result<(), CacheError> {
+        let object = self.object_path(hash);
+        self.link.link(&object, dest).map_err(|e| {
+            let dir = dest.parent().unwrap_or(dest);
+            if e.raw_os_error() == Some(libc::ENOSPC) {
+                self.write_error(e, path, &object, dir)
+            } else {
+                io("link", dest)(e)
+            }
+        })
     }
 }
 
-/// Removes a file, symlink or directory tree; absent is fine.
+/// A manifest entry's path: relative, normalized, inside its directory.
+fn is_entry_path(path: &str) -> bool {
+    RelPath::normalized(path).is_ok()
+}
+
+/// A path in `dir` that does not exist yet.
+fn unique_in(dir: &Path, prefix: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    dir.join(format!("{prefix}.{}", NEXT.fetch_add(1, Ordering::Relaxed)))
+}
+
+/// Removes a file, symlink or directory tree in the cache's own directory
+/// (never in the workspace: that is [`Workspace::remove`]); absent is fine.
 pub fn remove_path(path: &Path) -> std::io::Result<()> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => {
@@ -289,8 +484,7 @@ pub fn remove_path(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Directories restored from read-only objects stay writable, but be safe
-/// with trees a user made read-only.
+/// Be safe with trees made read-only.
 fn make_tree_writable(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     for entry in walkdir::WalkDir::new(path).into_iter().flatten() {
@@ -306,6 +500,16 @@ fn make_tree_writable(path: &Path) {
     }
 }
 
+fn exec_bits(meta: &std::fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o111
+}
+
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
 fn set_read_only(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let mut perm = std::fs::metadata(path)?.permissions();
@@ -317,6 +521,8 @@ fn set_read_only(path: &Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::hash::{Hasher, StatCache};
+    use crate::workspace::Workspace;
+    use std::os::unix::fs::PermissionsExt;
 
     fn rel(s: &str) -> RelPath {
         RelPath::parse(s, None).unwrap()
@@ -326,15 +532,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let cache = Cache::new(root, link);
-        let hasher = Hasher::new(root, StatCache::in_memory());
+        let hasher =
+            Hasher::new(root, StatCache::in_memory()).with_objects(&cache.dir().join("objects"));
         std::fs::create_dir_all(root.join("model/sub")).unwrap();
         std::fs::write(root.join("model/a.bin"), b"aaa").unwrap();
         std::fs::write(root.join("model/sub/b.bin"), b"bbb").unwrap();
         std::fs::write(root.join("metrics.json"), b"{}").unwrap();
         let mut records = Vec::new();
         for p in ["model", "metrics.json"] {
-            let hashed = hasher.hash(&rel(p)).unwrap().unwrap();
-            cache.store(root, &rel(p), &hashed).unwrap();
+            let hashed = hasher.hash_output(&rel(p)).unwrap().unwrap();
+            cache
+                .store(&Workspace::open(root).unwrap(), &rel(p), &hashed)
+                .unwrap();
             records.push(PathRecord::new(rel(p), &hashed));
         }
         assert!(records.iter().all(|r| cache.contains(r)));
@@ -349,11 +558,11 @@ mod tests {
         remove_path(&root.join("metrics.json")).unwrap();
         std::fs::write(root.join("metrics.json"), b"changed").unwrap();
         for r in &records {
-            cache.restore(root, r).unwrap();
+            cache.restore(&Workspace::open(root).unwrap(), r).unwrap();
         }
         assert_eq!(std::fs::read(root.join("model/sub/b.bin")).unwrap(), b"bbb");
         assert_eq!(std::fs::read(root.join("metrics.json")).unwrap(), b"{}");
-        let again = hasher.hash(&rel("model")).unwrap().unwrap();
+        let again = hasher.hash_output(&rel("model")).unwrap().unwrap();
         assert_eq!(again.hash, records[0].blake3);
         // Nothing is left behind next to the outputs.
         let names: Vec<String> = std::fs::read_dir(root)
@@ -385,14 +594,126 @@ mod tests {
         let cache = Cache::new(root, LinkMode::Copy);
         std::fs::write(root.join("out.txt"), b"v1").unwrap();
         let hashed = Hasher::new(root, StatCache::in_memory())
-            .hash(&rel("out.txt"))
+            .hash_output(&rel("out.txt"))
             .unwrap()
             .unwrap();
-        cache.store(root, &rel("out.txt"), &hashed).unwrap();
+        cache
+            .store(&Workspace::open(root).unwrap(), &rel("out.txt"), &hashed)
+            .unwrap();
         std::fs::write(root.join("out.txt"), b"edited").unwrap();
         assert_eq!(
             std::fs::read(cache.object_path(&hashed.hash)).unwrap(),
             b"v1"
         );
+    }
+
+    /// Flips one byte of a read-only object, as a disk error would.
+    fn damage(path: &Path) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes[0] ^= 1;
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn a_damaged_object_never_reaches_the_workspace_and_is_replaced_when_stored_again() {
+        for mode in [LinkMode::Copy, LinkMode::Hardlink, LinkMode::Symlink] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path();
+            let ws = Workspace::open(root).unwrap();
+            let cache = Cache::new(root, mode);
+            let hasher = Hasher::new(root, StatCache::in_memory())
+                .with_objects(&cache.dir().join("objects"));
+            std::fs::create_dir_all(root.join("d")).unwrap();
+            std::fs::write(root.join("d/a.txt"), b"aaa").unwrap();
+            std::fs::write(root.join("f.txt"), b"fff").unwrap();
+            let records: Vec<PathRecord> = ["d", "f.txt"]
+                .into_iter()
+                .map(|p| {
+                    let hashed = hasher.hash_output(&rel(p)).unwrap().unwrap();
+                    cache.store(&ws, &rel(p), &hashed).unwrap();
+                    PathRecord::new(rel(p), &hashed)
+                })
+                .collect();
+            damage(&cache.object_path(&Digest::of(b"aaa")));
+            damage(&cache.object_path(&Digest::of(b"fff")));
+            for r in &records {
+                ws.remove(&r.path).unwrap();
+                let err = cache.restore(&ws, r).unwrap_err();
+                assert!(err.is_damaged(), "{mode:?}: {err}");
+                assert!(
+                    !root.join(r.path.as_str()).exists(),
+                    "{mode:?}: nothing restored"
+                );
+            }
+            // Set aside, so the next store writes a good copy.
+            let quarantine = cache.dir().join("quarantine");
+            assert_eq!(std::fs::read_dir(&quarantine).unwrap().count(), 2);
+            std::fs::create_dir_all(root.join("d")).unwrap();
+            std::fs::write(root.join("d/a.txt"), b"aaa").unwrap();
+            std::fs::write(root.join("f.txt"), b"fff").unwrap();
+            for r in &records {
+                let hashed = hasher.hash_output(&r.path).unwrap().unwrap();
+                cache.store(&ws, &r.path, &hashed).unwrap();
+                ws.remove(&r.path).unwrap();
+                cache.restore(&ws, r).unwrap();
+            }
+            assert_eq!(std::fs::read(root.join("d/a.txt")).unwrap(), b"aaa");
+            assert_eq!(std::fs::read(root.join("f.txt")).unwrap(), b"fff");
+        }
+    }
+
+    #[test]
+    fn a_damaged_object_that_was_verified_before_is_still_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let ws = Workspace::open(root).unwrap();
+        let cache = Cache::new(root, LinkMode::Copy);
+        std::fs::write(root.join("f.txt"), b"fff").unwrap();
+        let hashed = Hasher::new(root, StatCache::in_memory())
+            .hash_output(&rel("f.txt"))
+            .unwrap()
+            .unwrap();
+        cache.store(&ws, &rel("f.txt"), &hashed).unwrap();
+        let record = PathRecord::new(rel("f.txt"), &hashed);
+        cache.restore(&ws, &record).unwrap();
+        cache.save_verified();
+        // Same size, new bytes: the mtime moves, so the index no longer vouches.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        damage(&cache.object_path(&hashed.hash));
+        let again = Cache::new(root, LinkMode::Copy);
+        assert!(again.restore(&ws, &record).unwrap_err().is_damaged());
+        assert_eq!(std::fs::read(root.join("f.txt")).unwrap(), b"fff");
+    }
+
+    #[test]
+    fn verify_all_finds_and_sets_aside_every_damaged_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let ws = Workspace::open(root).unwrap();
+        let cache = Cache::new(root, LinkMode::Copy);
+        let hasher = Hasher::new(root, StatCache::in_memory());
+        std::fs::create_dir_all(root.join("d")).unwrap();
+        for (name, bytes) in [("d/1", &b"one"[..]), ("d/2", b"two"), ("d/3", b"three")] {
+            std::fs::write(root.join(name), bytes).unwrap();
+        }
+        let hashed = hasher.hash_output(&rel("d")).unwrap().unwrap();
+        cache.store(&ws, &rel("d"), &hashed).unwrap();
+        damage(&cache.object_path(&Digest::of(b"two")));
+        damage(&cache.manifest_path(&hashed.hash));
+        let report = cache.verify_all().unwrap();
+        assert_eq!((report.objects, report.manifests), (3, 1), "{report:?}");
+        let mut damaged: Vec<(Digest, bool)> = report
+            .damaged
+            .iter()
+            .map(|d| (d.hash, d.manifest))
+            .collect();
+        damaged.sort();
+        let mut expected = vec![(Digest::of(b"two"), false), (hashed.hash, true)];
+        expected.sort();
+        assert_eq!(damaged, expected);
+        assert!(!cache.object_path(&Digest::of(b"two")).exists());
+        let again = cache.verify_all().unwrap();
+        assert!(again.damaged.is_empty());
     }
 }

@@ -77,6 +77,20 @@ pub struct RunRecord {
     pub outs: Vec<PathRecord>,
 }
 
+impl RunRecord {
+    /// True when the record's outputs are exactly the stage's declared
+    /// outputs (always, for a record this pipe wrote: the fingerprint
+    /// covers them). A record that names other paths is never restored.
+    pub fn matches(&self, stage: &crate::spec::Stage) -> bool {
+        self.outs.len() == stage.outs.len()
+            && self
+                .outs
+                .iter()
+                .zip(&stage.outs)
+                .all(|(r, o)| r.path == o.path)
+    }
+}
+
 impl Cache {
     fn run_path(&self, fingerprint: &Digest) -> PathBuf {
         let hex = fingerprint.to_hex();
@@ -169,6 +183,7 @@ mod tests {
     use crate::cache::LinkMode;
     use crate::hash::{Hasher, StatCache};
     use crate::paths::RelPath;
+    use crate::workspace::Workspace;
 
     #[test]
     fn a_claim_makes_the_next_claimant_wait_until_it_is_dropped() {
@@ -217,7 +232,7 @@ mod tests {
         let path = RelPath::parse("out.txt", None).unwrap();
         std::fs::write(root.join("out.txt"), b"result").unwrap();
         let hashed = Hasher::new(root, StatCache::in_memory())
-            .hash(&path)
+            .hash_output(&path)
             .unwrap()
             .unwrap();
         let fp = Digest::of(b"fingerprint");
@@ -227,7 +242,13 @@ mod tests {
         };
         cache.record_run(&fp, &record).unwrap();
         assert_eq!(cache.lookup_run(&fp), None, "objects not stored yet");
-        cache.store(root, &record.outs[0].path, &hashed).unwrap();
+        cache
+            .store(
+                &Workspace::open(root).unwrap(),
+                &record.outs[0].path,
+                &hashed,
+            )
+            .unwrap();
         assert_eq!(cache.lookup_run(&fp), Some(record));
         assert_eq!(cache.lookup_run(&Digest::of(b"other")), None);
     }

@@ -63,6 +63,13 @@ pub fn run(cwd: &Path, args: CheckoutArgs) -> Result<ExitCode, CliError> {
                     item.path, item.stage
                 ));
             }
+            CheckoutAction::Damaged => {
+                missing += 1;
+                out.push_str(&format!(
+                    "cannot restore {}: the cache's copy is damaged and was moved aside (run `pipe repro {}`)\n",
+                    item.path, item.stage
+                ));
+            }
             CheckoutAction::UpToDate => {}
         }
     }

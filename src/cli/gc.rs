@@ -86,6 +86,12 @@ pub fn run(cwd: &Path, args: GcArgs) -> Result<ExitCode, CliError> {
         .gc(&roots, args.keep_runs, args.dry)
         .map_err(pipe::Error::from)?;
     let verb = if args.dry { "would remove" } else { "removed" };
+    if report.quarantined_removed > 0 {
+        print(&format!(
+            "removed {} damaged objects set aside in quarantine/\n",
+            report.quarantined_removed
+        ))?;
+    }
     print(&format!(
         "{verb} {} objects ({:.1} MB) and {} run-cache entries; kept {} objects\n",
         report.objects_removed,

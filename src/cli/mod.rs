@@ -6,6 +6,7 @@
 //! mapped to exit codes: 0 success, 1 a stage failed (or a check found
 //! work to do), 2 a problem with the pipeline definition or the command line.
 
+mod cache;
 mod checkout;
 mod compare;
 mod dag;
@@ -44,6 +45,7 @@ enum Command {
     Status(status::StatusArgs),
     Dag(dag::DagArgs),
     Checkout(checkout::CheckoutArgs),
+    Cache(cache::CacheArgs),
     Gc(gc::GcArgs),
     Predict(predict::PredictArgs),
     Metrics(metrics::MetricsArgs),
@@ -84,6 +86,7 @@ pub fn main() -> ExitCode {
             Command::Status(args) => status::run(&cwd, args),
             Command::Dag(args) => dag::run(&cwd, args),
             Command::Checkout(args) => checkout::run(&cwd, args),
+            Command::Cache(args) => cache::run(&cwd, args),
             Command::Gc(args) => gc::run(&cwd, args),
             Command::Predict(args) => predict::run(&cwd, args),
             Command::Metrics(args) => metrics::run(&cwd, args),

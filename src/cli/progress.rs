@@ -100,6 +100,9 @@ impl Reporter for Progress {
                     }
                 });
             }
+            Event::Warning { stage, message } => {
+                self.say(format!("warning: stage {stage}: {message}"))
+            }
             Event::Finished {
                 stage,
                 outcome,

@@ -168,7 +168,13 @@ impl<'a> Reader<'a> {
         let Some(record) = record else {
             return Ok(None);
         };
-        Ok(std::fs::read(self.project.cache.object_path(&record.blake3)).ok())
+        // Verified: a damaged copy is set aside and shows as missing.
+        Ok(self
+            .project
+            .cache
+            .read_object(&record.blake3, path)
+            .ok()
+            .flatten())
     }
 
     fn read_lock_text(&self) -> Result<Option<String>, Error> {

@@ -106,7 +106,7 @@ fn blockers(
         if changed.contains(path) && dirty.contains(*path) {
             continue; // listed above
         }
-        let Some(now) = hasher.hash(path)? else {
+        let Some(now) = hasher.hash_output(path)? else {
             continue;
         };
         let known = outs(&workspace_lock)
@@ -141,20 +141,6 @@ fn is_tracked(repo: &Repo, head: Option<git2::Oid>, path: &RelPath) -> Result<bo
     Ok(match head {
         Some(head) => repo.read(head, path)?.is_some(),
         None => false,
-    })
-}
-
-/// Makes `path` a symlink to `target`, atomically: a new link beside it,
-/// renamed over whatever was there.
-fn replace_with_symlink(path: &Path, target: &Path) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let temp = dir.join(format!(".{name}.pipe-link.{}", std::process::id()));
-    let _ = std::fs::remove_file(&temp);
-    std::os::unix::fs::symlink(target, &temp)?;
-    std::fs::rename(&temp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&temp);
     })
 }
 
@@ -201,16 +187,17 @@ pub fn apply(root: &Path, repo: &Repo, exp: &Experiment, force: bool) -> Result<
     }
     let mut written = Vec::new();
     let mut deleted = Vec::new();
+    // Every write goes through the workspace handle: a path of the
+    // experiment's commit never leads outside the project.
+    let ws = &project.workspace;
     for (path, content) in changes {
         let abs = path.to_path(root);
-        let io = |source| Error::Io {
-            message: format!("cannot write {path}"),
-            source,
-        };
         match content {
             None => {
-                if std::fs::symlink_metadata(&abs).is_ok() {
-                    std::fs::remove_file(&abs).map_err(io)?;
+                // A file the experiment deleted; a directory in its place
+                // now is the user's, and stays.
+                if std::fs::symlink_metadata(&abs).is_ok_and(|m| !m.is_dir()) {
+                    ws.remove(&path)?;
                     deleted.push(path);
                 }
             }
@@ -221,7 +208,7 @@ pub fn apply(root: &Path, repo: &Repo, exp: &Experiment, force: bool) -> Result<
                 if std::fs::read_link(&abs).is_ok_and(|now| now == target) {
                     continue;
                 }
-                replace_with_symlink(&abs, &target).map_err(io)?;
+                ws.symlink(&path, &target)?;
                 written.push(path);
             }
             Some((blob, mode)) => {
@@ -229,7 +216,7 @@ pub fn apply(root: &Path, repo: &Repo, exp: &Experiment, force: bool) -> Result<
                 if std::fs::read(&abs).is_ok_and(|now| now == bytes) {
                     continue;
                 }
-                crate::atomic_write::write(&abs, &bytes, mode == 0o100755).map_err(io)?;
+                ws.write(&path, &bytes, mode == 0o100755)?;
                 written.push(path);
             }
         }

@@ -6,6 +6,16 @@
 //! also what the cache stores for a directory output, so hashing a directory
 //! and committing it share one walk.
 //!
+//! Symlinks: a dependency is read through its symlinks, as the stage reads
+//! it, but only where they stay inside the project (or lead into the cache,
+//! as `cache.link = symlink` makes them); a link that leads out is an error
+//! naming it. An output is hashed as the stage left it: a symlink inside an
+//! output directory is a manifest entry of its own (its target, not what it
+//! points to), so that storing and restoring the directory never reads or
+//! writes through it; a link into the cache counts as the object's file.
+//! An output that is itself a symlink to anything but a cache object is an
+//! error: pipe stores what a stage writes, not links to elsewhere.
+//!
 //! Speed: every file is looked up in the [`StatCache`] first, and read only
 //! when its stat changed. Files of a directory are hashed in parallel (rayon);
 //! a single large file is memory-mapped and hashed with BLAKE3's own
@@ -79,13 +89,25 @@ impl<'de> Deserialize<'de> for Digest {
     }
 }
 
-/// One file of a directory.
+/// One file (or kept symlink) of a directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestEntry {
     /// Path relative to the directory, `/`-separated.
     pub path: String,
     pub hash: Digest,
     pub size: u64,
+    /// A symlink inside an output directory, kept as a link: its target.
+    /// `hash` is then the BLAKE3 of the target text and `size` 0; the cache
+    /// stores no object for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+impl ManifestEntry {
+    /// True for a symlink kept as a link (no object in the cache).
+    pub fn is_link(&self) -> bool {
+        self.link.is_some()
+    }
 }
 
 /// The sorted list of files below a directory.
@@ -106,6 +128,11 @@ impl Manifest {
 
     pub fn size(&self) -> u64 {
         self.entries.iter().map(|e| e.size).sum()
+    }
+
+    /// The entries that are files, with an object in the cache.
+    pub fn files(&self) -> impl Iterator<Item = &ManifestEntry> {
+        self.entries.iter().filter(|e| !e.is_link())
     }
 }
 
@@ -149,6 +176,21 @@ pub struct Hasher {
     /// Read-locked on the warm path (every file a hit), so the threads
     /// hashing a directory do not queue on it.
     cache: RwLock<StatCache>,
+    /// Where symlinks may lead (canonical): the project root, and the
+    /// cache's objects (which `cache.link = symlink` links to).
+    inside: Vec<PathBuf>,
+    /// The cache's objects directory (canonical), if known.
+    objects: Option<PathBuf>,
+    /// Parent directories already found to resolve inside the project.
+    parents_inside: RwLock<rustc_hash::FxHashSet<String>>,
+}
+
+/// Whether a path is read as a stage's input or its output (see the module
+/// docs for what that changes for symlinks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Dep,
+    Output,
 }
 
 impl Hasher {
@@ -156,20 +198,67 @@ impl Hasher {
         Hasher {
             root: root.to_path_buf(),
             cache: RwLock::new(cache),
+            inside: root.canonicalize().into_iter().collect(),
+            objects: None,
+            parents_inside: RwLock::default(),
         }
+    }
+
+    /// Symlinks into `objects` (the cache's objects directory) are the
+    /// cache's links: followed, and allowed for deps and outputs.
+    pub fn with_objects(mut self, objects: &Path) -> Hasher {
+        // Not created here: a read-only command writes no cache.
+        let canonical = objects
+            .canonicalize()
+            .unwrap_or_else(|_| objects.to_path_buf());
+        self.inside.push(canonical.clone());
+        self.objects = Some(canonical);
+        self
     }
 
     pub fn root(&self) -> &Path {
         &self.root
     }
 
-    /// Hashes a file or directory; `Ok(None)` if the path does not exist.
-    pub fn hash(&self, path: &RelPath) -> Result<Option<Hashed>, HashError> {
+    /// Hashes a dependency, file or directory, reading through symlinks
+    /// that stay inside the project; `Ok(None)` if the path does not exist.
+    pub fn hash_dep(&self, path: &RelPath) -> Result<Option<Hashed>, HashError> {
+        self.hash(path, Role::Dep)
+    }
+
+    /// Hashes an output as the stage left it (symlinks inside it are kept
+    /// as links); `Ok(None)` if the path does not exist.
+    pub fn hash_output(&self, path: &RelPath) -> Result<Option<Hashed>, HashError> {
+        self.hash(path, Role::Output)
+    }
+
+    fn hash(&self, path: &RelPath, role: Role) -> Result<Option<Hashed>, HashError> {
         let abs = path.to_path(&self.root);
-        let meta = match std::fs::metadata(&abs) {
+        let lmeta = match std::fs::symlink_metadata(&abs) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(err(&abs)(e)),
+        };
+        self.check_parent(path, &abs)?;
+        let meta = if lmeta.file_type().is_symlink() {
+            let into_cache = self.leads_into_objects(&abs);
+            if role == Role::Output && !into_cache {
+                let target = std::fs::read_link(&abs).unwrap_or_default();
+                return Err(err(&abs)(std::io::Error::other(format!(
+                    "the output is a symlink (-> {}); pipe stores the files a stage writes, not links to elsewhere: write or copy the file itself",
+                    target.display()
+                ))));
+            }
+            if !into_cache {
+                self.check_inside(&abs, path)?;
+            }
+            match std::fs::metadata(&abs) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(err(&abs)(e)),
+            }
+        } else {
+            lmeta
         };
         if let Some(kind) = special_kind(&meta) {
             // Opening a FIFO would wait for a writer, forever.
@@ -178,7 +267,7 @@ impl Hasher {
             ))));
         }
         if meta.is_dir() {
-            let manifest = self.manifest(path)?;
+            let manifest = self.walk(path, role)?;
             Ok(Some(Hashed {
                 hash: manifest.digest(),
                 size: manifest.size(),
@@ -194,11 +283,67 @@ impl Hasher {
         }
     }
 
-    /// The manifest of the directory at `dir`.
+    /// An error unless the parent directory of `path` resolves inside the
+    /// project (checked once per directory).
+    fn check_parent(&self, path: &RelPath, abs: &Path) -> Result<(), HashError> {
+        let Some(parent) = path.parent().filter(|p| !p.is_root()) else {
+            return Ok(());
+        };
+        if self
+            .parents_inside
+            .read()
+            .expect("parents lock")
+            .contains(parent.as_str())
+        {
+            return Ok(());
+        }
+        if let Err(e) = self.check_inside(&parent.to_path(&self.root), &parent) {
+            // Name the path asked for, not its parent.
+            return Err(HashError {
+                path: abs.to_path_buf(),
+                source: e.source,
+            });
+        }
+        self.parents_inside
+            .write()
+            .expect("parents lock")
+            .insert(parent.as_str().to_string());
+        Ok(())
+    }
+
+    /// An error unless `abs` (the project path `rel`) resolves inside the
+    /// project or the cache.
+    fn check_inside(&self, abs: &Path, rel: &RelPath) -> Result<(), HashError> {
+        let Ok(real) = abs.canonicalize() else {
+            return Ok(()); // a dangling link: reading it says so
+        };
+        if self.inside.is_empty() || self.inside.iter().any(|dir| real.starts_with(dir)) {
+            return Ok(());
+        }
+        Err(err(abs)(std::io::Error::other(format!(
+            "it leads outside the project{}; pipe does not follow links out of the project: copy the data in, or make the link point inside",
+            crate::workspace::describe_escape(&self.root, rel)
+        ))))
+    }
+
+    /// True when the symlink at `abs` points at a cache object.
+    fn leads_into_objects(&self, abs: &Path) -> bool {
+        match (&self.objects, abs.canonicalize()) {
+            (Some(objects), Ok(real)) => real.starts_with(objects),
+            _ => false,
+        }
+    }
+
+    /// The manifest of the directory at `dir`, read as a dependency.
     pub fn manifest(&self, dir: &RelPath) -> Result<Manifest, HashError> {
+        self.walk(dir, Role::Dep)
+    }
+
+    fn walk(&self, dir: &RelPath, role: Role) -> Result<Manifest, HashError> {
         let abs = dir.to_path(&self.root);
         let mut files = Vec::new();
-        for entry in walkdir::WalkDir::new(&abs).follow_links(true) {
+        let mut links = Vec::new();
+        for entry in walkdir::WalkDir::new(&abs).follow_links(role == Role::Dep) {
             let entry = entry.map_err(|e| {
                 let path = e.path().unwrap_or(&abs).to_path_buf();
                 HashError {
@@ -208,26 +353,39 @@ impl Hasher {
                         .unwrap_or_else(|| std::io::Error::other("symlink loop")),
                 }
             })?;
+            // The walk's paths are `abs` + `/` + the relative path: cut
+            // the bytes (`Path::strip_prefix` parses every component).
+            let rel_of = |p: &Path| {
+                let bytes = p.as_os_str().as_encoded_bytes();
+                String::from_utf8_lossy(bytes.get(abs.as_os_str().len() + 1..).unwrap_or_default())
+                    .replace('\\', "/")
+            };
+            if entry.path_is_symlink() && entry.depth() > 0 {
+                match role {
+                    Role::Dep => {
+                        self.check_inside(entry.path(), &dir.join(&rel_of(entry.path())))?
+                    }
+                    Role::Output if self.leads_into_objects(entry.path()) => {
+                        files.push((rel_of(entry.path()), entry.into_path()));
+                        continue;
+                    }
+                    Role::Output => {
+                        let target = std::fs::read_link(entry.path()).map_err(err(entry.path()))?;
+                        let target = target.to_str().ok_or_else(|| {
+                            err(entry.path())(std::io::Error::other(
+                                "the symlink's target is not UTF-8 text",
+                            ))
+                        })?;
+                        links.push((rel_of(entry.path()), target.to_string()));
+                        continue;
+                    }
+                }
+            }
             if entry.file_type().is_file() {
-                // The walk's paths are `abs` + `/` + the relative path: cut
-                // the bytes (`Path::strip_prefix` parses every component).
-                let path = entry.path().as_os_str().as_encoded_bytes();
-                let rel =
-                    String::from_utf8_lossy(&path[abs.as_os_str().len() + 1..]).replace('\\', "/");
-                files.push((rel, entry.into_path()));
+                files.push((rel_of(entry.path()), entry.into_path()));
             }
         }
-        // The order of a walk sorted by name in each directory (the order
-        // the manifest has always had), without `Path::file_name` on each
-        // comparison: names compared directory level by level, as bytes.
-        files.sort_unstable_by(|(_, a), (_, b)| {
-            let (a, b) = (
-                a.as_os_str().as_encoded_bytes(),
-                b.as_os_str().as_encoded_bytes(),
-            );
-            a.split(|&c| c == b'/').cmp(b.split(|&c| c == b'/'))
-        });
-        let entries = files
+        let mut entries = files
             .into_par_iter()
             .map(|(rel, path)| {
                 let meta = std::fs::metadata(&path).map_err(err(&path))?;
@@ -237,9 +395,25 @@ impl Hasher {
                     path: rel,
                     hash,
                     size: meta.len(),
+                    link: None,
                 })
             })
             .collect::<Result<Vec<_>, HashError>>()?;
+        entries.extend(links.into_iter().map(|(rel, target)| ManifestEntry {
+            path: rel,
+            hash: Digest::of(target.as_bytes()),
+            size: 0,
+            link: Some(target),
+        }));
+        // The order of a walk sorted by name in each directory (the order
+        // the manifest has always had), without `Path::file_name` on each
+        // comparison: names compared directory level by level, as bytes.
+        entries.sort_unstable_by(|a, b| {
+            a.path
+                .as_bytes()
+                .split(|&c| c == b'/')
+                .cmp(b.path.as_bytes().split(|&c| c == b'/'))
+        });
         Ok(Manifest { entries })
     }
 
@@ -314,10 +488,10 @@ mod tests {
     fn a_file_hash_is_the_blake3_of_its_bytes() {
         let (dir, h) = setup();
         std::fs::write(dir.path().join("a.txt"), b"hello").unwrap();
-        let got = h.hash(&rel("a.txt")).unwrap().unwrap();
+        let got = h.hash_dep(&rel("a.txt")).unwrap().unwrap();
         assert_eq!(got.hash.to_hex(), blake3::hash(b"hello").to_hex().as_str());
         assert_eq!(got.size, 5);
-        assert!(h.hash(&rel("missing")).unwrap().is_none());
+        assert!(h.hash_dep(&rel("missing")).unwrap().is_none());
     }
 
     #[test]
@@ -327,7 +501,7 @@ mod tests {
         std::fs::create_dir_all(d.join("sub")).unwrap();
         std::fs::write(d.join("b.txt"), b"b").unwrap();
         std::fs::write(d.join("sub/a.txt"), b"a").unwrap();
-        let first = h.hash(&rel("d")).unwrap().unwrap();
+        let first = h.hash_dep(&rel("d")).unwrap().unwrap();
         let names: Vec<_> = first
             .manifest
             .as_ref()
@@ -342,7 +516,7 @@ mod tests {
 
         // Renaming a file changes the hash even with the same bytes.
         std::fs::rename(d.join("b.txt"), d.join("c.txt")).unwrap();
-        let renamed = h.hash(&rel("d")).unwrap().unwrap();
+        let renamed = h.hash_dep(&rel("d")).unwrap().unwrap();
         assert_ne!(first.hash, renamed.hash);
 
         // The same tree elsewhere has the same hash.
@@ -350,7 +524,7 @@ mod tests {
         std::fs::create_dir_all(e.join("sub")).unwrap();
         std::fs::write(e.join("c.txt"), b"b").unwrap();
         std::fs::write(e.join("sub/a.txt"), b"a").unwrap();
-        assert_eq!(h.hash(&rel("e")).unwrap().unwrap().hash, renamed.hash);
+        assert_eq!(h.hash_dep(&rel("e")).unwrap().unwrap().hash, renamed.hash);
     }
 
     #[test]
@@ -390,7 +564,7 @@ mod tests {
             .map(|i| (i % 251) as u8)
             .collect();
         std::fs::write(dir.path().join("big.bin"), &bytes).unwrap();
-        let got = h.hash(&rel("big.bin")).unwrap().unwrap();
+        let got = h.hash_dep(&rel("big.bin")).unwrap().unwrap();
         assert_eq!(got.hash, Digest::of(&bytes));
     }
 }

@@ -92,6 +92,16 @@ impl StatCache {
         }
     }
 
+    /// Records the hash of a file this process has just written and
+    /// renamed into place itself: no other writer had it, so the racy
+    /// window does not apply.
+    pub fn insert_own_write(&mut self, path: String, key: StatKey, digest: Digest) {
+        if self.entries.get(&path) != Some(&(key, digest)) {
+            self.entries.insert(path, (key, digest));
+            self.dirty = true;
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

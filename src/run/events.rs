@@ -64,6 +64,9 @@ pub enum Event<'a> {
         stream: Stream,
         line: &'a str,
     },
+    /// Something the user should know about a stage that does not fail it
+    /// (a damaged cache object was set aside and the stage runs instead).
+    Warning { stage: &'a str, message: &'a str },
     Finished {
         stage: &'a str,
         outcome: &'a Outcome,

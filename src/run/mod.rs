@@ -154,6 +154,8 @@ pub fn repro(
 ) -> Result<Summary, Error> {
     let started = Instant::now();
     let selected = select(project, opts)?;
+    // Staging areas of runs that were killed (or hit a full disk).
+    project.cache.clean_staging();
     let mut lock = LockFile::read(&project.root)?;
     // Entries of stages that are gone from pipeline.yaml go, so that the
     // same pipeline and results always give the same lock.
@@ -283,10 +285,10 @@ pub fn repro(
         }
     });
 
-    if let Err(e) = hasher.save() {
-        // The stat cache is only a cache: losing it costs time, not data.
-        let _ = e;
-    }
+    // The stat cache and the verified-objects index are only caches:
+    // losing them costs time, not data.
+    let _ = hasher.save();
+    project.cache.save_verified();
     if let Some(e) = fatal {
         return Err(e);
     }

@@ -11,8 +11,8 @@ use super::command::{run_commands, Launch};
 use super::events::{Event, Outcome, Reporter};
 use super::ReproOptions;
 use crate::builtin::{self, BuiltinCall};
-use crate::cache::remove_path;
 use crate::cache::runs::{self, RunRecord};
+use crate::cache::CacheError;
 use crate::error::Error;
 use crate::fingerprint::lock_entry;
 use crate::fingerprint::StaleReason;
@@ -40,10 +40,6 @@ pub fn process(
     run: &ReproOptions,
     reporter: &dyn Reporter,
 ) -> Result<Done, Error> {
-    let unchanged = |outcome| Done {
-        outcome,
-        lock_entry: None,
-    };
     let mut files = ParamsFiles::new(&project.root);
     let seen = match observe(stage, hasher, &mut files) {
         Ok(seen) => seen,
@@ -56,59 +52,108 @@ pub fn process(
     match decision.verdict {
         Verdict::UpToDate => Ok(unchanged(Outcome::UpToDate)),
         Verdict::Frozen => Ok(unchanged(Outcome::Frozen)),
-        Verdict::Restore { record } => {
+        Verdict::Restore { ref record } => {
             reporter.event(Event::Started {
                 stage: &stage.name,
                 restoring: true,
                 reasons: &decision.reasons,
             });
-            restore(project, stage, &seen, record)
-        }
-        Verdict::Run => {
-            let (_claim, held_claims) = match claim(project, stage, &decision, opts, reporter) {
-                Claim::Recorded(record) => {
-                    reporter.event(Event::Started {
+            match restore(project, stage, &seen, record.clone())? {
+                Restored::Done(done) => Ok(done),
+                // A damaged object was moved aside: run the stage instead.
+                Restored::Damaged(e) => {
+                    reporter.event(Event::Warning {
                         stage: &stage.name,
-                        restoring: true,
-                        reasons: &decision.reasons,
+                        message: &format!(
+                            "{}; running the stage instead",
+                            project_paths(&project.root, &e.to_string())
+                        ),
                     });
-                    return restore(project, stage, &seen, record);
+                    run_stage(
+                        project, stage, &seen, &decision, hasher, opts, run, reporter,
+                    )
                 }
-                // The claim is held until the run is recorded, at the end
-                // of this arm.
-                Claim::Run { claim, held } => (claim, held),
-            };
+            }
+        }
+        Verdict::Run => run_stage(
+            project, stage, &seen, &decision, hasher, opts, run, reporter,
+        ),
+    }
+}
+
+fn unchanged(outcome: Outcome) -> Done {
+    Done {
+        outcome,
+        lock_entry: None,
+    }
+}
+
+/// Runs a stale stage (unless another process sharing the cache ran it
+/// meanwhile) and commits its outputs.
+#[allow(clippy::too_many_arguments)]
+fn run_stage(
+    project: &Project,
+    stage: &Stage,
+    seen: &Observed,
+    decision: &Decision,
+    hasher: &Hasher,
+    opts: DecideOptions,
+    run: &ReproOptions,
+    reporter: &dyn Reporter,
+) -> Result<Done, Error> {
+    let (_claim, held_claims) = match claim(project, stage, decision, opts, reporter) {
+        Claim::Recorded(record) => {
             reporter.event(Event::Started {
                 stage: &stage.name,
-                restoring: false,
+                restoring: true,
                 reasons: &decision.reasons,
             });
-            if let Some(message) = missing_dep(project, &decision.reasons) {
-                return Ok(unchanged(Outcome::Failed(message)));
+            match restore(project, stage, seen, record)? {
+                Restored::Done(done) => return Ok(done),
+                Restored::Damaged(e) => {
+                    reporter.event(Event::Warning {
+                        stage: &stage.name,
+                        message: &format!(
+                            "{}; running the stage instead",
+                            project_paths(&project.root, &e.to_string())
+                        ),
+                    });
+                    (None, runs::inherited_claims())
+                }
             }
-            if let Err(message) = execute(project, stage, &seen.params, run, &held_claims, reporter)
-            {
-                return Ok(unchanged(Outcome::Failed(message)));
-            }
-            let outs = match commit(project, stage, hasher)? {
-                Ok(outs) => outs,
-                Err(message) => return Ok(unchanged(Outcome::Failed(message))),
-            };
-            // The deps as they were when the stage started: that is what it ran on.
-            let deps = seen.dep_records();
-            if run_cache_eligible(stage) {
-                let record = RunRecord {
-                    stage: stage.name.clone(),
-                    outs: outs.clone(),
-                };
-                project.cache.record_run(&decision.fingerprint, &record)?;
-            }
-            Ok(Done {
-                outcome: Outcome::Ran,
-                lock_entry: Some(lock_entry(stage, &seen.params, &deps, outs)),
-            })
         }
+        // The claim is held until the run is recorded, at the end of this
+        // function.
+        Claim::Run { claim, held } => (claim, held),
+    };
+    reporter.event(Event::Started {
+        stage: &stage.name,
+        restoring: false,
+        reasons: &decision.reasons,
+    });
+    if let Some(message) = missing_dep(project, &decision.reasons) {
+        return Ok(unchanged(Outcome::Failed(message)));
     }
+    if let Err(message) = execute(project, stage, &seen.params, run, &held_claims, reporter) {
+        return Ok(unchanged(Outcome::Failed(message)));
+    }
+    let outs = match commit(project, stage, hasher)? {
+        Ok(outs) => outs,
+        Err(message) => return Ok(unchanged(Outcome::Failed(message))),
+    };
+    // The deps as they were when the stage started: that is what it ran on.
+    let deps = seen.dep_records();
+    if run_cache_eligible(stage) {
+        let record = RunRecord {
+            stage: stage.name.clone(),
+            outs: outs.clone(),
+        };
+        project.cache.record_run(&decision.fingerprint, &record)?;
+    }
+    Ok(Done {
+        outcome: Outcome::Ran,
+        lock_entry: Some(lock_entry(stage, &seen.params, &deps, outs)),
+    })
 }
 
 /// What a process about to run a stage learns from its claim.
@@ -158,7 +203,11 @@ fn claim(
             reporter.event(Event::WaitingForRun { stage: &stage.name })
         })
         .ok();
-    if let Some(record) = project.cache.lookup_run(fingerprint) {
+    if let Some(record) = project
+        .cache
+        .lookup_run(fingerprint)
+        .filter(|r| r.matches(stage))
+    {
         return Claim::Recorded(record);
     }
     let held = match claim {
@@ -166,6 +215,15 @@ fn claim(
         None => inherited,
     };
     Claim::Run { claim, held }
+}
+
+/// A failure message with its hint on a line of its own (rendered as
+/// `hint: …`).
+fn with_hint(message: &str, hint: Option<String>) -> String {
+    match hint {
+        Some(h) => format!("{message}\nHint: {h}"),
+        None => message.to_string(),
+    }
 }
 
 /// A hash error as a stage failure.
@@ -179,17 +237,28 @@ fn project_paths(root: &Path, message: &str) -> String {
     message.replace(&format!("{}/", root.display()), "")
 }
 
+/// How restoring a recorded run ended.
+enum Restored {
+    Done(Done),
+    /// An object was damaged (and is now quarantined): the stage must run.
+    Damaged(CacheError),
+}
+
 /// Links the outputs of a recorded run back into the workspace.
 fn restore(
     project: &Project,
     stage: &Stage,
     seen: &Observed,
     record: RunRecord,
-) -> Result<Done, Error> {
+) -> Result<Restored, Error> {
     for out in &record.outs {
-        project.cache.restore(&project.root, out)?;
+        match project.cache.restore(&project.workspace, out) {
+            Ok(()) => {}
+            Err(e) if e.is_damaged() => return Ok(Restored::Damaged(e)),
+            Err(e) => return Err(e.into()),
+        }
     }
-    Ok(Done {
+    Ok(Restored::Done(Done {
         outcome: Outcome::Restored,
         lock_entry: Some(lock_entry(
             stage,
@@ -197,7 +266,7 @@ fn restore(
             &seen.dep_records(),
             record.outs,
         )),
-    })
+    }))
 }
 
 /// Why a stage cannot run: a dep that is missing when it should start. (A
@@ -233,24 +302,21 @@ fn execute(
     held_claims: &str,
     reporter: &dyn Reporter,
 ) -> Result<(), String> {
+    let ws = &project.workspace;
     for out in &stage.outs {
-        let abs = out.path.to_path(&project.root);
-        if out.persist {
-            crate::cache::link::make_private(&abs)
-                .map_err(|e| format!("cannot prepare the persistent output `{}`: {e}", out.path))?;
+        let prepared = if out.persist {
+            ws.make_private(&out.path)
         } else {
-            remove_path(&abs)
-                .map_err(|e| format!("cannot remove the old output `{}`: {e}", out.path))?;
-        }
-        let dir = if out.dir {
-            Some(abs.as_path())
-        } else {
-            abs.parent()
+            ws.remove(&out.path)
         };
-        if let Some(dir) = dir {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
-        }
+        let created = if out.dir {
+            ws.create_dir_all(&out.path)
+        } else {
+            ws.create_parent(&out.path)
+        };
+        prepared
+            .and(created)
+            .map_err(|e| with_hint(&e.to_string(), e.hint()))?;
     }
     let cwd = stage.wdir.to_path(&project.root);
     match &stage.action {
@@ -321,7 +387,7 @@ fn commit(
 ) -> Result<Result<Vec<PathRecord>, String>, Error> {
     let mut records = Vec::new();
     for out in &stage.outs {
-        let hashed = match hasher.hash(&out.path) {
+        let hashed = match hasher.hash_output(&out.path) {
             Ok(hashed) => hashed,
             Err(e) => return Ok(Err(unreadable(project, &e))),
         };
@@ -332,7 +398,20 @@ fn commit(
             )));
         };
         if out.cache {
-            project.cache.store(&project.root, &out.path, &hashed)?;
+            match project.cache.store(&project.workspace, &out.path, &hashed) {
+                Ok(()) => {}
+                // What the stage wrote cannot be stored as it is: the stage
+                // fails; the run goes on (with -k).
+                Err(
+                    e @ (CacheError::Workspace(_)
+                    | CacheError::Changed { .. }
+                    | CacheError::NoSpace { .. }),
+                ) => {
+                    let message = with_hint(&e.to_string(), e.hint());
+                    return Ok(Err(project_paths(&project.root, &message)));
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         records.push(PathRecord::new(out.path.clone(), &hashed));
     }
