@@ -1,5 +1,11 @@
 //! Replacing a file whole: write a temporary file beside it, sync, rename.
-//! A reader (or a crash) never sees half a file.
+//! A reader (or a crash) never sees half a file, and a failed write (a full
+//! disk) leaves the old file and no temporary one.
+//!
+//! This is the one helper for pipe's own files (`pipeline.lock`, the stat
+//! cache, run-cache entries, params files of an experiment's copy). Files
+//! in the user's workspace are written with [`crate::workspace::Workspace::write`],
+//! which does the same beneath the project root only.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -13,7 +13,6 @@
 //! ever claims a result that a failed or killed stage did not produce.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -255,23 +254,8 @@ impl LockFile {
     /// rename over the old one.
     pub fn write(&self, root: &Path) -> Result<(), LockError> {
         let path = root.join(LOCK_FILE);
-        let wrap = |source| LockError::Write {
-            path: path.clone(),
-            source,
-        };
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".pipeline.lock.")
-            .tempfile_in(root)
-            .map_err(wrap)?;
-        tmp.write_all(self.to_text().as_bytes()).map_err(wrap)?;
-        // Temp files are private (0600); the lock is an ordinary project file.
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(wrap)?;
-        tmp.as_file().sync_all().map_err(wrap)?;
-        tmp.persist(&path).map_err(|e| wrap(e.error))?;
-        Ok(())
+        crate::atomic_write::write(&path, self.to_text().as_bytes(), false)
+            .map_err(|source| LockError::Write { path, source })
     }
 }
 

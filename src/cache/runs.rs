@@ -24,7 +24,6 @@
 //! starts never waits for its own parent.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -160,20 +159,8 @@ impl Cache {
 
     pub fn record_run(&self, fingerprint: &Digest, record: &RunRecord) -> Result<(), CacheError> {
         let dest = self.run_path(fingerprint);
-        let parent = dest.parent().expect("runs have a parent");
-        std::fs::create_dir_all(parent).map_err(io("create", parent))?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".run.")
-            .tempfile_in(parent)
-            .map_err(io("write", parent))?;
         let bytes = serde_json::to_vec_pretty(record).expect("a run record serializes");
-        tmp.write_all(&bytes).map_err(io("write", &dest))?;
-        tmp.persist(&dest).map_err(|e| CacheError::Io {
-            action: "write",
-            path: dest.clone(),
-            source: e.error,
-        })?;
-        Ok(())
+        crate::atomic_write::write(&dest, &bytes, false).map_err(io("write", &dest))
     }
 }
 

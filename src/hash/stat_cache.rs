@@ -14,7 +14,6 @@
 //! processes writing it at once can only lose entries, never corrupt one.
 
 use std::fs::Metadata;
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -115,11 +114,7 @@ impl StatCache {
         let (Some(file), true) = (&self.file, self.dirty) else {
             return Ok(());
         };
-        let dir = file.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        tmp.write_all(&encode(&self.entries))?;
-        tmp.persist(file).map_err(|e| e.error)?;
+        crate::atomic_write::write(file, &encode(&self.entries), false)?;
         self.dirty = false;
         Ok(())
     }
