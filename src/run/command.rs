@@ -5,10 +5,19 @@
 //! closed; stdout and stderr are read line by line on their own threads and
 //! forwarded as events, so the output of parallel stages interleaves by line,
 //! never inside one. The child gets `PIPE_STAGE` and `PIPE_ROOT` in its
-//! environment, and (on Linux) is killed if pipe itself dies, so that a
-//! killed `pipe repro` does not leave its stage running behind it.
+//! environment (and what [`Launch::env`] adds, such as the run id).
+//!
+//! A stage never outlives pipe. On Linux, `pipe repro` runs each command as
+//! `pipe __supervise sh -c CMD`: the supervisor leads a process group of its
+//! own, which the stage's processes inherit, and gets SIGTERM when pipe dies,
+//! however pipe dies; it then stops the whole group (see
+//! [`super::supervisor`] for the design). Without a supervisor (tests, and
+//! other systems, where the group would not be stopped) `sh` runs in pipe's
+//! own process group, so that Ctrl-C and a kill of pipe's group reach it, and
+//! on Linux is killed if pipe dies.
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -40,10 +49,13 @@ pub fn run_commands(
 
 fn run_one(launch: &Launch, cmd: &str, reporter: &dyn Reporter) -> Result<(), String> {
     let (stage, cwd) = (launch.stage, launch.cwd);
-    let mut command = match launch.supervisor {
+    let supervisor = launch.supervisor.filter(|_| cfg!(target_os = "linux"));
+    let mut command = match supervisor {
         Some(exe) => {
             let mut c = Command::new(exe);
-            c.arg(super::supervisor::SUPERVISE_ARG).arg("sh");
+            c.arg(super::supervisor::SUPERVISE_ARG)
+                .arg("sh")
+                .process_group(0);
             c
         }
         None => Command::new("sh"),
@@ -58,9 +70,9 @@ fn run_one(launch: &Launch, cmd: &str, reporter: &dyn Reporter) -> Result<(), St
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // The supervisor forwards SIGTERM to the stage's process group; a bare
+    // The supervisor stops the stage's process group on SIGTERM; a bare
     // `sh` is simply killed.
-    let signal = if launch.supervisor.is_some() {
+    let signal = if supervisor.is_some() {
         libc::SIGTERM
     } else {
         libc::SIGKILL
@@ -119,14 +131,21 @@ fn forward(stage: &str, pipe: impl Read, stream: Stream, reporter: &dyn Reporter
     }
 }
 
+/// Makes the child get `signal` when its parent (this process) dies, and not
+/// start at all if the parent died already.
 #[cfg(target_os = "linux")]
 pub fn die_with_parent(command: &mut Command, signal: libc::c_int) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: prctl and getppid are async-signal-safe and touch no memory of
+    // the parent.
     unsafe {
         command.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, signal) != 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before the signal was armed.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
             }
             Ok(())
         });

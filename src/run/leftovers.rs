@@ -1,7 +1,10 @@
 //! Stage processes left behind by a `pipe repro` that was killed.
 //!
-//! A stage's `sh` dies with pipe (parent-death signal), but what `sh` started
-//! (a pipeline, a script's own children) would live on as orphans and could
+//! The stage supervisor stops a stage's whole process group when pipe dies
+//! (see [`super::supervisor`]). What gets past it: a process that left the
+//! group (`setsid`, a daemon), and everything `sh` started when the
+//! supervisor itself was killed with SIGKILL (`sh` gets its parent-death
+//! signal, its children do not). Those would live on as orphans and could
 //! keep writing outputs while the next `repro` reruns the stage. So every
 //! run tags its stage processes with `PIPE_RUN_ID=<id>` in their environment
 //! and writes the id to `.pipeline-cache/v1/running` while it works. A run

@@ -156,6 +156,30 @@ impl TestEnv {
         }
     }
 
+    /// Like [`TestEnv::spawn`], in a new session, as `setsid pipe ARGS…`
+    /// does: pipe leads a process group of its own, whose id is its pid.
+    pub fn spawn_in_session(&self, args: &[&str]) -> Running {
+        use std::os::unix::process::CommandExt;
+        let mut command = self.command(args);
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setsid() == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {PIPE}: {e}"));
+        Running {
+            args: args.join(" "),
+            child: Some(child),
+        }
+    }
+
     /// Runs the real `git` in the project root (as a user's git, with a
     /// fixed identity and no user or system config) and returns its stdout;
     /// panics if it fails.
@@ -366,6 +390,11 @@ impl Running {
     pub fn is_running(&mut self) -> bool {
         let child = self.child.as_mut().expect("running");
         matches!(child.try_wait(), Ok(None))
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
     }
 
     /// SIGKILL, as `kill -9` does.

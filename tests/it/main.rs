@@ -9,6 +9,7 @@
 mod cache;
 mod compare;
 mod concurrency;
+mod containment;
 mod dag;
 mod env;
 mod exp;
