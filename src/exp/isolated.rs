@@ -18,10 +18,12 @@
 //! track and no stage writes (the raw data a pipeline starts from, usually
 //! `.gitignore`d), and the outputs of frozen stages, which do not run.
 //!
-//! Then the result is recorded ([`super::record`]) and the copy deleted,
-//! whether the run succeeded or not. The child's output goes to the
-//! terminal (one experiment) or to `.pipeline-cache/exp-logs/` (a queue).
-//! The child dies with its parent, so killing `pipe exp run` stops it.
+//! The caller has claimed the experiment's name ([`super::claim`]) before
+//! anything of this runs. Then the result is recorded ([`super::record`])
+//! and the copy deleted, whether the run succeeded or not. The child's
+//! output goes to the terminal (one experiment) or to
+//! `.pipeline-cache/exp-logs/` (a queue). The child dies with its parent,
+//! so killing `pipe exp run` stops it.
 //!
 //! The workspace is never written: after `pipe exp run`, `git status` is
 //! what it was, and `pipe exp apply` brings a result in when it is wanted.
@@ -32,6 +34,7 @@ use std::process::{Command, Stdio};
 
 use git2::Oid;
 
+use super::claim::NameClaim;
 use super::overrides;
 use super::queue::Queued;
 use super::record::record;
@@ -104,14 +107,16 @@ pub fn experiments_lock(cache_root: &Path) -> Result<std::fs::File, Error> {
 
 /// Runs `queued` for the project at `root` with the `pipe` executable
 /// `pipe_exe`, its outputs going to the cache in `shared_cache` (the
-/// directory holding `v1/`); returns the recorded commit.
+/// directory holding `v1/`); returns the recorded commit. The caller holds
+/// `claim`, the claim on the experiment's name, until this returns.
 pub fn run(
     root: &Path,
     shared_cache: &Path,
-    queued: &Queued,
+    (queued, claim): (&Queued, &NameClaim),
     pipe_exe: &Path,
     output: Output,
 ) -> Result<Oid, Failure> {
+    debug_assert_eq!(claim.name(), queued.name, "the run holds its name");
     let repo = Repo::discover(root, "pipe exp run").map_err(Error::from)?;
     let cache_root = root.join(crate::cache::CACHE_DIR);
     // Run or failed, it leaves the queue: its start commit needs no ref.

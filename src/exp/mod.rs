@@ -13,6 +13,8 @@
 //! without running anything.
 //!
 //! - [`overrides`]: `-S key=value` parsed and written into params files;
+//! - [`claim`]: a name claimed while its experiment runs, so that a second
+//!   run of the same name is refused before it starts;
 //! - [`record`]: the commit and its ref;
 //! - [`queue`]: experiments waiting for `pipe exp run --run-all`;
 //! - [`isolated`]: one experiment run in a temporary copy of the project
@@ -20,6 +22,7 @@
 //! - [`apply`]: an experiment's files and outputs back into the workspace.
 
 pub mod apply;
+pub mod claim;
 pub mod isolated;
 pub mod overrides;
 pub mod queue;
@@ -112,14 +115,18 @@ pub fn check_new_name(repo: &Repo, name: &str) -> Result<(), Error> {
         });
     }
     if repo.raw().find_reference(&full).is_ok() {
-        return Err(Error::Refused {
-            message: format!("an experiment named `{name}` exists already"),
-            hint: Some(format!(
-                "choose another -n NAME, or remove it first: `pipe exp remove {name}`"
-            )),
-        });
+        return Err(exists_already(name));
     }
     Ok(())
+}
+
+fn exists_already(name: &str) -> Error {
+    Error::Refused {
+        message: format!("an experiment named `{name}` exists already"),
+        hint: Some(format!(
+            "choose another -n NAME, or remove it first: `pipe exp remove {name}`"
+        )),
+    }
 }
 
 /// A fresh name: `exp-` and five hex digits of a hash of `seed` and the

@@ -821,3 +821,66 @@ fn a_tracked_file_replaced_by_a_directory_does_not_stop_an_experiment() {
     // As git sees it: the file is gone from the experiment's tree.
     assert_eq!(env.git(&["ls-tree", "refs/exps/two", "old"]), "");
 }
+
+#[test]
+fn a_second_run_of_a_name_that_is_running_fails_before_running_anything() {
+    // `train` appends to COUNTER, then waits for the file GO.
+    let shared = tempfile::tempdir().unwrap();
+    let (counter, go) = (shared.path().join("runs"), shared.path().join("go"));
+    let env = TestEnv::new()
+        .pipeline(
+            r#"
+            stages:
+              train:
+                cmd: >-
+                  echo run >> "$COUNTER"; i=0;
+                  while [ ! -e "$GO" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done;
+                  echo "{\"score\": ${lr}}" > m.json
+                params: [lr]
+                metrics:
+                  - m.json:
+                      cache: false
+            "#,
+        )
+        .params("lr: 1\n")
+        .env("COUNTER", counter.to_str().unwrap())
+        .env("GO", go.to_str().unwrap());
+    std::fs::write(&go, "").unwrap();
+    env.pipe(&["repro"]).ok();
+    let env = env.git_init();
+    std::fs::remove_file(&go).unwrap();
+    let runs = || std::fs::read_to_string(&counter).unwrap().lines().count();
+
+    let mut first = env.spawn(&["exp", "run", "-S", "lr=2", "-n", "dup"]);
+    assert!(
+        crate::env::wait_until(std::time::Duration::from_secs(10), || runs() == 2),
+        "the first experiment never started its stage"
+    );
+    let second = env.pipe(&["exp", "run", "-S", "lr=3", "-n", "dup"]).code(2);
+    assert!(first.is_running(), "the second did not wait for the first");
+    settings(&env).bind(|| {
+        insta::assert_snapshot!(second.stderr, @r"
+        error: an experiment named `dup` is running already (pipe exp run, pid [PID])
+          hint: choose another -n NAME, or wait until it is recorded and compare with `pipe exp show`
+        ");
+    });
+
+    std::fs::write(&go, "").unwrap();
+    first.wait(std::time::Duration::from_secs(60)).ok();
+    assert_eq!(runs(), 2, "the second never ran the stage");
+    let recorded: Json = serde_json::from_str(&show(&env, "refs/exps/dup:m.json")).unwrap();
+    assert_eq!(recorded, serde_json::json!({"score": 2}));
+    assert_eq!(
+        std::fs::read_dir(env.path(".pipeline-cache/exp-names"))
+            .unwrap()
+            .count(),
+        0,
+        "the claim is released"
+    );
+    // Once it is recorded, the name is refused as any recorded one is.
+    let third = env.pipe(&["exp", "run", "-n", "dup"]).code(2);
+    insta::assert_snapshot!(third.stderr, @r"
+    error: an experiment named `dup` exists already
+      hint: choose another -n NAME, or remove it first: `pipe exp remove dup`
+    ");
+}

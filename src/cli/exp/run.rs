@@ -10,7 +10,7 @@ use clap::Args;
 
 use pipe::exp::overrides::{self, Override};
 use pipe::exp::queue::{self, Queued};
-use pipe::exp::{self as experiments, isolated, record};
+use pipe::exp::{self as experiments, claim, isolated, record};
 use pipe::git::Repo;
 use pipe::project::Project;
 
@@ -107,11 +107,13 @@ pub(super) fn run_cmd(cwd: &Path, args: RunArgs) -> Result<ExitCode, CliError> {
         return run_queue(&project, args.jobs.unwrap_or(1), only.as_deref());
     }
     let q = &entries[0];
+    // Before anything runs: a second run of this name fails now.
+    let claim = claim::claim(&repo, &project.cache_root(), &q.name).map_err(err)?;
     eprintln!("Running experiment {}: {}", q.name, describe(&q.overrides));
     match isolated::run(
         &project.root,
         &shared_cache(&project),
-        q,
+        (q, &claim),
         &pipe_exe()?,
         isolated::Output::Terminal,
     ) {
@@ -222,6 +224,16 @@ fn queue_names(
     Ok(names)
 }
 
+/// Claims the name of an experiment of the project at `root` for its run.
+fn claim_name(root: &Path, name: &str) -> Result<claim::NameClaim, isolated::Failure> {
+    let repo = Repo::discover(root, "pipe exp run").map_err(pipe::Error::from)?;
+    Ok(claim::claim(
+        &repo,
+        &root.join(pipe::cache::CACHE_DIR),
+        name,
+    )?)
+}
+
 /// Runs the queued experiments (those named in `only`, or all), `jobs` at
 /// a time.
 fn run_queue(
@@ -266,8 +278,10 @@ fn run_queue(
                 let Some(claimed) = queue::claim(&entry) else {
                     continue; // another `--run-all` took it
                 };
-                let result =
-                    isolated::run(root, shared, &entry.queued, exe, isolated::Output::LogFile);
+                let result = claim_name(root, &entry.queued.name).and_then(|claim| {
+                    let queued = (&entry.queued, &claim);
+                    isolated::run(root, shared, queued, exe, isolated::Output::LogFile)
+                });
                 let _ = queue::remove(&claimed.path);
                 let _ = tx.send((entry.queued, result));
             });
