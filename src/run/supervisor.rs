@@ -30,8 +30,12 @@
 //! do not): the next run kills those by their run id (see
 //! [`super::leftovers`]).
 //!
-//! The supervisor waits for signals synchronously (they are blocked and
-//! taken with `sigtimedwait`), so it runs no code in signal handlers.
+//! A stop signal that a process of the stage sent (`kill 0` in a command
+//! signals its own process group, the supervisor included) is the stage's
+//! business and no request to stop: the supervisor goes on waiting for `sh`,
+//! as it would without a supervisor. The supervisor waits for signals
+//! synchronously (they are blocked and taken with `sigtimedwait`, which
+//! names the sender), so it runs no code in signal handlers.
 //! Signals that pipe was started with ignored (`nohup`) stay ignored for the
 //! stage; SIGTERM, its parent-death signal, always stops the supervisor.
 
@@ -123,22 +127,25 @@ mod linux {
             }
         }
 
-        /// The next signal, waiting at most `timeout` (`None`: for ever).
-        fn next(&self, timeout: Option<Duration>) -> Option<c_int> {
-            // SAFETY: sigtimedwait/sigwaitinfo on a valid sigset.
-            let sig = unsafe {
-                match timeout {
-                    None => libc::sigwaitinfo(&self.waited, std::ptr::null_mut()),
+        /// The next signal and the pid of its sender (0: the kernel),
+        /// waiting at most `timeout` (`None`: for ever).
+        fn next(&self, timeout: Option<Duration>) -> Option<(c_int, libc::pid_t)> {
+            // SAFETY: sigtimedwait/sigwaitinfo on a valid sigset, filling a
+            // local siginfo_t; si_pid is read only for a signal taken.
+            unsafe {
+                let mut info: libc::siginfo_t = std::mem::zeroed();
+                let sig = match timeout {
+                    None => libc::sigwaitinfo(&self.waited, &mut info),
                     Some(t) => {
                         let ts = libc::timespec {
                             tv_sec: t.as_secs() as libc::time_t,
                             tv_nsec: t.subsec_nanos() as libc::c_long,
                         };
-                        libc::sigtimedwait(&self.waited, std::ptr::null_mut(), &ts)
+                        libc::sigtimedwait(&self.waited, &mut info, &ts)
                     }
-                }
-            };
-            (sig > 0).then_some(sig)
+                };
+                (sig > 0).then(|| (sig, info.si_pid()))
+            }
         }
     }
 
@@ -179,12 +186,15 @@ mod linux {
         loop {
             let timeout = stopping.map(|_| POLL);
             match signals.next(timeout) {
-                Some(sig) if sig != libc::SIGCHLD && stopping.is_none() => {
+                Some((sig, sender))
+                    if sig != libc::SIGCHLD && stopping.is_none() && !in_group(sender, me) =>
+                {
                     stopping = Some((sig, Instant::now() + GRACE));
                     signal_group(me, sig);
                 }
-                // SIGCHLD, our own copy of the forwarded signal, a second
-                // request to stop, a timeout.
+                // SIGCHLD, a stage process signalling its own group (`kill
+                // 0`), our own copy of the forwarded signal, a second request
+                // to stop, a timeout.
                 _ => {}
             }
             if status.is_none() {
@@ -222,24 +232,28 @@ mod linux {
         let Ok(entries) = std::fs::read_dir("/proc") else {
             return false;
         };
-        let me = std::process::id();
+        let me = std::process::id() as i32;
         entries
             .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
             .filter(|&pid| pid != me)
-            .any(|pid| {
-                let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                    return false;
-                };
-                // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
-                let Some((_, rest)) = stat.rsplit_once(')') else {
-                    return false;
-                };
-                let mut fields = rest.split_whitespace();
-                let state = fields.next().unwrap_or("Z");
-                let pgrp = fields.nth(1).and_then(|f| f.parse::<i32>().ok());
-                pgrp == Some(group) && !matches!(state, "Z" | "X")
-            })
+            .any(|pid| matches!(state_and_group(pid), Some((state, pgrp)) if pgrp == group && !matches!(state, 'Z' | 'X')))
+    }
+
+    /// Whether `pid` (0: the kernel) is in process group `group`, zombie or not.
+    fn in_group(pid: libc::pid_t, group: i32) -> bool {
+        pid > 0 && state_and_group(pid).is_some_and(|(_, pgrp)| pgrp == group)
+    }
+
+    /// A process's state letter and process group, from `/proc/PID/stat`.
+    fn state_and_group(pid: i32) -> Option<(char, i32)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+        let (_, rest) = stat.rsplit_once(')')?;
+        let mut fields = rest.split_whitespace();
+        let state = fields.next()?.chars().next()?;
+        let pgrp = fields.nth(1)?.parse().ok()?;
+        Some((state, pgrp))
     }
 
     /// The supervisor's exit: `sh`'s exit code, or death by its signal.

@@ -198,3 +198,30 @@ fn what_outlives_a_killed_supervisor_is_stopped_by_the_next_run() {
     });
     assert_eq!(stage_processes(&run_id), [], "the leftovers are gone");
 }
+
+#[test]
+fn a_stage_may_signal_its_own_process_group() {
+    // `kill 0` reaches every process of the stage's group, the supervisor
+    // included; coming from the stage, it is no request to stop the stage.
+    let env = TestEnv::new().pipeline(
+        "
+        stages:
+          signals:
+            cmd: >-
+              trap 'echo caught' TERM; sleep 300 & kill -TERM 0; wait;
+              echo done > out.txt
+            outs: [out.txt]
+        ",
+    );
+    let out = env.spawn(&["repro"]).wait(STARTUP).ok();
+    env.settings().bind(|| {
+        insta::assert_snapshot!(format!("{}---\n{}", out.stdout, out.stderr), @r"
+        [signals] caught
+        ---
+        Running stage signals: never run
+        ✓ signals  ran  [ELAPSED]
+        1 ran, 0 restored, 0 up to date, 0 failed in [ELAPSED]
+        ");
+    });
+    assert_eq!(env.read("out.txt"), "done\n");
+}
