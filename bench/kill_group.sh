@@ -37,24 +37,6 @@ stages:
 EOF
 cd "$proj"
 
-# The pids of live (not zombie) processes carrying PIPE_RUN_ID=$1.
-tagged() {
-    local f pid
-    for f in $(grep -lxzF "PIPE_RUN_ID=$1" /proc/[0-9]*/environ 2>/dev/null); do
-        pid=${f#/proc/}
-        pid=${pid%/environ}
-        alive "$pid" && echo "$pid"
-    done
-    return 0
-}
-
-alive() { # PID
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    [[ ${stat:0:1} != Z ]]
-}
-
 now_ms() { date +%s%3N; }
 
 leaked=0 times=()
@@ -68,7 +50,7 @@ for ((i = 1; i <= trials; i++)); do
     done
     [[ -e started ]] || { echo "trial $i: the stage never started" >&2; cat "$work/repro.log" >&2; exit 1; }
     id=$(cat .pipeline-cache/v1/running)
-    before=$(tagged "$id" | wc -l)
+    before=$(stage_processes "$id" | wc -l)
     (( before >= 4 )) || { echo "trial $i: found $before stage processes, expected 4" >&2; exit 1; }
     pgid=$(ps -o pgid= -p "$pid" | tr -d ' ')
     [[ $pgid == "$pid" ]] || { echo "trial $i: pipe does not lead its process group" >&2; exit 1; }
@@ -77,7 +59,7 @@ for ((i = 1; i <= trials; i++)); do
     wait "$pid" 2>/dev/null || true
     left=""
     while :; do
-        left=$(tagged "$id")
+        left=$(stage_processes "$id")
         [[ -z $left ]] && break
         (( $(now_ms) - start > grace * 1000 )) && break
         sleep 0.01
@@ -102,4 +84,4 @@ print("| trials | a stage process alive after " + grace + " s | median until all
 print("| --- | --- | --- | --- |")
 print(f"| {trials} | {leaked} | {med} | {top} |")
 ' "$trials" "$leaked" "$grace"
-rm -rf "$work"
+cd / && rm -rf "$work"

@@ -21,3 +21,24 @@ pipe_binary() { # REPO DEST
     cp "${PIPE_BIN:-$1/target/release/pipe}" "$2"
     "$2" --version >/dev/null
 }
+
+# The pids of the live (not zombie) processes whose environment holds
+# PIPE_RUN_ID=RUN_ID: the stage processes of that `pipe repro` run (Linux).
+stage_processes() { # RUN_ID
+    local f pid
+    [[ -n $1 ]] || return 0
+    for f in $(grep -lxzF "PIPE_RUN_ID=$1" /proc/[0-9]*/environ 2>/dev/null); do
+        pid=${f#/proc/}
+        pid=${pid%/environ}
+        process_alive "$pid" && echo "$pid"
+    done
+    return 0
+}
+
+# Whether process PID exists and is not a zombie.
+process_alive() { # PID
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [[ ${stat:0:1} != Z ]]
+}
