@@ -33,11 +33,13 @@
 //! A stop signal that a process of the stage sent (`kill 0` in a command
 //! signals its own process group, the supervisor included) is the stage's
 //! business and no request to stop: the supervisor goes on waiting for `sh`,
-//! as it would without a supervisor. The supervisor waits for signals
-//! synchronously (they are blocked and taken with `sigtimedwait`, which
-//! names the sender), so it runs no code in signal handlers.
-//! Signals that pipe was started with ignored (`nohup`) stay ignored for the
-//! stage; SIGTERM, its parent-death signal, always stops the supervisor.
+//! as it would without a supervisor.
+//!
+//! The supervisor waits for signals synchronously (they are blocked and
+//! taken with `sigtimedwait`, which names the sender), so it runs no code in
+//! signal handlers. Signals that pipe was started with ignored (`nohup`)
+//! stay ignored for the stage; SIGTERM, its parent-death signal, always
+//! stops the supervisor.
 
 use std::ffi::OsString;
 
