@@ -203,13 +203,16 @@ fn what_outlives_a_killed_supervisor_is_stopped_by_the_next_run() {
 fn a_stage_may_signal_its_own_process_group() {
     // `kill 0` reaches every process of the stage's group, the supervisor
     // included; coming from the stage, it is no request to stop the stage.
+    // (The signal is sent once `sleep` has replaced the forked shell, which
+    // would otherwise run the inherited trap and go on to sleep 300 s.)
     let env = TestEnv::new().pipeline(
         "
         stages:
           signals:
             cmd: >-
-              trap 'echo caught' TERM; sleep 300 & kill -TERM 0; wait;
-              echo done > out.txt
+              trap 'echo caught' TERM; sleep 300 & child=$!;
+              until head -c 5 /proc/$child/cmdline | grep -qx sleep; do :; done;
+              kill -TERM 0; wait; echo done > out.txt
             outs: [out.txt]
         ",
     );
