@@ -15,12 +15,16 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::cache::LinkMode;
+use crate::remote::config::{Remotes, LOCAL_CONFIG_FILE};
 
 pub const CONFIG_FILE: &str = "pipe.toml";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
     pub link: LinkMode,
+    /// `[core] remote` and `[remote.NAME]`, merged from `pipe.toml` and
+    /// `pipe.local.toml` (see [`crate::remote::config`]).
+    pub remotes: Remotes,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -28,6 +32,11 @@ pub struct Config {
 struct RawConfig {
     #[serde(default)]
     cache: RawCache,
+    // Checked by `Remotes::from_tables`, which names unknown keys.
+    #[serde(default, rename = "core")]
+    _core: Option<toml::Value>,
+    #[serde(default, rename = "remote")]
+    _remote: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -45,15 +54,9 @@ pub struct ConfigError {
 
 impl Config {
     pub fn load(root: &Path) -> Result<Config, ConfigError> {
-        let err = |message: String| ConfigError {
-            file: CONFIG_FILE.to_string(),
-            message,
-        };
-        let raw: RawConfig = match std::fs::read_to_string(root.join(CONFIG_FILE)) {
-            Ok(text) => toml::from_str(&text).map_err(|e| err(e.to_string().trim().to_string()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => RawConfig::default(),
-            Err(e) => return Err(err(format!("cannot read: {e}"))),
-        };
+        let (raw, shared) = read(root, CONFIG_FILE)?;
+        let (_, local) = read(root, LOCAL_CONFIG_FILE)?;
+        let remotes = Remotes::from_tables(shared.as_ref(), local.as_ref())?;
         let (link, from) = match std::env::var("PIPE_CACHE_LINK") {
             Ok(env) => (Some(env), "the environment variable PIPE_CACHE_LINK"),
             Err(_) => (raw.cache.link, CONFIG_FILE),
@@ -67,7 +70,27 @@ impl Config {
                 ),
             })?,
         };
-        Ok(Config { link })
+        Ok(Config { link, remotes })
+    }
+}
+
+/// A config file, parsed (schema-checked) and as a TOML table; both
+/// default when the file is absent.
+fn read(root: &Path, file: &str) -> Result<(RawConfig, Option<toml::Table>), ConfigError> {
+    let err = |message: String| ConfigError {
+        file: file.to_string(),
+        message,
+    };
+    match std::fs::read_to_string(root.join(file)) {
+        Ok(text) => {
+            let raw: RawConfig =
+                toml::from_str(&text).map_err(|e| err(e.to_string().trim().to_string()))?;
+            let table: toml::Table =
+                toml::from_str(&text).map_err(|e| err(e.to_string().trim().to_string()))?;
+            Ok((raw, Some(table)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((RawConfig::default(), None)),
+        Err(e) => Err(err(format!("cannot read: {e}"))),
     }
 }
 

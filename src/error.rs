@@ -8,6 +8,7 @@ use crate::config::ConfigError;
 use crate::git::GitError;
 use crate::hash::HashError;
 use crate::lock::LockError;
+use crate::remote::RemoteError;
 use crate::spec::{Diagnostic, PipelineError};
 use crate::workspace::WorkspaceError;
 
@@ -25,6 +26,8 @@ pub enum Error {
     Hash(#[from] HashError),
     #[error(transparent)]
     Workspace(#[from] WorkspaceError),
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
     #[error(transparent)]
     Git(#[from] GitError),
     /// A request that cannot be carried out as asked, with what to do.
@@ -63,6 +66,7 @@ impl Error {
                     LockError::Parse { .. } | LockError::Schema { .. } | LockError::Truncated
                 )
                 | Error::Refused { .. }
+                | Error::Remote(RemoteError::Pick(_))
                 | Error::Git(
                     GitError::NotARepo { .. }
                         | GitError::NoCommits { .. }
@@ -79,6 +83,7 @@ impl Error {
             Error::Refused { hint, .. } => hint.clone(),
             Error::Cache(e) => e.hint(),
             Error::Workspace(e) => e.hint(),
+            Error::Remote(e) => e.hint(),
             _ => None,
         }
     }

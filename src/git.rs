@@ -304,6 +304,19 @@ impl Repo {
         Ok(out)
     }
 
+    /// Every commit reachable from `HEAD`, a branch or a tag (not from
+    /// experiment refs), newest first.
+    pub fn all_commits(&self) -> Result<Vec<Oid>, GitError> {
+        let mut walk = self.repo.revwalk().map_err(git("walk history"))?;
+        walk.set_sorting(git2::Sort::TIME)
+            .map_err(git("walk history"))?;
+        let _ = walk.push_head();
+        for glob in ["refs/heads/*", "refs/tags/*"] {
+            walk.push_glob(glob).map_err(git("walk history"))?;
+        }
+        walk.map(|oid| oid.map_err(git("walk history"))).collect()
+    }
+
     /// The project's files that git tracks and that differ from `HEAD` in
     /// the working tree or the index (modified, deleted, staged), sorted.
     pub fn changed_tracked_files(&self) -> Result<Vec<RelPath>, GitError> {

@@ -39,6 +39,7 @@ pub mod lock;
 pub mod paths;
 pub mod plan;
 pub mod project;
+pub mod remote;
 pub mod run;
 pub mod spec;
 pub mod workspace;

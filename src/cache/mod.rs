@@ -282,6 +282,28 @@ impl Cache {
         }
     }
 
+    /// Stores a manifest that was checked against its hash (one fetched
+    /// from a remote).
+    pub fn put_manifest(&self, manifest: &Manifest, hash: &Digest) -> Result<(), CacheError> {
+        self.store_manifest(manifest, hash)
+    }
+
+    /// A new object arriving from elsewhere (a remote), written in the
+    /// staging area and hashed as it comes; see [`Incoming::finish`].
+    pub fn incoming(&self) -> Result<Incoming, CacheError> {
+        let area = self.staging()?;
+        let file = tempfile::Builder::new()
+            .prefix("in.")
+            .tempfile_in(area.dir())
+            .map_err(io("write in", area.dir()))?;
+        Ok(Incoming {
+            cache: self.clone(),
+            file,
+            hasher: blake3::Hasher::new(),
+            _area: area,
+        })
+    }
+
     fn store_manifest(&self, manifest: &Manifest, hash: &Digest) -> Result<(), CacheError> {
         let dest = self.manifest_path(hash);
         if self.manifest(hash).is_ok() {
@@ -455,6 +477,39 @@ impl Cache {
                 io("link", dest)(e)
             }
         })
+    }
+}
+
+/// An object being received; it enters the cache only whole and verified.
+pub struct Incoming {
+    cache: Cache,
+    file: tempfile::NamedTempFile,
+    hasher: blake3::Hasher,
+    _area: Arc<staging::Staging>,
+}
+
+impl Incoming {
+    pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.hasher.update(bytes);
+        self.file.write_all(bytes)
+    }
+
+    /// Installs the object if its bytes hash to `hash`; otherwise drops them
+    /// and returns `Err(Some(what they hash to))` (`Err(None)`: it could not
+    /// be installed).
+    pub fn finish(mut self, hash: &Digest) -> Result<(), Option<Digest>> {
+        let got = Digest(*self.hasher.finalize().as_bytes());
+        if got != *hash {
+            return Err(Some(got));
+        }
+        self.file.flush().map_err(|_| None)?;
+        let dest = self.cache.object_path(hash);
+        set_mode(self.file.path(), 0o444).map_err(|_| None)?;
+        self.cache
+            .install(self.file.into_temp_path(), &dest)
+            .map_err(|_| None)?;
+        self.cache.remember_verified(hash, &dest);
+        Ok(())
     }
 }
 

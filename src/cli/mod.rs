@@ -16,8 +16,10 @@ mod metrics;
 mod params;
 mod predict;
 mod progress;
+mod remote;
 mod repro;
 mod status;
+mod transfer;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -46,6 +48,10 @@ enum Command {
     Dag(dag::DagArgs),
     Checkout(checkout::CheckoutArgs),
     Cache(cache::CacheArgs),
+    Remote(remote::RemoteArgs),
+    Push(transfer::PushArgs),
+    Fetch(transfer::FetchArgs),
+    Pull(transfer::PullArgs),
     Gc(gc::GcArgs),
     Predict(predict::PredictArgs),
     Metrics(metrics::MetricsArgs),
@@ -87,6 +93,10 @@ pub fn main() -> ExitCode {
             Command::Dag(args) => dag::run(&cwd, args),
             Command::Checkout(args) => checkout::run(&cwd, args),
             Command::Cache(args) => cache::run(&cwd, args),
+            Command::Remote(args) => remote::run(&cwd, args),
+            Command::Push(args) => transfer::push(&cwd, args),
+            Command::Fetch(args) => transfer::fetch(&cwd, args),
+            Command::Pull(args) => transfer::pull(&cwd, args),
             Command::Gc(args) => gc::run(&cwd, args),
             Command::Predict(args) => predict::run(&cwd, args),
             Command::Metrics(args) => metrics::run(&cwd, args),

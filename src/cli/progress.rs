@@ -100,6 +100,9 @@ impl Reporter for Progress {
                     }
                 });
             }
+            Event::Pulled { stage, remote } => self.say(format!(
+                "Pulled stage {stage} from the run cache of remote {remote}"
+            )),
             Event::Warning { stage, message } => {
                 self.say(format!("warning: stage {stage}: {message}"))
             }

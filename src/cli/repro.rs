@@ -44,6 +44,13 @@ pub struct ReproArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Restore a stale stage from the remote's run cache when it holds that
+    /// exact run (pushed with `pipe push --run-cache`), instead of running it.
+    #[arg(long)]
+    pub pull: bool,
+    /// The remote for --pull (default: the default remote).
+    #[arg(short = 'r', long, value_name = "NAME", requires = "pull")]
+    pub remote: Option<String>,
 }
 
 pub fn run(cwd: &Path, args: ReproArgs) -> Result<ExitCode, CliError> {
@@ -64,6 +71,7 @@ pub fn run(cwd: &Path, args: ReproArgs) -> Result<ExitCode, CliError> {
         use_run_cache: !args.no_run_cache,
         run_id: String::new(),
         supervisor: std::env::current_exe().ok(),
+        pull: None,
     };
     if args.jobs == Some(0) {
         return Err(CliError {
@@ -88,8 +96,17 @@ pub fn run(cwd: &Path, args: ReproArgs) -> Result<ExitCode, CliError> {
             guard.killed_leftovers
         );
     }
+    let pull = match args.pull {
+        true => Some(std::sync::Arc::new(super::transfer::open_remote(
+            &project,
+            args.remote.as_deref(),
+            None,
+        )?)),
+        false => None,
+    };
     let opts = ReproOptions {
         run_id: guard.run_id().to_string(),
+        pull,
         ..opts
     };
     let result = run::repro(&project, &opts, &progress);

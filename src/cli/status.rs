@@ -19,10 +19,20 @@ pub struct StatusArgs {
     /// Print every stage with its verdict and reasons as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Instead: which cached outputs of pipeline.lock a remote lacks (not
+    /// pushed yet), asking the remote about each.
+    #[arg(short = 'c', long)]
+    pub cloud: bool,
+    /// The remote for --cloud (default: the default remote).
+    #[arg(short = 'r', long, value_name = "NAME", requires = "cloud")]
+    pub remote: Option<String>,
 }
 
 pub fn run(cwd: &Path, args: StatusArgs) -> Result<ExitCode, CliError> {
     let project = load_project(cwd)?;
+    if args.cloud {
+        return cloud(&project, &args);
+    }
     let selected = project
         .dag
         .select(&project.pipeline, &args.targets, Selection::WithUpstream)
@@ -73,6 +83,56 @@ pub fn run(cwd: &Path, args: StatusArgs) -> Result<ExitCode, CliError> {
         out.push_str("Everything is up to date.\n");
     } else if !fresh.is_empty() {
         out.push_str(&format!("up to date: {}\n", fresh.join(", ")));
+    }
+    print(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `pipe status --cloud`: the outputs of pipeline.lock the remote lacks.
+fn cloud(project: &pipe::project::Project, args: &StatusArgs) -> Result<ExitCode, CliError> {
+    let remote = super::transfer::open_remote(project, args.remote.as_deref(), None)?;
+    let scope = pipe::remote::scope::Scope {
+        targets: args.targets.clone(),
+        ..Default::default()
+    };
+    let set = pipe::remote::scope::collect(project, &scope)?;
+    let missing = remote
+        .missing(&project.cache, &set)
+        .map_err(pipe::Error::from)?;
+    let lock = LockFile::read(&project.root).map_err(pipe::Error::from)?;
+    let stage_of = |path: &pipe::paths::RelPath| {
+        lock.stages
+            .iter()
+            .find(|(_, s)| s.outs.iter().any(|o| &o.path == path))
+            .map(|(n, _)| n.clone())
+            .unwrap_or_default()
+    };
+    if args.json {
+        let rows: Vec<serde_json::Value> = missing
+            .iter()
+            .map(|p| serde_json::json!({"path": p, "stage": stage_of(p), "status": "not pushed"}))
+            .collect();
+        print(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&rows).expect("rows serialize")
+        ))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = String::new();
+    for p in &missing {
+        out.push_str(&format!("not pushed: {p} (stage {})\n", stage_of(p)));
+    }
+    if missing.is_empty() {
+        out.push_str(&format!(
+            "Every cached output of pipeline.lock is on remote {} ({} checked).\n",
+            remote.name,
+            set.records.len()
+        ));
+    } else {
+        out.push_str(&format!(
+            "run `pipe push` to upload them to remote {}\n",
+            remote.name
+        ));
     }
     print(&out)?;
     Ok(ExitCode::SUCCESS)

@@ -64,6 +64,8 @@ pub enum Event<'a> {
         stream: Stream,
         line: &'a str,
     },
+    /// A stage's outputs were found in a remote's run cache and downloaded.
+    Pulled { stage: &'a str, remote: &'a str },
     /// Something the user should know about a stage that does not fail it
     /// (a damaged cache object was set aside and the stage runs instead).
     Warning { stage: &'a str, message: &'a str },

@@ -50,6 +50,9 @@ pub struct ReproOptions {
     /// The `pipe` binary, to run commands under its supervisor (see
     /// [`supervisor`]); `None` runs `sh` directly.
     pub supervisor: Option<std::path::PathBuf>,
+    /// `--pull`: a stale stage whose fingerprint this remote's run cache
+    /// holds is downloaded and restored instead of run.
+    pub pull: Option<std::sync::Arc<crate::remote::Remote>>,
 }
 
 impl Default for ReproOptions {
@@ -65,6 +68,7 @@ impl Default for ReproOptions {
             use_run_cache: true,
             run_id: String::new(),
             supervisor: None,
+            pull: None,
         }
     }
 }

@@ -126,6 +126,9 @@ fn run_stage(
         // function.
         Claim::Run { claim, held } => (claim, held),
     };
+    if let Some(done) = pull(project, stage, seen, decision, opts, run, reporter)? {
+        return Ok(done);
+    }
     reporter.event(Event::Started {
         stage: &stage.name,
         restoring: false,
@@ -154,6 +157,85 @@ fn run_stage(
         outcome: Outcome::Ran,
         lock_entry: Some(lock_entry(stage, &seen.params, &deps, outs)),
     })
+}
+
+/// With `--pull`, the outputs of this exact fingerprint from the remote's
+/// run cache, downloaded (verified) and restored; `None` when the remote
+/// does not have them (or cannot give them whole), so the stage runs.
+fn pull(
+    project: &Project,
+    stage: &Stage,
+    seen: &Observed,
+    decision: &Decision,
+    opts: DecideOptions,
+    run: &ReproOptions,
+    reporter: &dyn Reporter,
+) -> Result<Option<Done>, Error> {
+    let Some(remote) = &run.pull else {
+        return Ok(None);
+    };
+    if opts.force || !opts.use_run_cache || !run_cache_eligible(stage) {
+        return Ok(None);
+    }
+    let warn = |message: String| {
+        reporter.event(Event::Warning {
+            stage: &stage.name,
+            message: &format!("{message}; running the stage instead"),
+        })
+    };
+    let record = match remote.get_run(&decision.fingerprint) {
+        Ok(Some(record)) if record.matches(stage) => record,
+        Ok(Some(_)) => {
+            warn(format!(
+                "the run cache of remote {} names other outputs for this stage",
+                remote.name
+            ));
+            return Ok(None);
+        }
+        Ok(None) => return Ok(None),
+        // A remote that cannot answer costs the run, not the result.
+        Err(e) => {
+            warn(e.to_string());
+            return Ok(None);
+        }
+    };
+    let mut set = crate::remote::ObjectSet::default();
+    for out in &record.outs {
+        set.add(out);
+    }
+    let report = match remote.fetch(&project.cache, &set, &crate::remote::transfer::Quiet) {
+        Ok(report) => report,
+        Err(e) => {
+            warn(e.to_string());
+            return Ok(None);
+        }
+    };
+    if !report.ok() {
+        let why: Vec<String> = report
+            .missing
+            .iter()
+            .chain(&report.failed)
+            .cloned()
+            .collect();
+        warn(format!(
+            "remote {} lacks outputs of its run: {}",
+            remote.name,
+            why.join("; ")
+        ));
+        return Ok(None);
+    }
+    project.cache.record_run(&decision.fingerprint, &record)?;
+    reporter.event(Event::Pulled {
+        stage: &stage.name,
+        remote: &remote.name,
+    });
+    match restore(project, stage, seen, record)? {
+        Restored::Done(done) => Ok(Some(done)),
+        Restored::Damaged(e) => {
+            warn(project_paths(&project.root, &e.to_string()));
+            Ok(None)
+        }
+    }
 }
 
 /// What a process about to run a stage learns from its claim.

@@ -1,0 +1,94 @@
+//! Which outputs a push, fetch or status moves or checks: those the
+//! workspace's `pipeline.lock` records (for some stages or all), and on
+//! request those of every commit's lock, of experiments, and the run-cache
+//! entries of those stages.
+
+use crate::cache::runs::RunRecord;
+use crate::error::Error;
+use crate::exp;
+use crate::git::Repo;
+use crate::lock::{LockFile, LockStage, LOCK_FILE};
+use crate::paths::RelPath;
+use crate::project::Project;
+
+use super::ObjectSet;
+
+/// What to collect.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Stage names (as `pipe repro` takes them); all stages when empty.
+    pub targets: Vec<String>,
+    /// The locks of every commit of every branch and tag too.
+    pub all_commits: bool,
+    /// The locks of these experiments too.
+    pub experiments: Vec<String>,
+    /// The run-cache entries of the stages in scope.
+    pub run_cache: bool,
+}
+
+/// The cached outputs (and, with `run_cache`, the run entries) in `scope`.
+pub fn collect(project: &Project, scope: &Scope) -> Result<ObjectSet, Error> {
+    let mut set = ObjectSet::default();
+    let lock = LockFile::read(&project.root)?;
+    let names: Vec<String> = if scope.targets.is_empty() {
+        lock.stages.keys().cloned().collect()
+    } else {
+        let selected = project.dag.select(
+            &project.pipeline,
+            &scope.targets,
+            crate::graph::Selection::Single,
+        )?;
+        selected
+            .into_iter()
+            .map(|i| project.pipeline.stages[i].name.clone())
+            .collect()
+    };
+    for name in &names {
+        if let Some(entry) = lock.stages.get(name) {
+            add_stage(project, &mut set, name, entry, scope.run_cache);
+        }
+    }
+    if !scope.all_commits && scope.experiments.is_empty() {
+        return Ok(set);
+    }
+    let repo = Repo::discover(&project.root, "the --all-commits and --exp options")?;
+    let lock_path = RelPath::from_normalized(LOCK_FILE);
+    let mut commits = Vec::new();
+    if scope.all_commits {
+        commits.extend(repo.all_commits()?);
+    }
+    for name in &scope.experiments {
+        commits.push(exp::find(&repo, name)?.commit);
+    }
+    for oid in commits {
+        let Some(bytes) = repo.read(oid, &lock_path)? else {
+            continue;
+        };
+        // A commit whose lock cannot be read moves nothing of its own.
+        let Ok(lock) = LockFile::from_bytes(&bytes) else {
+            continue;
+        };
+        for (name, entry) in &lock.stages {
+            add_stage(project, &mut set, name, entry, scope.run_cache);
+        }
+    }
+    Ok(set)
+}
+
+fn add_stage(project: &Project, set: &mut ObjectSet, name: &str, entry: &LockStage, runs: bool) {
+    for out in entry.outs.iter().filter(|o| o.cache) {
+        set.add(out);
+    }
+    if runs {
+        let fingerprint = entry.fingerprint().digest();
+        if let Some(record) = project.cache.lookup_run(&fingerprint) {
+            set.runs.insert(
+                fingerprint,
+                RunRecord {
+                    stage: name.to_string(),
+                    outs: record.outs,
+                },
+            );
+        }
+    }
+}

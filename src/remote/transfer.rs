@@ -1,0 +1,681 @@
+//! Moving objects between the cache and a remote: push, fetch, and asking
+//! what a remote lacks.
+//!
+//! Transfers run concurrently (`jobs` at once, on a tokio runtime; the
+//! caller's thread blocks until they end). A push goes in three waves,
+//! each after the previous one succeeded for what it needs: files, then
+//! the manifests of directories whose files are all there, then run-cache
+//! entries whose outputs are all there. A fetch goes manifests first (to
+//! learn the files of directories), then files. Each object either arrives
+//! whole and verified or not at all; an interrupted transfer (Ctrl-C,
+//! `kill -9`, a network error) leaves both sides valid, and the next one
+//! moves only what is missing.
+//!
+//! Existence on the remote: objects this machine pushed or found before
+//! are in the local record ([`super::known`]) and are not asked about
+//! again (unless `verify`). A small object not in the record is simply
+//! created with a conditional put (one request whether it is there or not);
+//! a large one is asked about first (`HEAD`), so its bytes are not sent for
+//! nothing. Large files go up in multipart uploads, streamed and hashed as
+//! they are read: a local object that does not match its hash is never
+//! uploaded.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use futures::stream::{self, StreamExt};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use tokio::io::AsyncReadExt;
+
+use super::{Remote, RemoteError};
+use crate::cache::runs::RunRecord;
+use crate::cache::Cache;
+use crate::hash::{Digest, Manifest};
+use crate::lock::PathRecord;
+use crate::paths::RelPath;
+
+/// Files from this size on are asked about before they are uploaded.
+const ASK_FIRST: u64 = 1 << 20;
+/// Files from this size on go up in parts of this size.
+const PART: usize = 16 << 20;
+
+/// What a command moves: output records (files and directories, with the
+/// output path they are, for messages) and run-cache entries.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectSet {
+    pub records: Vec<PathRecord>,
+    /// Stage fingerprint → its run-cache entry.
+    pub runs: BTreeMap<Digest, RunRecord>,
+}
+
+impl ObjectSet {
+    pub fn add(&mut self, record: &PathRecord) {
+        if !self
+            .records
+            .iter()
+            .any(|r| r.blake3 == record.blake3 && r.is_dir() == record.is_dir())
+        {
+            self.records.push(record.clone());
+        }
+    }
+}
+
+/// How a transfer reports its advance (the CLI draws bars; tests ignore it).
+pub trait Progress: Sync {
+    /// A wave starts: `files` objects of `bytes` in all.
+    fn start(&self, what: &str, files: u64, bytes: u64);
+    /// One object is done (moved, or found there already).
+    fn advance(&self, bytes: u64);
+    fn finish(&self);
+}
+
+/// A progress that shows nothing.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn start(&self, _: &str, _: u64, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
+}
+
+/// What a transfer did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct TransferReport {
+    /// Objects (files and manifests) moved, and their bytes.
+    pub moved: u64,
+    pub bytes: u64,
+    /// Objects that were there already (remote for a push, local for a
+    /// fetch).
+    pub present: u64,
+    /// Run-cache entries moved.
+    pub runs: u64,
+    /// Outputs whose content is on neither side (`path: reason`).
+    pub missing: Vec<String>,
+    /// Objects that could not be moved, with why.
+    pub failed: Vec<String>,
+}
+
+impl TransferReport {
+    pub fn ok(&self) -> bool {
+        self.missing.is_empty() && self.failed.is_empty()
+    }
+}
+
+/// One file object of a set: its hash, size and an output path it is.
+struct FileObject {
+    hash: Digest,
+    size: u64,
+    path: RelPath,
+}
+
+enum Outcome {
+    Moved(u64),
+    Present,
+    Missing(String),
+}
+
+/// Runs `task` on every item, `jobs` at once, stopping early after an error
+/// about the whole remote (the first such error is returned).
+async fn each<T, F, Fut>(
+    remote: &Remote,
+    runs: bool,
+    items: Vec<T>,
+    progress: &dyn Progress,
+    report: &Mutex<TransferReport>,
+    task: F,
+) -> Result<BTreeSet<usize>, RemoteError>
+where
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = (String, u64, Result<Outcome, RemoteError>)>,
+{
+    let stop = AtomicBool::new(false);
+    let fatal: Mutex<Option<RemoteError>> = Mutex::new(None);
+    let task = &task;
+    let (stop, fatal_ref) = (&stop, &fatal);
+    let mut done = BTreeSet::new();
+    let mut results = stream::iter(items.into_iter().enumerate())
+        .map(|(i, item)| async move {
+            if stop.load(Ordering::Relaxed) {
+                return (i, None);
+            }
+            (i, Some(task(item).await))
+        })
+        .buffer_unordered(remote.jobs);
+    let mut since_save = 0;
+    while let Some((i, result)) = results.next().await {
+        let Some((label, size, result)) = result else {
+            continue;
+        };
+        let mut r = report.lock().expect("report lock");
+        match result {
+            Ok(Outcome::Moved(_)) if runs => {
+                r.runs += 1;
+                done.insert(i);
+            }
+            Ok(Outcome::Moved(bytes)) => {
+                r.moved += 1;
+                r.bytes += bytes;
+                done.insert(i);
+            }
+            Ok(Outcome::Present) => {
+                r.present += 1;
+                done.insert(i);
+            }
+            Ok(Outcome::Missing(why)) => r.missing.push(format!("{label}: {why}")),
+            Err(e) if e.is_fatal() => {
+                stop.store(true, Ordering::Relaxed);
+                fatal_ref.lock().expect("fatal lock").get_or_insert(e);
+            }
+            Err(e) => r.failed.push(e.to_string()),
+        }
+        drop(r);
+        progress.advance(size);
+        since_save += 1;
+        if since_save >= 1000 {
+            since_save = 0;
+            let _ = remote.known.save();
+        }
+    }
+    let _ = remote.known.save();
+    match fatal.into_inner().expect("fatal lock") {
+        Some(e) => Err(e),
+        None => Ok(done),
+    }
+}
+
+/// A directory output: its manifest's hash, the manifest, its path.
+type DirObject = (Digest, Manifest, RelPath);
+
+/// The files and manifests of `set`, from the local cache: `(files,
+/// directories, records missing locally)`.
+fn expand(cache: &Cache, set: &ObjectSet) -> (Vec<FileObject>, Vec<DirObject>, Vec<String>) {
+    let mut files: BTreeMap<Digest, FileObject> = BTreeMap::new();
+    let mut dirs = Vec::new();
+    let mut missing = Vec::new();
+    for r in &set.records {
+        if !r.is_dir() {
+            files.entry(r.blake3).or_insert(FileObject {
+                hash: r.blake3,
+                size: r.size,
+                path: r.path.clone(),
+            });
+            continue;
+        }
+        match cache.manifest(&r.blake3) {
+            Ok(m) => {
+                for e in m.files() {
+                    files.entry(e.hash).or_insert(FileObject {
+                        hash: e.hash,
+                        size: e.size,
+                        path: r.path.join(&e.path),
+                    });
+                }
+                dirs.push((r.blake3, m, r.path.clone()));
+            }
+            Err(_) => missing.push(format!("{}: not in the local cache", r.path)),
+        }
+    }
+    (files.into_values().collect(), dirs, missing)
+}
+
+impl Remote {
+    /// Uploads what `set` names and the remote lacks. `verify` asks the
+    /// remote about every object instead of trusting the local record.
+    pub fn push(
+        &self,
+        cache: &Cache,
+        set: &ObjectSet,
+        verify: bool,
+        progress: &dyn Progress,
+    ) -> Result<TransferReport, RemoteError> {
+        let (files, dirs, missing) = expand(cache, set);
+        let report = Mutex::new(TransferReport {
+            missing,
+            ..TransferReport::default()
+        });
+        let total: u64 = files.iter().map(|f| f.size).sum();
+        progress.start("push", files.len() as u64, total);
+        let pushed = self.block_on(async {
+            let done = each(
+                self,
+                false,
+                files.iter().collect(),
+                progress,
+                &report,
+                |f: &FileObject| async move {
+                    let outcome = self.upload_file(cache, f, verify).await;
+                    (f.path.to_string(), f.size, outcome)
+                },
+            )
+            .await?;
+            let up: BTreeSet<Digest> = done.iter().map(|&i| files[i].hash).collect();
+            // A directory goes up once all its files are there.
+            let ready: Vec<&DirObject> = dirs
+                .iter()
+                .filter(|(_, m, _)| m.files().all(|e| up.contains(&e.hash)))
+                .collect();
+            let done_dirs = each(
+                self,
+                false,
+                ready.clone(),
+                progress,
+                &report,
+                |(hash, m, path)| async move {
+                    let outcome = self.upload_bytes(*hash, true, m.to_bytes(), verify).await;
+                    (path.to_string(), 0, outcome)
+                },
+            )
+            .await?;
+            let mut up_dirs: BTreeSet<Digest> = BTreeSet::new();
+            for i in done_dirs {
+                up_dirs.insert(ready[i].0);
+            }
+            // A run entry goes up once all its outputs are there.
+            let runs: Vec<(&Digest, &RunRecord)> = set
+                .runs
+                .iter()
+                .filter(|(_, r)| {
+                    r.outs.iter().all(|o| {
+                        if o.is_dir() {
+                            up_dirs.contains(&o.blake3)
+                        } else {
+                            up.contains(&o.blake3)
+                        }
+                    })
+                })
+                .collect();
+            each(
+                self,
+                true,
+                runs,
+                progress,
+                &report,
+                |(fp, record)| async move {
+                    let outcome = self.upload_run(fp, record).await;
+                    (format!("run of {}", record.stage), 0, outcome)
+                },
+            )
+            .await?;
+            Ok::<(), RemoteError>(())
+        });
+        progress.finish();
+        pushed?;
+        Ok(report.into_inner().expect("report lock"))
+    }
+
+    async fn upload_file(
+        &self,
+        cache: &Cache,
+        f: &FileObject,
+        verify: bool,
+    ) -> Result<Outcome, RemoteError> {
+        if !verify && self.known.contains(&f.hash) {
+            return Ok(Outcome::Present);
+        }
+        let key = self.object_key(&f.hash, false);
+        if verify || f.size >= ASK_FIRST {
+            match self.store.head(&key).await {
+                Ok(meta) if meta.size == f.size => {
+                    self.known.insert(f.hash);
+                    return Ok(Outcome::Present);
+                }
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.classify(&key, e)),
+            }
+        }
+        let local = cache.object_path(&f.hash);
+        if !local.is_file() {
+            return Ok(Outcome::Missing("not in the local cache".into()));
+        }
+        if f.size as usize >= PART * 2 {
+            return self.upload_multipart(&local, f, &key).await;
+        }
+        let bytes = tokio::fs::read(&local)
+            .await
+            .map_err(|source| RemoteError::Local {
+                action: "read",
+                path: local.clone(),
+                source,
+            })?;
+        if Digest::of(&bytes) != f.hash {
+            return Ok(Outcome::Missing(
+                "the local cache's copy is damaged (run `pipe cache verify`); not uploaded".into(),
+            ));
+        }
+        self.upload_bytes(f.hash, false, bytes, false).await
+    }
+
+    /// Creates the object `hash` from `bytes`, unless it is there.
+    async fn upload_bytes(
+        &self,
+        hash: Digest,
+        manifest: bool,
+        bytes: Vec<u8>,
+        verify: bool,
+    ) -> Result<Outcome, RemoteError> {
+        if manifest && !verify && self.known.contains(&hash) {
+            return Ok(Outcome::Present);
+        }
+        let key = self.object_key(&hash, manifest);
+        let size = bytes.len() as u64;
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .store
+            .put_opts(&key, PutPayload::from(bytes), opts)
+            .await
+        {
+            Ok(_) => {
+                self.known.insert(hash);
+                Ok(Outcome::Moved(size))
+            }
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                self.known.insert(hash);
+                Ok(Outcome::Present)
+            }
+            Err(e) => Err(self.classify(&key, e)),
+        }
+    }
+
+    async fn upload_multipart(
+        &self,
+        local: &std::path::Path,
+        f: &FileObject,
+        key: &object_store::path::Path,
+    ) -> Result<Outcome, RemoteError> {
+        let read_err = |source| RemoteError::Local {
+            action: "read",
+            path: local.to_path_buf(),
+            source,
+        };
+        let mut file = tokio::fs::File::open(local).await.map_err(read_err)?;
+        let mut upload = self
+            .store
+            .put_multipart(key)
+            .await
+            .map_err(|e| self.classify(key, e))?;
+        let mut hasher = blake3::Hasher::new();
+        let mut sent = 0u64;
+        loop {
+            let mut buf = Vec::with_capacity(PART);
+            let n = (&mut file)
+                .take(PART as u64)
+                .read_to_end(&mut buf)
+                .await
+                .map_err(read_err)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf);
+            sent += n as u64;
+            if let Err(e) = upload.put_part(PutPayload::from(buf)).await {
+                let _ = upload.abort().await;
+                return Err(self.classify(key, e));
+            }
+        }
+        if Digest(*hasher.finalize().as_bytes()) != f.hash {
+            let _ = upload.abort().await;
+            return Ok(Outcome::Missing(
+                "the local cache's copy is damaged (run `pipe cache verify`); not uploaded".into(),
+            ));
+        }
+        upload.complete().await.map_err(|e| self.classify(key, e))?;
+        self.known.insert(f.hash);
+        Ok(Outcome::Moved(sent))
+    }
+
+    async fn upload_run(
+        &self,
+        fingerprint: &Digest,
+        record: &RunRecord,
+    ) -> Result<Outcome, RemoteError> {
+        let key = self.run_key(fingerprint);
+        let bytes = serde_json::to_vec_pretty(record).expect("a run record serializes");
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .store
+            .put_opts(&key, PutPayload::from(bytes), opts)
+            .await
+        {
+            Ok(_) => Ok(Outcome::Moved(0)),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(Outcome::Present),
+            Err(e) => Err(self.classify(&key, e)),
+        }
+    }
+
+    /// Downloads into `cache` what `set` names and the cache lacks, each
+    /// object verified before it enters the cache.
+    pub fn fetch(
+        &self,
+        cache: &Cache,
+        set: &ObjectSet,
+        progress: &dyn Progress,
+    ) -> Result<TransferReport, RemoteError> {
+        let report = Mutex::new(TransferReport::default());
+        let result = self.block_on(async {
+            // Manifests first: they say which files a directory needs.
+            let dirs: Vec<&PathRecord> = set.records.iter().filter(|r| r.is_dir()).collect();
+            progress.start("fetch directories", dirs.len() as u64, 0);
+            each(
+                self,
+                false,
+                dirs.clone(),
+                progress,
+                &report,
+                |r: &PathRecord| async move {
+                    let outcome = self.download_manifest(cache, r).await;
+                    (r.path.to_string(), 0, outcome)
+                },
+            )
+            .await?;
+            let mut files: BTreeMap<Digest, FileObject> = BTreeMap::new();
+            for r in &set.records {
+                if !r.is_dir() {
+                    files.entry(r.blake3).or_insert(FileObject {
+                        hash: r.blake3,
+                        size: r.size,
+                        path: r.path.clone(),
+                    });
+                } else if let Ok(m) = cache.manifest(&r.blake3) {
+                    for e in m.files() {
+                        files.entry(e.hash).or_insert(FileObject {
+                            hash: e.hash,
+                            size: e.size,
+                            path: r.path.join(&e.path),
+                        });
+                    }
+                }
+            }
+            let files: Vec<FileObject> = files.into_values().collect();
+            progress.start(
+                "fetch",
+                files.len() as u64,
+                files.iter().map(|f| f.size).sum(),
+            );
+            each(
+                self,
+                false,
+                files.iter().collect(),
+                progress,
+                &report,
+                |f: &FileObject| async move {
+                    let outcome = self.download_file(cache, f).await;
+                    (f.path.to_string(), f.size, outcome)
+                },
+            )
+            .await?;
+            Ok::<(), RemoteError>(())
+        });
+        progress.finish();
+        result?;
+        Ok(report.into_inner().expect("report lock"))
+    }
+
+    async fn download_manifest(
+        &self,
+        cache: &Cache,
+        r: &PathRecord,
+    ) -> Result<Outcome, RemoteError> {
+        if cache.manifest(&r.blake3).is_ok() {
+            return Ok(Outcome::Present);
+        }
+        let key = self.object_key(&r.blake3, true);
+        let bytes = match self.store.get(&key).await {
+            Ok(got) => got.bytes().await.map_err(|e| self.classify(&key, e))?,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Ok(Outcome::Missing(format!("not on remote `{}`", self.name)))
+            }
+            Err(e) => return Err(self.classify(&key, e)),
+        };
+        let manifest: Manifest = match serde_json::from_slice(&bytes) {
+            Ok(m) => m,
+            Err(_) => {
+                return Err(RemoteError::Corrupt {
+                    remote: self.name.clone(),
+                    key: key.to_string(),
+                    got: Digest::of(&bytes),
+                })
+            }
+        };
+        if manifest.digest() != r.blake3 {
+            return Err(RemoteError::Corrupt {
+                remote: self.name.clone(),
+                key: key.to_string(),
+                got: manifest.digest(),
+            });
+        }
+        cache
+            .put_manifest(&manifest, &r.blake3)
+            .map_err(|e| RemoteError::Object {
+                remote: self.name.clone(),
+                key: key.to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(Outcome::Moved(bytes.len() as u64))
+    }
+
+    async fn download_file(&self, cache: &Cache, f: &FileObject) -> Result<Outcome, RemoteError> {
+        if cache.object_path(&f.hash).is_file() {
+            return Ok(Outcome::Present);
+        }
+        let key = self.object_key(&f.hash, false);
+        let got = match self.store.get(&key).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Ok(Outcome::Missing(format!("not on remote `{}`", self.name)))
+            }
+            Err(e) => return Err(self.classify(&key, e)),
+        };
+        let mut incoming = cache.incoming().map_err(|e| RemoteError::Object {
+            remote: self.name.clone(),
+            key: key.to_string(),
+            message: e.to_string(),
+        })?;
+        let mut body = got.into_stream();
+        let mut size = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| self.classify(&key, e))?;
+            size += chunk.len() as u64;
+            incoming.write(&chunk).map_err(|e| RemoteError::Object {
+                remote: self.name.clone(),
+                key: key.to_string(),
+                message: e.to_string(),
+            })?;
+        }
+        match incoming.finish(&f.hash) {
+            Ok(()) => {
+                self.known.insert(f.hash);
+                Ok(Outcome::Moved(size))
+            }
+            Err(Some(got)) => Err(RemoteError::Corrupt {
+                remote: self.name.clone(),
+                key: key.to_string(),
+                got,
+            }),
+            Err(None) => Err(RemoteError::Object {
+                remote: self.name.clone(),
+                key: key.to_string(),
+                message: "cannot store it in the cache".into(),
+            }),
+        }
+    }
+
+    /// The run-cache entry of `fingerprint` on the remote, if any (one
+    /// request, by its exact key).
+    pub fn get_run(&self, fingerprint: &Digest) -> Result<Option<RunRecord>, RemoteError> {
+        let key = self.run_key(fingerprint);
+        self.block_on(async {
+            let bytes = match self.store.get(&key).await {
+                Ok(got) => got.bytes().await.map_err(|e| self.classify(&key, e))?,
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(self.classify(&key, e)),
+            };
+            // Paths are validated as they are read: `../` never parses.
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| RemoteError::Object {
+                    remote: self.name.clone(),
+                    key: key.to_string(),
+                    message: format!("not a valid run-cache entry ({e}); it was not used"),
+                })
+        })
+    }
+
+    /// Which of `set`'s objects the remote lacks, asking it about each
+    /// (`HEAD`, `jobs` at once): the output paths (files, or directories
+    /// with any file missing).
+    pub fn missing(&self, cache: &Cache, set: &ObjectSet) -> Result<Vec<RelPath>, RemoteError> {
+        let (files, dirs, _) = expand(cache, set);
+        let absent: Mutex<BTreeSet<Digest>> = Mutex::new(BTreeSet::new());
+        let report = Mutex::new(TransferReport::default());
+        self.block_on(async {
+            let mut keys: Vec<(Digest, bool)> = files.iter().map(|f| (f.hash, false)).collect();
+            keys.extend(dirs.iter().map(|(h, _, _)| (*h, true)));
+            each(self, false, keys, &Quiet, &report, |(hash, manifest)| {
+                let absent = &absent;
+                async move {
+                    let key = self.object_key(&hash, manifest);
+                    let outcome = match self.store.head(&key).await {
+                        Ok(_) => {
+                            self.known.insert(hash);
+                            Ok(Outcome::Present)
+                        }
+                        Err(object_store::Error::NotFound { .. }) => {
+                            self.known.remove(&hash);
+                            absent.lock().expect("absent lock").insert(hash);
+                            Ok(Outcome::Present)
+                        }
+                        Err(e) => Err(self.classify(&key, e)),
+                    };
+                    (key.to_string(), 0, outcome)
+                }
+            })
+            .await
+        })?;
+        let absent = absent.into_inner().expect("absent lock");
+        let mut out = Vec::new();
+        for r in &set.records {
+            let lacking = if r.is_dir() {
+                absent.contains(&r.blake3)
+                    || dirs
+                        .iter()
+                        .find(|(h, _, _)| h == &r.blake3)
+                        .is_some_and(|(_, m, _)| m.files().any(|e| absent.contains(&e.hash)))
+            } else {
+                absent.contains(&r.blake3)
+            };
+            if lacking {
+                out.push(r.path.clone());
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
