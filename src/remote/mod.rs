@@ -121,6 +121,10 @@ pub struct Remote {
     store: Arc<dyn ObjectStore>,
     root: StorePath,
     pub jobs: usize,
+    /// Where requests go, for messages (`endpoint_url`, or the service's).
+    endpoint: String,
+    /// What a key is shown after (`s3://bucket`), for messages.
+    key_base: String,
     runtime: tokio::runtime::Runtime,
     /// Values that must never appear in a message.
     secrets: Vec<String>,
@@ -191,8 +195,21 @@ impl Remote {
             let endpoint = config.option("endpoint_url").unwrap_or_default();
             blake3::hash(format!("{shown}\0{endpoint}").as_bytes()).to_hex()[..16].to_string()
         };
+        let endpoint = match (&location, config.option("endpoint_url")) {
+            (_, Some(e)) => e.to_string(),
+            (url::Location::Local { dir }, None) => dir.display().to_string(),
+            _ => shown.clone(),
+        };
+        let key_base = match &location {
+            url::Location::S3 { bucket, .. } => format!("s3://{bucket}"),
+            url::Location::Gcs { bucket, .. } => format!("gs://{bucket}"),
+            url::Location::Azure { container, .. } => format!("azure://{container}"),
+            url::Location::Local { dir } => dir.display().to_string(),
+        };
         Ok(Remote {
             name: config.name.clone(),
+            endpoint,
+            key_base,
             shown,
             store,
             root: root_path,
@@ -210,6 +227,11 @@ impl Remote {
             out = out.replace(s.as_str(), "***");
         }
         out
+    }
+
+    /// A key as a user can find it: `s3://bucket/prefix/v1/objects/ab/cd…`.
+    pub fn shown_key(&self, key: &StorePath) -> String {
+        format!("{}/{key}", self.key_base)
     }
 
     fn object_key(&self, hash: &Digest, manifest: bool) -> StorePath {
@@ -282,28 +304,26 @@ impl Remote {
         {
             return RemoteError::NoBucket { remote, url };
         }
-        if [
-            "connection refused",
-            "error trying to connect",
-            "dns error",
-            "tcp connect",
-            "connect timeout",
-            "timed out",
-            "connection reset",
-            "error sending request",
-        ]
-        .iter()
-        .any(|s| lower.contains(s))
-        {
+        let unreachable = [
+            ("connection refused", "connection refused at"),
+            ("dns error", "cannot resolve the host of"),
+            ("failed to lookup address", "cannot resolve the host of"),
+            ("timed out", "no answer in time from"),
+            ("connection reset", "the connection was reset by"),
+            ("error trying to connect", "cannot connect to"),
+            ("tcp connect", "cannot connect to"),
+            ("error sending request", "cannot send requests to"),
+        ];
+        if let Some((_, what)) = unreachable.iter().find(|(s, _)| lower.contains(s)) {
             return RemoteError::Unreachable {
                 remote,
                 url,
-                message: short_reason(&all),
+                message: format!("{what} {}", self.endpoint),
             };
         }
         RemoteError::Object {
             remote,
-            key: key.to_string(),
+            key: self.shown_key(key),
             message: short_reason(&all),
         }
     }

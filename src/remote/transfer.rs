@@ -538,7 +538,7 @@ impl Remote {
             Err(_) => {
                 return Err(RemoteError::Corrupt {
                     remote: self.name.clone(),
-                    key: key.to_string(),
+                    key: self.shown_key(&key),
                     got: Digest::of(&bytes),
                 })
             }
@@ -546,7 +546,7 @@ impl Remote {
         if manifest.digest() != r.blake3 {
             return Err(RemoteError::Corrupt {
                 remote: self.name.clone(),
-                key: key.to_string(),
+                key: self.shown_key(&key),
                 got: manifest.digest(),
             });
         }
@@ -554,7 +554,7 @@ impl Remote {
             .put_manifest(&manifest, &r.blake3)
             .map_err(|e| RemoteError::Object {
                 remote: self.name.clone(),
-                key: key.to_string(),
+                key: self.shown_key(&key),
                 message: e.to_string(),
             })?;
         Ok(Outcome::Moved(bytes.len() as u64))
@@ -574,7 +574,7 @@ impl Remote {
         };
         let mut incoming = cache.incoming().map_err(|e| RemoteError::Object {
             remote: self.name.clone(),
-            key: key.to_string(),
+            key: self.shown_key(&key),
             message: e.to_string(),
         })?;
         let mut body = got.into_stream();
@@ -584,7 +584,7 @@ impl Remote {
             size += chunk.len() as u64;
             incoming.write(&chunk).map_err(|e| RemoteError::Object {
                 remote: self.name.clone(),
-                key: key.to_string(),
+                key: self.shown_key(&key),
                 message: e.to_string(),
             })?;
         }
@@ -595,12 +595,12 @@ impl Remote {
             }
             Err(Some(got)) => Err(RemoteError::Corrupt {
                 remote: self.name.clone(),
-                key: key.to_string(),
+                key: self.shown_key(&key),
                 got,
             }),
             Err(None) => Err(RemoteError::Object {
                 remote: self.name.clone(),
-                key: key.to_string(),
+                key: self.shown_key(&key),
                 message: "cannot store it in the cache".into(),
             }),
         }
@@ -621,7 +621,7 @@ impl Remote {
                 .map(Some)
                 .map_err(|e| RemoteError::Object {
                     remote: self.name.clone(),
-                    key: key.to_string(),
+                    key: self.shown_key(&key),
                     message: format!("not a valid run-cache entry ({e}); it was not used"),
                 })
         })

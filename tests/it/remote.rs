@@ -1,0 +1,362 @@
+//! Remotes against a real S3-compatible server (moto, see `services`) and a
+//! directory on disk: push, fetch, pull, `repro --pull`, `status --cloud`,
+//! concurrent and interrupted pushes, lying remotes, and the errors a user
+//! meets (server down, no bucket, refused credentials) with no secret ever
+//! shown.
+
+use std::time::Duration;
+
+use crate::env::{wait_until, TestEnv};
+use crate::services::{self, S3};
+
+/// The secret every test uses: it must never appear in any output.
+const SECRET: &str = "s3cr3t-Pa55w0rd-never-shown";
+
+/// A project with a file output, a directory output and a chained stage.
+fn project() -> TestEnv {
+    TestEnv::new()
+        .pipeline(
+            "
+            stages:
+              gen:
+                cmd: >-
+                  echo gen >> runs.log;
+                  mkdir -p data && seq 1 3000 > data/a.txt && seq 1 6000 > data/b.txt;
+                  seq 1 10 > one.txt
+                outs: [data/, one.txt]
+              count:
+                cmd: echo count >> runs.log; cat data/* one.txt | wc -l > count.txt
+                deps: [data, one.txt]
+                outs: [count.txt]
+            ",
+        )
+        .env("AWS_ACCESS_KEY_ID", services::ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_REGION", "us-east-1")
+}
+
+/// Points `env`'s default remote `origin` at a fresh bucket of `s3`.
+fn on_s3(env: &TestEnv, s3: &S3, tag: &str) -> String {
+    let bucket = s3.bucket(tag);
+    env.write(
+        "pipe.toml",
+        &format!(
+            "[core]\nremote = \"origin\"\n\n[remote.origin]\nurl = \"s3://{bucket}/team\"\nendpoint_url = \"{}\"\nallow_http = true\n",
+            s3.endpoint
+        ),
+    );
+    bucket
+}
+
+/// A teammate's clone: the files git would have, no cache, no outputs.
+fn teammate(env: &TestEnv) -> TestEnv {
+    let mut other = TestEnv::new()
+        .env("AWS_ACCESS_KEY_ID", services::ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_REGION", "us-east-1");
+    for file in ["pipeline.yaml", "pipe.toml", "pipeline.lock"] {
+        if env.exists(file) {
+            other = other.file(file, &env.read(file));
+        }
+    }
+    other
+}
+
+fn no_secret(texts: &[&str]) {
+    for t in texts {
+        assert!(!t.contains(SECRET), "a secret was shown:\n{t}");
+    }
+}
+
+#[test]
+fn push_then_pull_elsewhere_round_trips_files_and_directories() {
+    let Some(s3) = services::s3() else { return };
+    let env = project();
+    let bucket = on_s3(&env, s3, "roundtrip");
+    env.pipe(&["repro"]).ok();
+    let push = env.pipe(&["push"]).ok();
+    let mut s = env.settings();
+    s.add_filter(r"in \d+\.\d+s", "in [ELAPSED]");
+    let _s = s.bind_to_scope();
+    insta::assert_snapshot!(push.stderr, @"pushed 5 objects (43.0 kB) in [ELAPSED]; 0 already on origin");
+    // The layout: content-addressed under a versioned prefix.
+    let keys = s3.keys(&bucket, "team/");
+    assert_eq!(keys.len(), 5, "{keys:?}");
+    assert!(
+        keys.iter().all(|k| k.starts_with("team/v1/objects/")),
+        "{keys:?}"
+    );
+    assert_eq!(keys.iter().filter(|k| k.ends_with(".dir")).count(), 1);
+
+    let other = teammate(&env);
+    let pull = other.pipe(&["pull"]).ok();
+    no_secret(&[&push.stdout, &push.stderr, &pull.stdout, &pull.stderr]);
+    for file in ["data/a.txt", "data/b.txt", "one.txt", "count.txt"] {
+        assert_eq!(other.read(file), env.read(file), "{file}");
+    }
+    assert_eq!(
+        other.pipe(&["status"]).ok().stdout,
+        "Everything is up to date.\n"
+    );
+    // Nothing new: a push asks the remote nothing and sends nothing.
+    let again = env.pipe(&["push"]).ok();
+    insta::assert_snapshot!(again.stderr, @"pushed 0 objects (0 B) in [ELAPSED]; 5 already on origin");
+}
+
+#[test]
+fn repro_pull_restores_what_ci_computed_without_running_it() {
+    let Some(s3) = services::s3() else { return };
+    let ci = project();
+    on_s3(&ci, s3, "pull");
+    ci.pipe(&["repro"]).ok();
+    ci.pipe(&["push", "--run-cache"]).ok();
+    let dev = teammate(&ci);
+    dev.remove("pipeline.lock");
+    let out = dev.pipe(&["repro", "--pull"]).ok();
+    assert!(dev.runs().is_empty(), "nothing ran: {:?}", dev.runs());
+    assert_eq!(dev.read("count.txt"), ci.read("count.txt"));
+    assert_eq!(dev.read("pipeline.lock"), ci.read("pipeline.lock"));
+    let _s = dev.settings().bind_to_scope();
+    insta::assert_snapshot!(out.stderr, @r"
+    Pulled stage gen from the run cache of remote origin
+    ✓ gen    restored  [ELAPSED]
+    Pulled stage count from the run cache of remote origin
+    ✓ count  restored  [ELAPSED]
+    0 ran, 2 restored, 0 up to date, 0 failed in [ELAPSED]
+    ");
+    // Without --pull the stages run.
+    let fresh = teammate(&ci);
+    fresh.remove("pipeline.lock");
+    fresh.pipe(&["repro"]).ok();
+    assert_eq!(fresh.runs(), ["gen", "count"]);
+}
+
+#[test]
+fn status_cloud_names_what_is_not_pushed() {
+    let Some(s3) = services::s3() else { return };
+    let env = project();
+    on_s3(&env, s3, "status");
+    env.pipe(&["repro"]).ok();
+    let before = env.pipe(&["status", "--cloud"]).ok();
+    insta::assert_snapshot!(before.stdout, @r"
+    not pushed: count.txt (stage count)
+    not pushed: data (stage gen)
+    not pushed: one.txt (stage gen)
+    run `pipe push` to upload them to remote origin
+    ");
+    env.pipe(&["push", "gen"]).ok();
+    let after = env.pipe(&["status", "--cloud"]).ok();
+    insta::assert_snapshot!(after.stdout, @r"
+    not pushed: count.txt (stage count)
+    run `pipe push` to upload them to remote origin
+    ");
+}
+
+#[test]
+fn two_pushes_of_the_same_outputs_at_once_both_succeed() {
+    let Some(s3) = services::s3() else { return };
+    let a = project();
+    let bucket = on_s3(&a, s3, "race");
+    a.pipe(&["repro"]).ok();
+    let b = teammate(&a);
+    b.pipe(&["repro"]).ok();
+    let first = a.spawn(&["push", "-j", "2"]);
+    let second = b.spawn(&["push", "-j", "2"]);
+    first.wait(Duration::from_secs(60)).ok();
+    second.wait(Duration::from_secs(60)).ok();
+    assert_eq!(s3.keys(&bucket, "team/").len(), 5);
+    let c = teammate(&a);
+    c.pipe(&["pull"]).ok();
+    assert_eq!(c.read("data/b.txt"), a.read("data/b.txt"));
+}
+
+#[test]
+fn an_interrupted_push_leaves_both_sides_valid_and_resumes() {
+    let Some(s3) = services::s3() else { return };
+    let env = TestEnv::new()
+        .pipeline(
+            "
+            stages:
+              many:
+                cmd: mkdir -p files && for i in $(seq 1 400); do seq 1 $i > files/$i.txt; done
+                outs: [files/]
+            ",
+        )
+        .env("AWS_ACCESS_KEY_ID", services::ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_REGION", "us-east-1");
+    let bucket = on_s3(&env, s3, "resume");
+    env.pipe(&["repro"]).ok();
+    let lock = env.read("pipeline.lock");
+    let mut push = env.spawn(&["push", "-j", "1"]);
+    assert!(
+        wait_until(Duration::from_secs(30), || s3.keys(&bucket, "team/").len()
+            >= 20),
+        "the push started"
+    );
+    push.kill();
+    let _ = push.wait(Duration::from_secs(10));
+    let sent = s3.keys(&bucket, "team/").len();
+    assert!(sent < 401, "killed before the end ({sent} objects)");
+    assert!(
+        !s3.keys(&bucket, "team/")
+            .iter()
+            .any(|k| k.ends_with(".dir")),
+        "no manifest before all its files"
+    );
+    assert_eq!(env.read("pipeline.lock"), lock);
+    let resumed = env.pipe(&["push", "--json"]).ok();
+    let report: serde_json::Value = serde_json::from_str(&resumed.stdout).unwrap();
+    assert_eq!(
+        report["moved"].as_u64().unwrap() + report["present"].as_u64().unwrap(),
+        401
+    );
+    assert_eq!(s3.keys(&bucket, "team/").len(), 401);
+    let other = teammate(&env);
+    other.pipe(&["pull"]).ok();
+    assert_eq!(other.read("files/400.txt"), env.read("files/400.txt"));
+}
+
+#[test]
+fn a_remote_object_with_wrong_bytes_is_rejected_and_nothing_of_it_is_used() {
+    let Some(s3) = services::s3() else { return };
+    let env = project();
+    let bucket = on_s3(&env, s3, "lies");
+    env.pipe(&["repro"]).ok();
+    env.pipe(&["push"]).ok();
+    let hash = env.locked_out_hash("gen", "one.txt");
+    let key = format!("/{bucket}/team/v1/objects/{}/{}", &hash[..2], &hash[2..]);
+    let (status, body) = services::http(s3, "PUT", &key, b"not what it should be\n");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let other = teammate(&env);
+    let out = other.pipe(&["pull"]).code(1);
+    assert!(
+        !other.exists("one.txt"),
+        "the bad bytes never reach the workspace"
+    );
+    assert!(!other.object(&hash).exists(), "nor the cache");
+    assert_eq!(
+        other.read("data/a.txt"),
+        env.read("data/a.txt"),
+        "the rest arrived"
+    );
+    let mut s = other.settings();
+    s.add_filter(r"in \d+\.\d+s", "in [ELAPSED]");
+    s.add_filter(&bucket, "[BUCKET]");
+    s.add_filter(r"[0-9a-f]{2}/[0-9a-f]{62}", "[OBJECT]");
+    let _s = s.bind_to_scope();
+    insta::assert_snapshot!(out.stderr, @r"
+    fetched 4 objects (43.0 kB) in [ELAPSED]; 0 already in the cache
+    failed: remote `origin`: s3://[BUCKET]/team/v1/objects/[OBJECT] is damaged: its content does not match its name (got [HASH]); it was not used
+    error: 1 objects could not be moved
+      hint: run the command again to retry; what was moved stays moved
+    ");
+}
+
+#[test]
+fn a_server_that_is_down_a_missing_bucket_and_refused_credentials_are_named() {
+    let Some(s3) = services::s3() else { return };
+    let env = project();
+    env.pipe(&["repro"]).ok();
+    let closed = services::free_port();
+    env.write(
+        "pipe.toml",
+        &format!("[remote.origin]\nurl = \"s3://b/p\"\nendpoint_url = \"http://127.0.0.1:{closed}\"\nallow_http = true\n"),
+    );
+    let down = env.pipe(&["push"]).code(1);
+    env.write(
+        "pipe.toml",
+        &format!("[remote.origin]\nurl = \"s3://no-such-bucket/p\"\nendpoint_url = \"{}\"\nallow_http = true\n", s3.endpoint),
+    );
+    let nobucket = env.pipe(&["push"]).code(1);
+    let mut s = env.settings();
+    s.add_filter(&closed.to_string(), "[PORT]");
+    let _s = s.bind_to_scope();
+    insta::assert_snapshot!(format!("{}{}", down.stderr, nobucket.stderr), @r"
+    error: remote `origin` (s3://b/p) cannot be reached: connection refused at http://127.0.0.1:[PORT]
+      hint: is the server running? check `endpoint_url` (`pipe remote list`) and the network; the transfer can be run again and moves only what is missing
+    error: remote `origin` (s3://no-such-bucket/p): the bucket or container does not exist
+      hint: create the bucket, or fix the remote's URL: `pipe remote modify NAME url s3://BUCKET/prefix`
+    ");
+    // A server that checks credentials refuses unknown ones.
+    let Some(strict) = services::start_moto(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")]) else {
+        return services::missing("a second moto server");
+    };
+    env.write(
+        "pipe.toml",
+        &format!(
+            "[remote.origin]\nurl = \"s3://b/p\"\nendpoint_url = \"{}\"\nallow_http = true\n",
+            strict.endpoint
+        ),
+    );
+    let refused = env.pipe(&["push"]).code(1);
+    no_secret(&[&down.stderr, &nobucket.stderr, &refused.stderr]);
+    insta::assert_snapshot!(refused.stderr, @r"
+    error: remote `origin` (s3://b/p) refused the credentials: InvalidAccessKeyId (The AWS Access Key Id you provided does not exist in our records.)
+      hint: check the credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, the `profile` option, or `pipe remote modify --local NAME access_key_id …`
+    ");
+}
+
+#[test]
+fn secrets_stay_out_of_output_and_out_of_git() {
+    let Some(s3) = services::s3() else { return };
+    let env = TestEnv::new()
+        .pipeline("stages:\n  gen:\n    cmd: echo hi > out.txt\n    outs: [out.txt]\n");
+    env.git(&["init", "-q", "-b", "main"]);
+    let bucket = s3.bucket("secrets");
+    env.pipe(&["remote", "add", "-d", "origin", &format!("s3://{bucket}/p")])
+        .ok();
+    for (k, v) in [
+        ("endpoint_url", s3.endpoint.as_str()),
+        ("allow_http", "true"),
+        ("region", "us-east-1"),
+    ] {
+        env.pipe(&["remote", "modify", "origin", k, v]).ok();
+    }
+    env.pipe(&["remote", "modify", "origin", "access_key_id", "AKIDEXAMPLE"])
+        .ok();
+    let set = env
+        .pipe(&["remote", "modify", "origin", "secret_access_key", SECRET])
+        .ok();
+    assert_eq!(
+        set.stdout,
+        "set origin.secret_access_key in pipe.local.toml\n"
+    );
+    env.pipe(&["repro"]).ok();
+    let outputs = [
+        env.pipe(&["push"]).ok(),
+        env.pipe(&["status", "--cloud"]).ok(),
+        env.pipe(&["remote", "list"]).ok(),
+    ];
+    for out in &outputs {
+        no_secret(&[&out.stdout, &out.stderr]);
+    }
+    insta::assert_snapshot!(outputs[2].stdout.replace(&bucket, "[BUCKET]").replace(&s3.endpoint, "[ENDPOINT]"), @"origin	s3://[BUCKET]/p	access_key_id=(set)	allow_http=true	endpoint_url=[ENDPOINT]	region=us-east-1	secret_access_key=(set)	(default)");
+    assert!(!env.read("pipe.toml").contains(SECRET));
+    assert!(!env.read("pipeline.lock").contains(SECRET));
+    let ignored = env.git(&["check-ignore", "pipe.local.toml"]);
+    assert_eq!(ignored, "pipe.local.toml\n");
+}
+
+#[test]
+fn a_directory_on_a_shared_disk_is_a_remote_too() {
+    let shared = tempfile::tempdir().unwrap();
+    let env = project();
+    env.pipe(&[
+        "remote",
+        "add",
+        "-d",
+        "disk",
+        &shared.path().display().to_string(),
+    ])
+    .ok();
+    env.pipe(&["repro"]).ok();
+    env.pipe(&["push", "--run-cache"]).ok();
+    let other = teammate(&env);
+    other.pipe(&["pull"]).ok();
+    assert_eq!(other.read("count.txt"), env.read("count.txt"));
+    let fresh = teammate(&env);
+    fresh.remove("pipeline.lock");
+    fresh.pipe(&["repro", "--pull"]).ok();
+    assert!(fresh.runs().is_empty());
+}
