@@ -360,3 +360,38 @@ fn a_directory_on_a_shared_disk_is_a_remote_too() {
     fresh.pipe(&["repro", "--pull"]).ok();
     assert!(fresh.runs().is_empty());
 }
+
+#[test]
+fn a_run_entry_that_names_paths_outside_the_project_is_refused() {
+    let Some(s3) = services::s3() else { return };
+    let ci = project();
+    let bucket = on_s3(&ci, s3, "evil");
+    ci.pipe(&["repro", "gen"]).ok();
+    ci.pipe(&["push", "--run-cache"]).ok();
+    let runs: Vec<String> = s3
+        .keys(&bucket, "team/v1/runs/")
+        .into_iter()
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let hash = ci.locked_out_hash("gen", "one.txt");
+    let evil = format!(
+        r#"{{"stage": "gen", "outs": [{{"path": "../escaped.txt", "blake3": "{hash}", "size": 21}}]}}"#
+    );
+    let (status, _) = services::http(s3, "PUT", &format!("/{bucket}/{}", runs[0]), evil.as_bytes());
+    assert_eq!(status, 200);
+    let dev = teammate(&ci);
+    dev.remove("pipeline.lock");
+    let out = dev.pipe(&["repro", "--pull", "gen"]).ok();
+    assert_eq!(dev.runs(), ["gen"], "the stage ran instead");
+    assert!(!dev.root().parent().unwrap().join("escaped.txt").exists());
+    let mut s = dev.settings();
+    s.add_filter(&bucket, "[BUCKET]");
+    s.add_filter(r"[0-9a-f]{2}/[0-9a-f]{62}", "[OBJECT]");
+    let _s = s.bind_to_scope();
+    insta::assert_snapshot!(out.stderr, @r"
+    warning: stage gen: remote `origin`: s3://[BUCKET]/team/v1/runs/[OBJECT]: not a valid run-cache entry (`../escaped.txt` points outside the project (it climbs above the project root with `..`) at line 1 column 51); it was not used; running the stage instead
+    Running stage gen: never run
+    ✓ gen  ran  [ELAPSED]
+    1 ran, 0 restored, 0 up to date, 0 failed in [ELAPSED]
+    ");
+}
