@@ -368,16 +368,18 @@ fn a_run_entry_that_names_paths_outside_the_project_is_refused() {
     let bucket = on_s3(&ci, s3, "evil");
     ci.pipe(&["repro", "gen"]).ok();
     ci.pipe(&["push", "--run-cache"]).ok();
-    let runs: Vec<String> = s3
-        .keys(&bucket, "team/v1/runs/")
-        .into_iter()
-        .collect();
+    let runs: Vec<String> = s3.keys(&bucket, "team/v1/runs/").into_iter().collect();
     assert_eq!(runs.len(), 1, "{runs:?}");
     let hash = ci.locked_out_hash("gen", "one.txt");
     let evil = format!(
         r#"{{"stage": "gen", "outs": [{{"path": "../escaped.txt", "blake3": "{hash}", "size": 21}}]}}"#
     );
-    let (status, _) = services::http(s3, "PUT", &format!("/{bucket}/{}", runs[0]), evil.as_bytes());
+    let (status, _) = services::http(
+        s3,
+        "PUT",
+        &format!("/{bucket}/{}", runs[0]),
+        evil.as_bytes(),
+    );
     assert_eq!(status, 200);
     let dev = teammate(&ci);
     dev.remove("pipeline.lock");
