@@ -7,6 +7,11 @@
 //! a stage reading its own output, and cycles (reported as the cycle itself,
 //! `a → b → a`). Stage order is topological, ties broken by declaration order
 //! so that listings and runs are stable.
+//!
+//! Building is n·log n in the number of paths: every output goes into one
+//! sorted list, where the outputs at a path or above it are found by binary
+//! search (one per ancestor) and the outputs inside it are the contiguous
+//! run of paths starting with `path/`. No dep is compared with every output.
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -41,7 +46,8 @@ impl Dag {
         let mut graph = DiGraph::with_capacity(n, n);
         let nodes: Vec<NodeIndex> = (0..n).map(|i| graph.add_node(i)).collect();
 
-        // Outputs: one writer per path, no output inside another.
+        // Every output, sorted by path: a path's ancestors are found by
+        // binary search, and the paths inside it are one contiguous run.
         let mut outs: Vec<(&RelPath, usize)> = p
             .stages
             .iter()
@@ -49,22 +55,13 @@ impl Dag {
             .flat_map(|(i, s)| s.outs.iter().map(move |o| (&o.path, i)))
             .collect();
         outs.sort();
-        let mut reported = BTreeSet::new();
-        for (a, &(pa, sa)) in outs.iter().enumerate() {
-            for (b, &(pb, sb)) in outs.iter().enumerate().skip(a + 1) {
-                if !pb.as_str().starts_with(pa.as_str()) {
-                    break; // sorted: paths with `pa` as a prefix are contiguous
-                }
-                if !pb.is_within(pa) || reported.contains(&b) {
-                    continue;
-                }
-                let (sa_name, sb_name) = (&p.stages[sa].name, &p.stages[sb].name);
-                let d = if pa == pb && sa != sb {
-                    p.diagnostic_at(sb_name, pb.as_str(), format!("`{pb}` is also an output of stage `{sa_name}`"))
-                        .hint("each path has one producer: rename one of the outputs, or merge the stages")
-                } else if pa == pb {
-                    continue; // same stage listing a path twice is reported by the spec
-                } else if sa == sb {
+        let outputs = Outputs(&outs);
+
+        // One writer per path, no output inside another.
+        for (b, &(pb, sb)) in outs.iter().enumerate() {
+            let sb_name = &p.stages[sb].name;
+            let d = if let Some((pa, sa)) = outputs.topmost_ancestor(pb) {
+                if sa == sb {
                     p.diagnostic_at(
                         sb_name,
                         pb.as_str(),
@@ -72,36 +69,51 @@ impl Dag {
                     )
                     .hint(format!("list only `{pa}`"))
                 } else {
+                    let sa_name = &p.stages[sa].name;
                     p.diagnostic_at(
                         sb_name,
                         pb.as_str(),
                         format!("output `{pb}` is inside `{pa}`, an output of stage `{sa_name}`"),
                     )
                     .hint("outputs of different stages must not nest: write to a path outside it")
-                };
-                reported.insert(b);
-                diags.push(d);
-            }
+                }
+            } else if let Some(&(_, sa)) = outs[outputs.first(pb.as_str())..b]
+                .iter()
+                .find(|(_, sa)| *sa != sb)
+            {
+                // The same stage listing a path twice is reported by the spec.
+                let sa_name = &p.stages[sa].name;
+                p.diagnostic_at(
+                    sb_name,
+                    pb.as_str(),
+                    format!("`{pb}` is also an output of stage `{sa_name}`"),
+                )
+                .hint("each path has one producer: rename one of the outputs, or merge the stages")
+            } else {
+                continue;
+            };
+            diags.push(d);
         }
 
+        // An edge from each stage writing a path that overlaps a dep.
+        let mut edges: Vec<(usize, usize)> = Vec::new();
         for (b, stage) in p.stages.iter().enumerate() {
             for dep in &stage.deps {
-                if let Some(own) = stage.outs.iter().find(|o| o.path.overlaps(dep)) {
+                let producers = outputs.overlapping(dep);
+                if let Some((own, _)) = producers.iter().find(|(_, a)| *a == b) {
                     diags.push(
-                        p.diagnostic_at(&stage.name, dep.as_str(), format!("depends on `{dep}`, which overlaps its own output `{}`", own.path))
+                        p.diagnostic_at(&stage.name, dep.as_str(), format!("depends on `{dep}`, which overlaps its own output `{own}`"))
                             .hint("a stage cannot read what it writes; use `persist: true` on the output if it updates it in place, and drop the dep"),
                     );
                     continue;
                 }
-                for (a, other) in p.stages.iter().enumerate() {
-                    if a != b
-                        && other.outs.iter().any(|o| o.path.overlaps(dep))
-                        && !graph.contains_edge(nodes[a], nodes[b])
-                    {
-                        graph.add_edge(nodes[a], nodes[b], ());
-                    }
-                }
+                edges.extend(producers.iter().map(|&(_, a)| (a, b)));
             }
+        }
+        edges.sort_unstable();
+        edges.dedup();
+        for (a, b) in edges {
+            graph.add_edge(nodes[a], nodes[b], ());
         }
         if !diags.is_empty() {
             return Err(PipelineError { diagnostics: diags });
@@ -200,6 +212,54 @@ impl Dag {
             .copied()
             .filter(|i| picked.contains(i))
             .collect())
+    }
+}
+
+/// Every output of the pipeline with its stage, sorted by path.
+struct Outputs<'a>(&'a [(&'a RelPath, usize)]);
+
+impl<'a> Outputs<'a> {
+    /// The index of the first output at or after `path` in sorted order.
+    fn first(&self, path: &str) -> usize {
+        self.0.partition_point(|(p, _)| p.as_str() < path)
+    }
+
+    /// The outputs written exactly at `path`.
+    fn at(&self, path: &str) -> &'a [(&'a RelPath, usize)] {
+        let from = self.first(path);
+        let len = self.0[from..]
+            .iter()
+            .take_while(|(p, _)| p.as_str() == path)
+            .count();
+        &self.0[from..from + len]
+    }
+
+    /// The output highest above `path` (strictly), if one is.
+    fn topmost_ancestor(&self, path: &RelPath) -> Option<(&'a RelPath, usize)> {
+        let text = path.as_str();
+        text.match_indices('/')
+            .find_map(|(i, _)| self.at(&text[..i]).first())
+            .map(|&(p, s)| (p, s))
+    }
+
+    /// The outputs that are `path`, lie above it or inside it, with their
+    /// stages, in sorted order.
+    fn overlapping(&self, path: &RelPath) -> Vec<(&'a RelPath, usize)> {
+        let text = path.as_str();
+        let mut found: Vec<(&'a RelPath, usize)> = Vec::new();
+        for (i, _) in text.match_indices('/') {
+            found.extend_from_slice(self.at(&text[..i]));
+        }
+        found.extend_from_slice(self.at(text));
+        // Inside `path`: the run of paths that start with `path/`.
+        let inside = format!("{text}/");
+        let from = self.first(&inside);
+        found.extend(
+            self.0[from..]
+                .iter()
+                .take_while(|(p, _)| p.as_str().starts_with(&inside)),
+        );
+        found
     }
 }
 
@@ -309,6 +369,33 @@ mod tests {
         let err = Dag::build(&p).unwrap_err().to_string();
         assert!(err.contains("cycle: a → b → a"), "{err}");
         assert!(err.starts_with("pipeline.yaml:2:"), "{err}");
+    }
+
+    #[test]
+    fn links_deps_to_outputs_above_at_and_inside_them_only() {
+        // `use` reads the directory `data` (two producers inside it) and
+        // `data2/x` (a look-alike prefix of `data`: no edge from `parts`).
+        let p = pipeline("stages:\n  parts:\n    cmd: x\n    outs: [data/a, data/b.txt]\n  more:\n    cmd: x\n    outs: [data/c]\n  dir:\n    cmd: x\n    outs: [data2]\n  use:\n    cmd: x\n    deps: [data, data2/x]\n  deep:\n    cmd: x\n    deps: [data/a/inner.txt]\n  lone:\n    cmd: x\n    deps: [dat, data-b, data.txt]\n").unwrap();
+        let dag = Dag::build(&p).unwrap();
+        let parents = |name: &str| {
+            let i = p.stages.iter().position(|s| s.name == name).unwrap();
+            names(&p, &dag.parents(i))
+        };
+        assert_eq!(parents("use"), ["parts", "more", "dir"]);
+        assert_eq!(parents("deep"), ["parts"]);
+        assert!(parents("lone").is_empty());
+    }
+
+    #[test]
+    fn nesting_is_found_past_look_alike_names() {
+        // `model1` sorts before `model10` and `model1-x`, none inside it.
+        let p = pipeline("stages:\n  a:\n    cmd: x\n    outs: [model1, model10, model1-x, model1.txt]\n  b:\n    cmd: x\n    outs: [model1/w.bin]\n  c:\n    cmd: x\n    outs: [model10]\n").unwrap();
+        let err = Dag::build(&p).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "pipeline.yaml:7:12: stage `b`: output `model1/w.bin` is inside `model1`, an output of stage `a`\n  hint: outputs of different stages must not nest: write to a path outside it\n\
+             pipeline.yaml:10:12: stage `c`: `model10` is also an output of stage `a`\n  hint: each path has one producer: rename one of the outputs, or merge the stages"
+        );
     }
 
     #[test]

@@ -214,7 +214,7 @@ impl LockFile {
                 stages: BTreeMap::new(),
             });
         }
-        let lock: LockFile = match serde_yaml::from_str(text) {
+        let lock: LockFile = match crate::spec::yaml::from_str(text) {
             Ok(lock) => lock,
             // A newer schema may have fields this pipe does not know.
             Err(e) => {

@@ -241,7 +241,7 @@ pub fn parse(path: &RelPath, bytes: &[u8]) -> Result<(Flat, Vec<String>), String
     let json =
         || serde_json::from_str::<Json>(text).map_err(|e| format!("it is not valid JSON ({e})"));
     let yaml = || {
-        serde_yaml::from_str::<serde_yaml::Value>(text)
+        crate::spec::yaml::from_str::<serde_yaml::Value>(text)
             .map(|v| params::to_json(&v))
             .map_err(|e| format!("it is not valid YAML ({e})"))
     };

@@ -255,8 +255,6 @@ pub fn repro(
                 Ok(done) => {
                     if let Some(entry) = done.lock_entry {
                         lock.stages.insert(name.clone(), entry);
-                        lock.stages
-                            .retain(|n, _| project.pipeline.stage(n).is_some());
                         if let Err(e) = lock.write(&project.root) {
                             fatal.get_or_insert(e.into());
                             stopping = true;

@@ -6,6 +6,12 @@
 //! `stages:` and for a word inside that block. It is a heuristic over plain
 //! block-style YAML, which is what pipeline files are; when it cannot find a
 //! place it answers `None` and the diagnostic names the stage alone.
+//!
+//! Building the map is one pass over the lines, and a stage's block is found
+//! through a name → block index, so that a pipeline of many thousand stages
+//! costs time in proportion to its size, not to its size squared.
+
+use std::collections::HashMap;
 
 /// Line-oriented index of a pipeline file.
 #[derive(Debug, Clone, Default)]
@@ -13,13 +19,23 @@ pub struct SourceMap {
     lines: Vec<String>,
     /// (stage name, first line index, end line index exclusive)
     blocks: Vec<(String, usize, usize)>,
+    /// Stage name → index in `blocks` of its first declaration.
+    by_name: HashMap<String, usize>,
 }
 
 impl SourceMap {
     pub fn new(text: &str) -> SourceMap {
         let lines: Vec<String> = text.lines().map(str::to_string).collect();
         let blocks = stage_blocks(&lines);
-        SourceMap { lines, blocks }
+        let mut by_name = HashMap::with_capacity(blocks.len());
+        for (i, (name, _, _)) in blocks.iter().enumerate() {
+            by_name.entry(name.clone()).or_insert(i);
+        }
+        SourceMap {
+            lines,
+            blocks,
+            by_name,
+        }
     }
 
     /// The 1-based line where stage `name` is declared. Generated stages
@@ -67,8 +83,9 @@ impl SourceMap {
     pub fn duplicates(&self) -> Vec<(&str, usize, usize)> {
         let mut out = Vec::new();
         for (i, (name, line, _)) in self.blocks.iter().enumerate() {
-            if let Some((_, first, _)) = self.blocks[..i].iter().find(|(n, _, _)| n == name) {
-                out.push((name.as_str(), first + 1, line + 1));
+            let first = self.by_name[name];
+            if first != i {
+                out.push((name.as_str(), self.blocks[first].1 + 1, line + 1));
             }
         }
         out
@@ -81,10 +98,8 @@ impl SourceMap {
 
     fn block(&self, name: &str) -> Option<(usize, usize)> {
         let base = name.split('@').next().unwrap_or(name);
-        self.blocks
-            .iter()
-            .find(|(n, _, _)| n == base)
-            .map(|(_, s, e)| (*s, *e))
+        let (_, start, end) = &self.blocks[*self.by_name.get(base)?];
+        Some((*start, *end))
     }
 }
 
@@ -169,7 +184,10 @@ mod tests {
 
     #[test]
     fn finds_stages_declared_twice() {
-        let map = SourceMap::new("stages:\n  a:\n    cmd: x\n  a:\n    cmd: y\n");
-        assert_eq!(map.duplicates(), [("a", 2, 4)]);
+        let map = SourceMap::new(
+            "stages:\n  a:\n    cmd: x\n  b:\n    cmd: z\n  a:\n    cmd: y\n  a:\n    cmd: w\n",
+        );
+        assert_eq!(map.duplicates(), [("a", 2, 6), ("a", 2, 8)]);
+        assert_eq!(map.stage_line("a"), Some(2));
     }
 }

@@ -8,15 +8,24 @@
 //! [`RelPath`] and checks what can be checked stage by stage. Problems that
 //! involve several stages (cycles, two writers of one path) are the graph's
 //! job ([`crate::graph`]). Every problem is a located [`Diagnostic`].
+//!
+//! The files may be hostile or huge, and reading them stays bounded:
+//! [`yaml`] refuses alias bombs, [`limits`] caps the stages a pipeline may
+//! generate and the length of its paths, [`reserved`] keeps outputs off
+//! git's and pipe's own files, and every step is linear (or n·log n) in the
+//! number of stages.
 
 pub mod diagnostic;
+pub mod limits;
 pub mod locate;
 pub mod params;
 pub mod raw;
+pub mod reserved;
 pub mod resolve;
 pub mod template;
+pub mod yaml;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -35,14 +44,35 @@ pub const PIPELINE_FILE: &str = "pipeline.yaml";
 pub struct Pipeline {
     /// Absolute path of the project root.
     pub root: PathBuf,
-    /// Stages in declaration order (generated stages in item order).
+    /// Stages in declaration order (generated stages in item order). Read
+    /// only: [`Pipeline::stage`] finds them by their index here.
     pub stages: Vec<Stage>,
     pub source: SourceMap,
+    /// Stage name → index in `stages`, built once by [`Pipeline::new`].
+    index: HashMap<String, usize>,
 }
 
 impl Pipeline {
+    pub fn new(root: PathBuf, stages: Vec<Stage>, source: SourceMap) -> Pipeline {
+        let index = stages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), i))
+            .collect();
+        Pipeline {
+            root,
+            stages,
+            source,
+            index,
+        }
+    }
+
+    /// The stage named `name`, in constant time.
     pub fn stage(&self, name: &str) -> Option<&Stage> {
-        self.stages.iter().find(|s| s.name == name)
+        self.index
+            .get(name)
+            .and_then(|&i| self.stages.get(i))
+            .filter(|s| s.name == name)
     }
 
     /// A diagnostic pointing at a stage's line in `pipeline.yaml`.

@@ -4,6 +4,8 @@
 //! editing an unrelated param does not rerun it. [`ParamsFiles`] loads each
 //! file once per command and answers dotted-key look-ups; values are turned
 //! into JSON values (sorted maps) so that they compare and hash canonically.
+//! A file that cannot be read or parsed is remembered as such too, so that
+//! a broken file is parsed once, not once per reference to it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,11 +23,12 @@ pub const DEFAULT_PARAMS_FILE: &str = "params.yaml";
 /// the whole file.
 pub type ParamValues = BTreeMap<String, BTreeMap<String, Json>>;
 
-/// Params files loaded so far, by project path.
+/// Params files loaded so far, by project path: the parsed file, `None` if
+/// it does not exist, or why it could not be read.
 #[derive(Debug, Default)]
 pub struct ParamsFiles {
     root: PathBuf,
-    loaded: BTreeMap<RelPath, Option<Value>>,
+    loaded: BTreeMap<RelPath, Result<Option<Value>, Diagnostic>>,
 }
 
 impl ParamsFiles {
@@ -39,10 +42,13 @@ impl ParamsFiles {
     /// The parsed file, `None` if it does not exist.
     pub fn get(&mut self, file: &RelPath) -> Result<Option<&Value>, Diagnostic> {
         if !self.loaded.contains_key(file) {
-            let value = load(&file.to_path(&self.root), file)?;
+            let value = load(&file.to_path(&self.root), file);
             self.loaded.insert(file.clone(), value);
         }
-        Ok(self.loaded[file].as_ref())
+        match &self.loaded[file] {
+            Ok(value) => Ok(value.as_ref()),
+            Err(d) => Err(d.clone()),
+        }
     }
 
     /// The value of `key` (dotted) in `file`, or of the whole file when `key`
@@ -59,6 +65,27 @@ impl ParamsFiles {
 }
 
 fn load(path: &Path, file: &RelPath) -> Result<Option<Value>, Diagnostic> {
+    // Reading a FIFO would wait for a writer forever.
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => {
+            use std::os::unix::fs::FileTypeExt;
+            let t = meta.file_type();
+            let kind = if t.is_dir() {
+                "a directory"
+            } else if t.is_fifo() {
+                "a named pipe (FIFO)"
+            } else if t.is_socket() {
+                "a socket"
+            } else {
+                "a device"
+            };
+            return Err(Diagnostic::new(
+                file.as_str(),
+                format!("cannot read: it is {kind}, not a file"),
+            ));
+        }
+        _ => {}
+    }
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -67,17 +94,23 @@ fn load(path: &Path, file: &RelPath) -> Result<Option<Value>, Diagnostic> {
     if text.trim().is_empty() {
         return Ok(Some(Value::Mapping(Default::default())));
     }
-    serde_yaml::from_str::<Value>(&text).map(Some).map_err(|e| {
-        let loc = e.location();
-        Diagnostic::new(
-            file.as_str(),
-            format!("invalid YAML: {}", strip_location(&e.to_string())),
-        )
-        .at(
-            loc.as_ref().map(|l| l.line()),
-            loc.as_ref().map(|l| l.column()),
-        )
-    })
+    super::yaml::from_str::<Value>(&text)
+        .map(Some)
+        .map_err(|e| {
+            let loc = e.location();
+            let d = Diagnostic::new(
+                file.as_str(),
+                format!("invalid YAML: {}", strip_location(&e.to_string())),
+            )
+            .at(
+                loc.as_ref().map(|l| l.line()),
+                loc.as_ref().map(|l| l.column()),
+            );
+            match super::yaml::hint(&e) {
+                Some(h) => d.hint(h),
+                None => d,
+            }
+        })
 }
 
 /// serde_yaml appends " at line L column C" to its messages; diagnostics

@@ -1,38 +1,45 @@
 //! From the raw schema to typed stages.
 //!
 //! Order of work: parse the YAML (syntax and unknown-field errors carry
-//! serde's line and column, plus a "did you mean"), build the template
-//! context (`params.yaml`, then `vars:`), expand `foreach`/`matrix` into
-//! `name@item` stages, render templates, convert each stage and check its
-//! paths and params. Problems are collected, not returned at the first one.
+//! serde's line and column, plus a "did you mean"; alias bombs are refused
+//! by [`super::yaml`]), build the template context (`params.yaml`, then
+//! `vars:`), expand `foreach`/`matrix` into `name@item` stages (counted
+//! against [`limits::MAX_STAGES`] before any is made), render templates,
+//! convert each stage and check its paths (length, [`reserved`] outputs,
+//! symlinks out of the project) and params. Problems are collected, not
+//! returned at the first one, and reported once each: a broken params file
+//! is one error, not one per stage that reads it, and the names it would
+//! have defined are not reported as undefined on top of it.
+//!
+//! The work is linear in the size of the files: stages are put in
+//! declaration order through a name → position map, generated stages share
+//! the template context instead of copying it, and what the disk says about
+//! a directory (is it a symlink leading out?) is asked once per directory.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
 
 use serde_yaml::{Mapping, Value};
 
 use super::diagnostic::{did_you_mean, Diagnostic, PipelineError};
+use super::limits::{self, Generator};
 use super::params::{self, ParamsFiles, DEFAULT_PARAMS_FILE};
 use super::raw::{RawPipeline, RawStage, OUTPUT_FIELDS, STAGE_FIELDS};
 use super::template::{scalar_plain, Context};
+use super::{reserved, yaml};
 use super::{Action, OutKind, Output, ParamRef, Pipeline, SourceMap, Stage, PIPELINE_FILE};
 use crate::builtin::{self, ArgRole};
 use crate::paths::RelPath;
 
 pub fn resolve(root: &Path, text: &str) -> Result<Pipeline, PipelineError> {
-    if text.trim().is_empty() || serde_yaml::from_str::<Value>(text).is_ok_and(|v| v.is_null()) {
-        return Err(Diagnostic::new(PIPELINE_FILE, "the pipeline file is empty")
+    let empty = || -> PipelineError {
+        Diagnostic::new(PIPELINE_FILE, "the pipeline file is empty")
             .hint("declare stages under `stages:`, e.g.\n  stages:\n    hello:\n      cmd: echo hello > hello.txt\n      outs: [hello.txt]")
-            .into());
-    }
-    if serde_yaml::from_str::<Value>(text).is_ok_and(|v| !v.is_mapping()) {
-        return Err(Diagnostic::new(
-            PIPELINE_FILE,
-            "the pipeline file must be a mapping with a `stages:` key",
-        )
-        .at(Some(1), Some(1))
-        .hint("start it with `stages:` and put one stage name per line below it")
-        .into());
+            .into()
+    };
+    if text.trim().is_empty() {
+        return Err(empty());
     }
     let source = SourceMap::new(text);
     let duplicates: Vec<Diagnostic> = source
@@ -52,8 +59,31 @@ pub fn resolve(root: &Path, text: &str) -> Result<Pipeline, PipelineError> {
             diagnostics: duplicates,
         });
     }
-    let raw: RawPipeline = serde_yaml::from_str(text).map_err(|e| yaml_error(e, text))?;
+    // One parse when the file is right; what a wrong one is (empty, not a
+    // mapping, a syntax or schema error) is worked out only then.
+    let not_a_mapping = || -> PipelineError {
+        Diagnostic::new(
+            PIPELINE_FILE,
+            "the pipeline file must be a mapping with a `stages:` key",
+        )
+        .at(Some(1), Some(1))
+        .hint("start it with `stages:` and put one stage name per line below it")
+        .into()
+    };
+    let raw: RawPipeline = match yaml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            return Err(match yaml::from_str::<Value>(text) {
+                Ok(v) if v.is_null() => empty(),
+                Ok(v) if !v.is_mapping() => not_a_mapping(),
+                _ => yaml_error(e, text).into(),
+            })
+        }
+    };
     if raw.stages.is_empty() {
+        if raw.vars.is_empty() && yaml::from_str::<Value>(text).is_ok_and(|v| v.is_null()) {
+            return Err(empty());
+        }
         return Err(Diagnostic::new(PIPELINE_FILE, "no stages are declared")
             .hint("add at least one stage under `stages:`")
             .into());
@@ -61,14 +91,23 @@ pub fn resolve(root: &Path, text: &str) -> Result<Pipeline, PipelineError> {
 
     let mut diags = Vec::new();
     let mut files = ParamsFiles::new(root);
-    let ctx = build_context(&raw.vars, &mut files, &mut diags);
+    let mut ctx = build_context(&raw.vars, &mut files, &mut diags);
+    if !diags.is_empty() {
+        ctx.mark_incomplete();
+    }
+    let checker = PathChecker::new(root);
 
     // Declaration order from the text; serde's map is sorted by name.
+    let position: HashMap<&str, usize> = source
+        .declaration_order()
+        .enumerate()
+        .map(|(i, name)| (name, i))
+        .collect();
     let mut names: Vec<&String> = raw.stages.keys().collect();
-    let order: Vec<&str> = source.declaration_order().collect();
-    names.sort_by_key(|n| order.iter().position(|o| o == n).unwrap_or(usize::MAX));
+    names.sort_by_key(|n| position.get(n.as_str()).copied().unwrap_or(usize::MAX));
 
     let mut stages = Vec::new();
+    let mut too_many = false;
     for name in names {
         let body = &raw.stages[name];
         let here = |msg: String| {
@@ -82,32 +121,40 @@ pub fn resolve(root: &Path, text: &str) -> Result<Pipeline, PipelineError> {
             ));
             continue;
         }
-        match expand(name, body, &ctx) {
+        match expand(name, body, &ctx, stages.len()) {
             Ok(generated) => {
                 for (stage_name, stage_body, stage_ctx) in generated {
                     match convert(
-                        root,
                         &stage_name,
-                        &stage_body,
+                        stage_body,
                         &stage_ctx,
                         &source,
                         &mut files,
+                        &checker,
                     ) {
                         Ok(stage) => stages.push(stage),
                         Err(mut d) => diags.append(&mut d),
                     }
                 }
             }
-            Err(msg) => diags.push(here(msg)),
+            Err(Refused::Invalid(msg)) => diags.push(here(msg)),
+            Err(Refused::TooMany(msg)) => {
+                // The generator makes no stage; the first one over the
+                // limit is enough to report.
+                if !too_many {
+                    diags.push(here(msg).hint(limits::TOO_MANY_STAGES_HINT));
+                    too_many = true;
+                }
+            }
         }
     }
     if diags.is_empty() {
-        Ok(Pipeline {
-            root: root.to_path_buf(),
-            stages,
-            source,
-        })
+        Ok(Pipeline::new(root.to_path_buf(), stages, source))
     } else {
+        // A file that is wrong (an invalid params.yaml) is reported once,
+        // not once per stage that reads it.
+        let mut seen = HashSet::new();
+        diags.retain(|d| seen.insert(d.clone()));
         Err(PipelineError { diagnostics: diags })
     }
 }
@@ -119,6 +166,7 @@ fn yaml_error(e: serde_yaml::Error, text: &str) -> Diagnostic {
     let full = e.to_string();
     let mut message = params::strip_location(&full);
     let mut stage = None;
+    let mut hint = yaml::hint(&e).map(str::to_string);
     // "stages.train: unknown field `cmdd`, expected one of …"
     if let Some(rest) = message.strip_prefix("stages.") {
         if let Some((name, msg)) = rest.split_once(": ") {
@@ -126,7 +174,6 @@ fn yaml_error(e: serde_yaml::Error, text: &str) -> Diagnostic {
             message = msg.to_string();
         }
     }
-    let mut hint = None;
     if let Some(field) = message
         .strip_prefix("unknown field `")
         .and_then(|r| r.split('`').next())
@@ -232,11 +279,40 @@ fn build_context(vars: &[Value], files: &mut ParamsFiles, diags: &mut Vec<Diagno
     ctx
 }
 
-type Generated = Vec<(String, RawStage, Context)>;
+type Generated<'a> = Vec<(String, &'a RawStage, Context)>;
+
+/// Why a stage could not be expanded.
+enum Refused {
+    /// Its `foreach`/`matrix` is wrong.
+    Invalid(String),
+    /// It would take the pipeline past [`limits::MAX_STAGES`].
+    TooMany(String),
+}
+
+impl From<String> for Refused {
+    fn from(message: String) -> Refused {
+        Refused::Invalid(message)
+    }
+}
+
+impl From<&str> for Refused {
+    fn from(message: &str) -> Refused {
+        Refused::Invalid(message.to_string())
+    }
+}
 
 /// Expands `foreach`/`do` and `matrix` into named stages with `item`/`key`
-/// in their template context.
-fn expand(name: &str, body: &RawStage, ctx: &Context) -> Result<Generated, String> {
+/// in their template context. `before` stages exist already: the stages
+/// this one makes are counted, and refused past the limit, before any of
+/// them is made.
+fn expand<'a>(
+    name: &str,
+    body: &'a RawStage,
+    ctx: &Context,
+    before: usize,
+) -> Result<Generated<'a>, Refused> {
+    let count =
+        |generator: Generator| limits::generated(&generator, before).map_err(Refused::TooMany);
     if let Some(foreach) = &body.foreach {
         let Some(template) = &body.do_ else {
             return Err("`foreach` needs a `do:` with the stage to repeat".into());
@@ -244,12 +320,16 @@ fn expand(name: &str, body: &RawStage, ctx: &Context) -> Result<Generated, Strin
         if body.cmd.is_some() || body.uses.is_some() || body.matrix.is_some() {
             return Err("a `foreach` stage puts its fields under `do:`".into());
         }
-        let items = ctx
-            .render_value(foreach)
-            .map_err(|e| format!("foreach: {e}"))?;
+        let items = match ctx.render_value(foreach) {
+            Ok(items) => items,
+            Err(e) if ctx.explained(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(format!("foreach: {e}").into()),
+        };
+        let template: &RawStage = template;
         let mut out = Vec::new();
         match items {
             Value::Sequence(list) => {
+                count(Generator::Foreach(list.len()))?;
                 let all_scalars = list.iter().all(|v| scalar_plain(v).is_some());
                 for (i, item) in list.into_iter().enumerate() {
                     let label = if all_scalars {
@@ -259,16 +339,17 @@ fn expand(name: &str, body: &RawStage, ctx: &Context) -> Result<Generated, Strin
                     };
                     let mut c = ctx.clone();
                     c.set("item", item);
-                    out.push((format!("{name}@{label}"), (**template).clone(), c));
+                    out.push((format!("{name}@{label}"), template, c));
                 }
             }
             Value::Mapping(map) => {
+                count(Generator::Foreach(map.len()))?;
                 for (key, item) in map {
                     let label = scalar_plain(&key).unwrap_or_default();
                     let mut c = ctx.clone();
                     c.set("key", Value::String(label.clone()));
                     c.set("item", item);
-                    out.push((format!("{name}@{label}"), (**template).clone(), c));
+                    out.push((format!("{name}@{label}"), template, c));
                 }
             }
             _ => return Err("`foreach` takes a list or a mapping".into()),
@@ -282,49 +363,62 @@ fn expand(name: &str, body: &RawStage, ctx: &Context) -> Result<Generated, Strin
         return Err("`do:` goes with `foreach:`".into());
     }
     if let Some(matrix) = &body.matrix {
-        let mut combos: Vec<(Vec<String>, Mapping)> = vec![(Vec::new(), Mapping::new())];
+        let mut lists = Vec::with_capacity(matrix.len());
         for (key, values) in matrix {
             let key_text = scalar_plain(key).unwrap_or_default();
-            let values = ctx
-                .render_value(values)
-                .map_err(|e| format!("matrix.{key_text}: {e}"))?;
-            let Value::Sequence(values) = values else {
-                return Err(format!("matrix.{key_text} must be a list of values"));
+            let values = match ctx.render_value(values) {
+                Ok(values) => values,
+                Err(e) if ctx.explained(&e) => return Ok(Vec::new()),
+                Err(e) => return Err(format!("matrix.{key_text}: {e}").into()),
             };
-            let mut next = Vec::new();
+            let Value::Sequence(values) = values else {
+                return Err(format!("matrix.{key_text} must be a list of values").into());
+            };
+            // Also keeps the combinations built so far within the limit.
+            if values.is_empty() {
+                return Err(format!("matrix.{key_text} has no values").into());
+            }
+            lists.push((key, key_text, values));
+        }
+        count(Generator::Matrix(
+            lists.iter().map(|(_, _, values)| values.len()).collect(),
+        ))?;
+        let mut combos: Vec<(Vec<String>, Mapping)> = vec![(Vec::new(), Mapping::new())];
+        for (key, key_text, values) in &lists {
+            let mut next = Vec::with_capacity(combos.len() * values.len());
             for (labels, item) in &combos {
                 for (i, v) in values.iter().enumerate() {
                     let mut labels = labels.clone();
                     labels.push(scalar_plain(v).unwrap_or_else(|| format!("{key_text}{i}")));
                     let mut item = item.clone();
-                    item.insert(key.clone(), v.clone());
+                    item.insert((*key).clone(), v.clone());
                     next.push((labels, item));
                 }
             }
             combos = next;
         }
-        let mut template = body.clone();
-        template.matrix = None;
+        // `convert` does not read `matrix`: the stage is its own template.
         return Ok(combos
             .into_iter()
             .map(|(labels, item)| {
                 let mut c = ctx.clone();
                 c.set("item", Value::Mapping(item));
-                (format!("{name}@{}", labels.join("-")), template.clone(), c)
+                (format!("{name}@{}", labels.join("-")), body, c)
             })
             .collect());
     }
-    Ok(vec![(name.to_string(), body.clone(), ctx.clone())])
+    count(Generator::One)?;
+    Ok(vec![(name.to_string(), body, ctx.clone())])
 }
 
 /// Converts one (expanded) stage and checks it on its own.
 fn convert(
-    root: &Path,
     name: &str,
     body: &RawStage,
     ctx: &Context,
     source: &SourceMap,
     files: &mut ParamsFiles,
+    checker: &PathChecker,
 ) -> Result<Stage, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let at = |word: &str, msg: String| {
@@ -337,7 +431,11 @@ fn convert(
     let render = |text: &str, diags: &mut Vec<Diagnostic>| match ctx.render(text) {
         Ok(t) => Some(t),
         Err(e) => {
-            diags.push(at(text, e.to_string()).hint("define it in params.yaml or under `vars:`"));
+            if !ctx.explained(&e) {
+                diags.push(
+                    at(text, e.to_string()).hint("define it in params.yaml or under `vars:`"),
+                );
+            }
             None
         }
     };
@@ -346,14 +444,20 @@ fn convert(
         None => RelPath::root(),
         Some(None) => RelPath::root(),
         Some(Some(w)) => match RelPath::parse(&w, None) {
-            Ok(p) => p,
+            Ok(p) => match checker.too_long(&p) {
+                Some(msg) => {
+                    diags.push(at(&w, format!("wdir: {msg}")).hint(limits::LONG_PATH_HINT));
+                    RelPath::root()
+                }
+                None => p,
+            },
             Err(e) => {
                 diags.push(at(&w, format!("wdir: {e}")));
                 RelPath::root()
             }
         },
     };
-    let path = |text: &str, field: &str, diags: &mut Vec<Diagnostic>| -> Option<RelPath> {
+    let path = |text: &str, field: &str, output: bool, diags: &mut Vec<Diagnostic>| {
         let rendered = render(text, diags)?;
         match RelPath::parse(&rendered, Some(&wdir)) {
             Ok(p) if p.is_root() => {
@@ -364,7 +468,15 @@ fn convert(
                 None
             }
             Ok(p) => {
-                if let Some(msg) = symlink_escape(root, &p) {
+                if let Some(msg) = checker.too_long(&p) {
+                    diags.push(at(text, format!("{field}: {msg}")).hint(limits::LONG_PATH_HINT));
+                    return None;
+                }
+                if let Some(msg) = reserved::reserved(&p).filter(|_| output) {
+                    diags.push(at(text, format!("{field}: {msg}")).hint(reserved::HINT));
+                    return None;
+                }
+                if let Some(msg) = checker.symlink_escape(&p) {
                     diags.push(
                         at(text, format!("{field}: {msg}"))
                             .hint("pipe only tracks files inside the project: copy the data in, or point the symlink inside it"),
@@ -388,7 +500,7 @@ fn convert(
 
     let mut deps: Vec<RelPath> = Vec::new();
     for d in &body.deps {
-        if let Some(p) = path(d, "deps", &mut diags) {
+        if let Some(p) = path(d, "deps", false, &mut diags) {
             deps.push(p);
         }
     }
@@ -401,7 +513,7 @@ fn convert(
         for entry in entries {
             match output_entry(entry) {
                 Ok((text, cache, persist)) => {
-                    if let Some(p) = path(&text, field, &mut diags) {
+                    if let Some(p) = path(&text, field, true, &mut diags) {
                         outs.push(Output {
                             path: p,
                             kind,
@@ -480,6 +592,12 @@ fn convert(
                             continue;
                         }
                     };
+                    if let Some(msg) = checker.too_long(&file) {
+                        diags.push(
+                            at(&file_text, format!("params: {msg}")).hint(limits::LONG_PATH_HINT),
+                        );
+                        continue;
+                    }
                     check_param(&file, &key, files, &at, &mut diags);
                     params_refs.push(ParamRef { file, key });
                 }
@@ -571,7 +689,9 @@ fn convert(
 }
 
 type Locate<'a> = dyn Fn(&str, String) -> Diagnostic + 'a;
-type PathOf<'a> = dyn Fn(&str, &str, &mut Vec<Diagnostic>) -> Option<RelPath> + 'a;
+/// Checks a path written in a field (`deps`, `with.out`…); `true` for an
+/// output.
+type PathOf<'a> = dyn Fn(&str, &str, bool, &mut Vec<Diagnostic>) -> Option<RelPath> + 'a;
 
 #[allow(clippy::too_many_arguments)]
 fn builtin_action(
@@ -610,7 +730,9 @@ fn builtin_action(
         let value = match ctx.render_value(value) {
             Ok(v) => v,
             Err(e) => {
-                diags.push(at(key, format!("with.{key}: {e}")));
+                if !ctx.explained(&e) {
+                    diags.push(at(key, format!("with.{key}: {e}")));
+                }
                 continue;
             }
         };
@@ -620,7 +742,8 @@ fn builtin_action(
                     diags.push(at(key, format!("with.{key} must be a path")));
                     continue;
                 };
-                let Some(p) = path(text, &format!("with.{key}"), diags) else {
+                let output = matches!(arg.role, ArgRole::Output(_));
+                let Some(p) = path(text, &format!("with.{key}"), output, diags) else {
                     continue;
                 };
                 match arg.role {
@@ -843,26 +966,64 @@ fn check_builtin_params(
     }
 }
 
-/// A message if a component of `path` that exists is a symlink pointing
-/// outside the project.
-fn symlink_escape(root: &Path, path: &RelPath) -> Option<String> {
-    let root_real = root.canonicalize().ok()?;
-    let mut current = root.to_path_buf();
-    for part in path.as_str().split('/') {
-        current.push(part);
-        let meta = std::fs::symlink_metadata(&current).ok()?;
-        if meta.file_type().is_symlink() {
-            let target = current.canonicalize().ok()?;
-            if !target.starts_with(&root_real) {
-                return Some(format!(
-                    "`{path}` goes through the symlink `{}` which points outside the project (to {})",
-                    current.strip_prefix(root).unwrap_or(&current).display(),
-                    target.display()
-                ));
-            }
+/// Checks of project paths against the disk and the system's limits, with
+/// what is learnt about the project's directories kept for the next path.
+struct PathChecker {
+    root: PathBuf,
+    /// The root with its symlinks resolved; `None` if that failed.
+    root_real: Option<PathBuf>,
+    /// Path prefixes seen so far: `true` if there and not leading out of
+    /// the project, `false` if absent.
+    seen: RefCell<HashMap<String, bool>>,
+}
+
+impl PathChecker {
+    fn new(root: &Path) -> PathChecker {
+        PathChecker {
+            root: root.to_path_buf(),
+            root_real: root.canonicalize().ok(),
+            seen: RefCell::new(HashMap::new()),
         }
     }
-    None
+
+    /// A message if `path` is longer than the system allows.
+    fn too_long(&self, path: &RelPath) -> Option<String> {
+        limits::check_path(&self.root, path)
+    }
+
+    /// A message if a component of `path` that exists is a symlink
+    /// pointing outside the project.
+    fn symlink_escape(&self, path: &RelPath) -> Option<String> {
+        let root_real = self.root_real.as_ref()?;
+        let text = path.as_str();
+        let mut end = 0;
+        for (i, part) in text.split('/').enumerate() {
+            end += part.len() + usize::from(i > 0);
+            let prefix = &text[..end];
+            let known = self.seen.borrow().get(prefix).copied();
+            match known {
+                Some(true) => continue,
+                Some(false) => return None,
+                None => {}
+            }
+            let current = self.root.join(prefix);
+            let Ok(meta) = std::fs::symlink_metadata(&current) else {
+                self.seen.borrow_mut().insert(prefix.to_string(), false);
+                return None;
+            };
+            if meta.file_type().is_symlink() {
+                let target = current.canonicalize().ok()?;
+                if !target.starts_with(root_real) {
+                    return Some(format!(
+                        "`{path}` goes through the symlink `{prefix}` which points outside the project (to {})",
+                        target.display()
+                    ));
+                }
+            }
+            self.seen.borrow_mut().insert(prefix.to_string(), true);
+        }
+        None
+    }
 }
 
 #[cfg(test)]
@@ -927,6 +1088,17 @@ mod tests {
         assert_eq!(p.stages[1].outs[0].path.as_str(), "b.txt");
         assert_eq!(p.stages[3].action, Action::Cmd(vec!["echo big 9".into()]));
         assert_eq!(p.stages[6].action, Action::Cmd(vec!["train xgb 1".into()]));
+    }
+
+    #[test]
+    fn a_matrix_with_an_empty_list_is_refused_before_its_combinations() {
+        // 100,000 × 100,000 × 0 is 0 stages, but 10^10 combinations on the
+        // way: an empty list is an error, found before any is made.
+        let err = first_error(
+            &[("params.yaml", &format!("big: [{}]\n", vec!["1"; 100_000].join(",")))],
+            "stages:\n  g:\n    matrix:\n      a: ${big}\n      b: ${big}\n      c: []\n    cmd: x\n",
+        );
+        assert_eq!(err, "pipeline.yaml:2: stage `g`: matrix.c has no values");
     }
 
     #[test]

@@ -7,6 +7,12 @@
 //! A string that is exactly one reference keeps the referenced value's type
 //! (so `foreach: ${models}` yields a list); inside a longer string scalars are
 //! rendered as YAML would print them and lists are joined with spaces.
+//!
+//! Every generated stage gets its own context (its `item`), so cloning one
+//! must not copy `params.yaml`: the shared part (params and `vars:`) sits
+//! behind an `Arc`, and only the few names set per stage are copied.
+
+use std::sync::Arc;
 
 use serde_yaml::{Mapping, Value};
 
@@ -23,7 +29,13 @@ pub enum TemplateError {
 /// The variables templates may refer to.
 #[derive(Debug, Clone, Default)]
 pub struct Context {
-    root: Mapping,
+    /// Names from merged mappings, shared by the clones of a context.
+    shared: Arc<Mapping>,
+    /// Names set one by one; they hide a shared name of the same key.
+    own: Mapping,
+    /// A file meant to fill it could not be read: an undefined name may be
+    /// one of its names, and is not worth reporting on top of that error.
+    incomplete: bool,
 }
 
 impl Context {
@@ -33,20 +45,33 @@ impl Context {
 
     /// Adds (or replaces) the top-level keys of `mapping`.
     pub fn merge(&mut self, mapping: &Mapping) {
+        let shared = Arc::make_mut(&mut self.shared);
         for (k, v) in mapping {
-            self.root.insert(k.clone(), v.clone());
+            self.own.remove(k);
+            shared.insert(k.clone(), v.clone());
         }
     }
 
+    /// Records that a file meant to fill the context could not be read.
+    pub fn mark_incomplete(&mut self) {
+        self.incomplete = true;
+    }
+
+    /// True when `error` says nothing new: an undefined name in a context
+    /// that misses a file.
+    pub fn explained(&self, error: &TemplateError) -> bool {
+        self.incomplete && matches!(error, TemplateError::Undefined(_))
+    }
+
     pub fn set(&mut self, key: &str, value: Value) {
-        self.root.insert(Value::String(key.to_string()), value);
+        self.own.insert(Value::String(key.to_string()), value);
     }
 
     /// Looks up a dotted path such as `fit.C` or `models.0`.
     pub fn lookup(&self, path: &str) -> Option<&Value> {
         let mut parts = path.split('.');
         let first = parts.next()?;
-        let mut current = self.root.get(first)?;
+        let mut current = self.own.get(first).or_else(|| self.shared.get(first))?;
         for part in parts {
             current = step(current, part)?;
         }
@@ -227,6 +252,22 @@ mod tests {
     #[test]
     fn lists_references_but_not_escaped_ones() {
         assert_eq!(Context::references("a ${x.y} \\${no} ${ z }"), ["x.y", "z"]);
+    }
+
+    #[test]
+    fn later_names_replace_earlier_ones_whether_merged_or_set() {
+        let mut c = ctx("a: 1\nb: 1");
+        c.set("a", Value::from(2));
+        assert_eq!(c.render("${a} ${b}").unwrap(), "2 1");
+        let copy = c.clone();
+        c.merge(
+            serde_yaml::from_str::<Value>("a: 3")
+                .unwrap()
+                .as_mapping()
+                .unwrap(),
+        );
+        assert_eq!(c.render("${a}").unwrap(), "3");
+        assert_eq!(copy.render("${a}").unwrap(), "2");
     }
 
     #[test]
