@@ -14,6 +14,7 @@ mod dag;
 mod env;
 mod exp;
 mod integrity;
+mod limits;
 mod ml;
 mod remote;
 mod repro;

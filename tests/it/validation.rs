@@ -625,3 +625,105 @@ fn a_bad_link_mode_is_refused() {
     let _s = env.settings().bind_to_scope();
     insta::assert_snapshot!(stderr);
 }
+
+#[test]
+fn outputs_that_are_git_pipe_or_dvc_files_are_refused() {
+    // pipe deletes outputs before a stage runs: `outs: [.git]` would delete
+    // the repository. Deps on the same files stay allowed (stage `reads`).
+    let env = TestEnv::new()
+        .file(".gitignore", "/runs.log\n")
+        .pipeline(
+            "
+            stages:
+              reads:
+                cmd: echo ran >> runs.log
+                deps: [.git/HEAD, pipeline.yaml, .gitignore]
+              repo:
+                cmd: echo ran >> runs.log
+                outs: [.git]
+              hook:
+                cmd: echo ran >> runs.log
+                outs: [.git/hooks/pre-commit]
+              nested_repo:
+                cmd: echo ran >> runs.log
+                outs: [vendor/lib/.git/config]
+              cache:
+                cmd: echo ran >> runs.log
+                outs: [.pipeline-cache/v1]
+              itself:
+                cmd: echo ran >> runs.log
+                metrics: [pipeline.yaml]
+              lock_from_wdir:
+                wdir: sub
+                cmd: echo ran >> runs.log
+                plots: [../pipeline.lock]
+              config:
+                cmd: echo ran >> runs.log
+                outs:
+                  - pipe.toml: {persist: true, cache: false}
+                  - pipe.local.toml
+              ignore:
+                cmd: echo ran >> runs.log
+                outs: [data/.gitignore, .dvcignore]
+              dvc:
+                cmd: echo ran >> runs.log
+                outs: [dvc.yaml, dvc.lock, .dvc/config]
+              builtin:
+                uses: synth
+                with: {out: .git/synth.tsv}
+            ",
+        )
+        .git_init();
+    let stderr = refused_by_every_command(&env);
+    assert!(env.exists(".git/HEAD"));
+    let _s = env.settings().bind_to_scope();
+    insta::assert_snapshot!(stderr);
+}
+
+#[test]
+fn a_stage_may_write_params_files_and_files_named_like_pipes_in_subdirectories() {
+    let env = TestEnv::new().file(".gitignore", "/runs.log\n").pipeline(
+        "
+        stages:
+          configure:
+            cmd: \"mkdir -p sub && echo 'seed: 1' > params.yaml && echo 'stages: {}' > sub/pipeline.yaml && echo ran >> runs.log\"
+            deps: [.gitignore, pipeline.yaml]
+            outs: [params.yaml, sub/pipeline.yaml]
+        ",
+    );
+    env.pipe(&["repro"]).ok();
+    assert_eq!(env.runs(), ["ran"]);
+    assert_eq!(env.read("params.yaml"), "seed: 1\n");
+    let status = env.pipe(&["status"]).ok();
+    assert_eq!(status.stdout, "Everything is up to date.\n");
+}
+
+#[test]
+fn paths_too_long_for_the_system_are_refused_where_they_are_written() {
+    // A 300-byte name and a 4,201-byte path could not be hashed or
+    // written: refused at load (exit 2), not at hashing time (exit 1).
+    let long_name = format!("data/{}.csv", "n".repeat(300));
+    let long_path = format!("{}x", "d/".repeat(2100));
+    let long_wdir = "w".repeat(256);
+    let env = TestEnv::new().pipeline(&format!(
+        "
+        stages:
+          long_name:
+            cmd: echo ran >> runs.log
+            deps: [{long_name}]
+          long_path:
+            cmd: echo ran >> runs.log
+            outs: [{long_path}]
+          long_wdir:
+            wdir: {long_wdir}
+            cmd: echo ran >> runs.log
+          long_params_file:
+            cmd: echo ran >> runs.log
+            params:
+              - {long_wdir}.yaml: [x]
+        "
+    ));
+    let stderr = refused_by_every_command(&env);
+    let _s = env.settings().bind_to_scope();
+    insta::assert_snapshot!(stderr);
+}
