@@ -12,6 +12,8 @@
 //! sorted list, where the outputs at a path or above it are found by binary
 //! search (one per ancestor) and the outputs inside it are the contiguous
 //! run of paths starting with `path/`. No dep is compared with every output.
+//! The number of edges is capped ([`MAX_EDGES`]): it is the one size that
+//! can grow with the square of the number of stages.
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -20,6 +22,12 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use crate::paths::RelPath;
 use crate::spec::diagnostic::did_you_mean;
 use crate::spec::{Diagnostic, Pipeline, PipelineError, PIPELINE_FILE};
+
+/// The most edges (stage → stage dependencies) a graph may have. Many
+/// stages that each read a directory many others write make a number of
+/// edges that grows with the product of the two counts; a few lines of
+/// `foreach` could ask for billions.
+pub const MAX_EDGES: usize = 2_000_000;
 
 #[derive(Debug, Clone)]
 pub struct Dag {
@@ -98,16 +106,28 @@ impl Dag {
         // An edge from each stage writing a path that overlaps a dep.
         let mut edges: Vec<(usize, usize)> = Vec::new();
         for (b, stage) in p.stages.iter().enumerate() {
+            let first_edge = edges.len();
             for dep in &stage.deps {
-                let producers = outputs.overlapping(dep);
-                if let Some((own, _)) = producers.iter().find(|(_, a)| *a == b) {
+                if let Some((own, _)) = outputs.overlapping(dep).find(|&(_, a)| a == b) {
                     diags.push(
                         p.diagnostic_at(&stage.name, dep.as_str(), format!("depends on `{dep}`, which overlaps its own output `{own}`"))
                             .hint("a stage cannot read what it writes; use `persist: true` on the output if it updates it in place, and drop the dep"),
                     );
                     continue;
                 }
-                edges.extend(producers.iter().map(|&(_, a)| (a, b)));
+                for (_, a) in outputs.overlapping(dep) {
+                    edges.push((a, b));
+                    if edges.len() > MAX_EDGES {
+                        // Several writers of one path, or overlapping deps,
+                        // may count twice: count this stage's once.
+                        edges[first_edge..].sort_unstable();
+                        let unique = first_edge + dedup_len(&mut edges[first_edge..]);
+                        edges.truncate(unique);
+                        if edges.len() > MAX_EDGES {
+                            return Err(too_many_edges(p, b).into());
+                        }
+                    }
+                }
             }
         }
         edges.sort_unstable();
@@ -243,24 +263,52 @@ impl<'a> Outputs<'a> {
     }
 
     /// The outputs that are `path`, lie above it or inside it, with their
-    /// stages, in sorted order.
-    fn overlapping(&self, path: &RelPath) -> Vec<(&'a RelPath, usize)> {
+    /// stages: those above it first, then those at it, then those inside it
+    /// (the run of paths that start with `path/`).
+    fn overlapping<'p>(
+        &'p self,
+        path: &'p RelPath,
+    ) -> impl Iterator<Item = (&'a RelPath, usize)> + 'p {
         let text = path.as_str();
-        let mut found: Vec<(&'a RelPath, usize)> = Vec::new();
-        for (i, _) in text.match_indices('/') {
-            found.extend_from_slice(self.at(&text[..i]));
-        }
-        found.extend_from_slice(self.at(text));
-        // Inside `path`: the run of paths that start with `path/`.
+        let above = text
+            .match_indices('/')
+            .flat_map(move |(i, _)| self.at(&text[..i]).iter());
         let inside = format!("{text}/");
         let from = self.first(&inside);
-        found.extend(
-            self.0[from..]
-                .iter()
-                .take_while(|(p, _)| p.as_str().starts_with(&inside)),
-        );
-        found
+        let inside = self.0[from..]
+            .iter()
+            .take_while(move |(p, _)| p.as_str().starts_with(&inside));
+        above
+            .chain(self.at(text).iter())
+            .chain(inside)
+            .map(|&(p, s)| (p, s))
     }
+}
+
+/// The number of distinct items at the start of `items` (sorted) once
+/// duplicates are moved to its end.
+fn dedup_len(items: &mut [(usize, usize)]) -> usize {
+    let mut kept = 0;
+    for i in 0..items.len() {
+        if kept == 0 || items[i] != items[kept - 1] {
+            items.swap(kept, i);
+            kept += 1;
+        }
+    }
+    kept
+}
+
+/// The error for a stage whose deps take the graph past [`MAX_EDGES`].
+fn too_many_edges(p: &Pipeline, stage: usize) -> Diagnostic {
+    let name = &p.stages[stage].name;
+    p.diagnostic(
+        name,
+        format!(
+            "its deps take the pipeline past {} dependencies between stages, the most pipe handles",
+            crate::spec::limits::thousands(MAX_EDGES as u128)
+        ),
+    )
+    .hint("put one stage between the many writers and the many readers: it reads the writers' outputs and writes one output that the readers depend on")
 }
 
 /// Kahn's algorithm with the lowest declaration index first; on a cycle,

@@ -103,12 +103,15 @@ pub fn resolve(root: &Path, text: &str) -> Result<Pipeline, PipelineError> {
         .enumerate()
         .map(|(i, name)| (name, i))
         .collect();
-    let mut names: Vec<&String> = raw.stages.keys().collect();
-    names.sort_by_key(|n| position.get(n.as_str()).copied().unwrap_or(usize::MAX));
+    let mut order: Vec<&String> = raw.stages.keys().collect();
+    order.sort_by_key(|n| position.get(n.as_str()).copied().unwrap_or(usize::MAX));
 
     let mut stages = Vec::new();
     let mut too_many = false;
-    for name in names {
+    // Stages made so far (even those with errors), and their names.
+    let mut made = 0;
+    let mut names: HashSet<String> = HashSet::new();
+    for name in order {
         let body = &raw.stages[name];
         let here = |msg: String| {
             Diagnostic::new(PIPELINE_FILE, msg)
@@ -121,9 +124,20 @@ pub fn resolve(root: &Path, text: &str) -> Result<Pipeline, PipelineError> {
             ));
             continue;
         }
-        match expand(name, body, &ctx, stages.len()) {
+        match expand(name, body, &ctx, made) {
             Ok(generated) => {
+                made += generated.len();
+                let mut reported = false;
                 for (stage_name, stage_body, stage_ctx) in generated {
+                    if !names.insert(stage_name.clone()) {
+                        // `foreach: [a, a]`, or matrix values `1` and "1".
+                        if !reported {
+                            diags.push(here(format!("makes two stages named `{stage_name}`: items that read the same give the same name"))
+                                .hint("make the items distinct, or name each one with a mapping: `foreach: {name: item, …}`"));
+                            reported = true;
+                        }
+                        continue;
+                    }
                     match convert(
                         &stage_name,
                         stage_body,
@@ -1088,6 +1102,21 @@ mod tests {
         assert_eq!(p.stages[1].outs[0].path.as_str(), "b.txt");
         assert_eq!(p.stages[3].action, Action::Cmd(vec!["echo big 9".into()]));
         assert_eq!(p.stages[6].action, Action::Cmd(vec!["train xgb 1".into()]));
+    }
+
+    #[test]
+    fn generated_stages_with_the_same_name_are_refused() {
+        let err = resolve_in(
+            &[],
+            "stages:\n  s:\n    foreach: [a, b, a, a]\n    do:\n      cmd: echo ${item}\n  m:\n    matrix: {x: [1, \"1\"]}\n    cmd: echo ${item.x}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "pipeline.yaml:2: stage `s`: makes two stages named `s@a`: items that read the same give the same name\n  hint: make the items distinct, or name each one with a mapping: `foreach: {name: item, …}`\n\
+             pipeline.yaml:6: stage `m`: makes two stages named `m@1`: items that read the same give the same name\n  hint: make the items distinct, or name each one with a mapping: `foreach: {name: item, …}`"
+        );
     }
 
     #[test]

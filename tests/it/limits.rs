@@ -222,3 +222,30 @@ fn params_nested_a_hundred_levels_deep_are_read_rendered_and_recorded() {
     let _s = env.settings().bind_to_scope();
     insta::assert_snapshot!(diff.stdout);
 }
+
+#[test]
+fn dependencies_past_the_limit_are_refused() {
+    // 1,500 stages write into `out/` and 1,500 read all of it: 2,250,000
+    // stage → stage dependencies from a dozen lines.
+    let env = TestEnv::new()
+        .params(&format!("items: {}\n", numbers(1500)))
+        .pipeline(
+            "
+            stages:
+              write:
+                foreach: ${items}
+                do:
+                  cmd: echo ${item} > out/${item}.txt
+                  outs: [\"out/${item}.txt\"]
+              read:
+                foreach: ${items}
+                do:
+                  cmd: cat out/* > read/${item}.txt
+                  deps: [out]
+                  outs: [\"read/${item}.txt\"]
+            ",
+        );
+    let stderr = refused(&env, &["status"]);
+    let _s = env.settings().bind_to_scope();
+    insta::assert_snapshot!(stderr);
+}
