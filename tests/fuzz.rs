@@ -466,7 +466,7 @@ fn mutate(text: &str, edits: &[Edit]) -> String {
 // ------------------------------------------------------------ the tests
 
 proptest! {
-    #![proptest_config(config(1000))]
+    #![proptest_config(config(800))]
 
     #[test]
     fn structured_pipelines_resolve_or_are_refused(project in structured()) {
@@ -475,7 +475,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(700))]
+    #![proptest_config(config(600))]
 
     #[test]
     fn mutated_pipelines_resolve_or_are_refused(edits in edits()) {

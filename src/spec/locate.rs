@@ -11,31 +11,48 @@
 //! through a name → block index, so that a pipeline of many thousand stages
 //! costs time in proportion to its size, not to its size squared.
 
-use std::collections::HashMap;
+use std::ops::Range;
+
+use rustc_hash::FxHashMap;
 
 /// Line-oriented index of a pipeline file.
 #[derive(Debug, Clone, Default)]
 pub struct SourceMap {
-    lines: Vec<String>,
+    text: String,
+    /// Where each line is in `text`, without its line break.
+    lines: Vec<Range<usize>>,
     /// (stage name, first line index, end line index exclusive)
     blocks: Vec<(String, usize, usize)>,
     /// Stage name → index in `blocks` of its first declaration.
-    by_name: HashMap<String, usize>,
+    by_name: FxHashMap<String, usize>,
 }
 
 impl SourceMap {
     pub fn new(text: &str) -> SourceMap {
-        let lines: Vec<String> = text.lines().map(str::to_string).collect();
-        let blocks = stage_blocks(&lines);
-        let mut by_name = HashMap::with_capacity(blocks.len());
+        let base = text.as_ptr() as usize;
+        let lines: Vec<Range<usize>> = text
+            .lines()
+            .map(|l| {
+                let start = l.as_ptr() as usize - base;
+                start..start + l.len()
+            })
+            .collect();
+        let blocks = stage_blocks(lines.len(), |i| &text[lines[i].clone()]);
+        let mut by_name = FxHashMap::default();
+        by_name.reserve(blocks.len());
         for (i, (name, _, _)) in blocks.iter().enumerate() {
             by_name.entry(name.clone()).or_insert(i);
         }
         SourceMap {
+            text: text.to_string(),
             lines,
             blocks,
             by_name,
         }
+    }
+
+    fn line(&self, i: usize) -> &str {
+        &self.text[self.lines[i].clone()]
     }
 
     /// The 1-based line where stage `name` is declared. Generated stages
@@ -54,13 +71,13 @@ impl SourceMap {
         }
         let (start, end) = self.block(name)?;
         let field_indent = (start + 1..end)
-            .map(|i| &self.lines[i])
+            .map(|i| self.line(i))
             .find(|l| is_content(l))
-            .map(|l| indent_of(l));
+            .map(indent_of);
         let mut in_text_field = false;
         let mut best: Option<((bool, bool), usize, usize)> = None;
         for i in start..end {
-            let line = &self.lines[i];
+            let line = self.line(i);
             if i > start && is_content(line) && Some(indent_of(line)) == field_indent {
                 in_text_field = matches!(key_of(line).as_deref(), Some("cmd" | "desc" | "meta"));
             }
@@ -119,17 +136,20 @@ fn key_of(line: &str) -> Option<String> {
     (!key.is_empty()).then(|| key.to_string())
 }
 
-fn stage_blocks(lines: &[String]) -> Vec<(String, usize, usize)> {
-    let Some(stages_at) = lines
-        .iter()
+/// The blocks of the stages under `stages:`, in a file of `count` lines
+/// (`line(i)` is the text of line `i`).
+fn stage_blocks<'t>(count: usize, line: impl Fn(usize) -> &'t str) -> Vec<(String, usize, usize)> {
+    let Some(stages_at) = (0..count)
+        .map(&line)
         .position(|l| indent_of(l) == 0 && l.trim_end().starts_with("stages:"))
     else {
         return Vec::new();
     };
     let mut blocks: Vec<(String, usize, usize)> = Vec::new();
     let mut child_indent = None;
-    let mut end = lines.len();
-    for (i, line) in lines.iter().enumerate().skip(stages_at + 1) {
+    let mut end = count;
+    for i in stages_at + 1..count {
+        let line = line(i);
         if !is_content(line) {
             continue;
         }
@@ -144,7 +164,7 @@ fn stage_blocks(lines: &[String]) -> Vec<(String, usize, usize)> {
                 last.2 = i;
             }
             if let Some(key) = key_of(line) {
-                blocks.push((key, i, lines.len()));
+                blocks.push((key, i, count));
             }
         }
     }

@@ -25,9 +25,10 @@ pub mod resolve;
 pub mod template;
 pub mod yaml;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 use serde_json::Value as Json;
 
@@ -49,7 +50,7 @@ pub struct Pipeline {
     pub stages: Vec<Stage>,
     pub source: SourceMap,
     /// Stage name → index in `stages`, built once by [`Pipeline::new`].
-    index: HashMap<String, usize>,
+    index: FxHashMap<String, usize>,
 }
 
 impl Pipeline {

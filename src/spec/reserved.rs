@@ -47,14 +47,13 @@ const ROOT_FILES: &[(&str, &str)] = &[
 /// `.git`, git's repository data ``.
 pub fn reserved(path: &RelPath) -> Option<String> {
     let text = path.as_str();
-    let parts: Vec<&str> = text.split('/').collect();
     let is = |name: &str, list: &[(&str, &'static str)]| {
         list.iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, what)| *what)
     };
     let mut end = 0;
-    for (i, part) in parts.iter().enumerate() {
+    for (i, part) in text.split('/').enumerate() {
         end += part.len() + usize::from(i > 0);
         let what = is(part, DIRECTORIES)
             .or_else(|| is(part, IGNORE_FILES))

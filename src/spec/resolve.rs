@@ -17,9 +17,10 @@
 //! a directory (is it a symlink leading out?) is asked once per directory.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde_yaml::{Mapping, Value};
 
 use super::diagnostic::{did_you_mean, Diagnostic, PipelineError};
@@ -98,7 +99,7 @@ pub fn resolve(root: &Path, text: &str) -> Result<Pipeline, PipelineError> {
     let checker = PathChecker::new(root);
 
     // Declaration order from the text; serde's map is sorted by name.
-    let position: HashMap<&str, usize> = source
+    let position: FxHashMap<&str, usize> = source
         .declaration_order()
         .enumerate()
         .map(|(i, name)| (name, i))
@@ -110,7 +111,7 @@ pub fn resolve(root: &Path, text: &str) -> Result<Pipeline, PipelineError> {
     let mut too_many = false;
     // Stages made so far (even those with errors), and their names.
     let mut made = 0;
-    let mut names: HashSet<String> = HashSet::new();
+    let mut names: FxHashSet<String> = FxHashSet::default();
     for name in order {
         let body = &raw.stages[name];
         let here = |msg: String| {
@@ -988,7 +989,7 @@ struct PathChecker {
     root_real: Option<PathBuf>,
     /// Path prefixes seen so far: `true` if there and not leading out of
     /// the project, `false` if absent.
-    seen: RefCell<HashMap<String, bool>>,
+    seen: RefCell<FxHashMap<String, bool>>,
 }
 
 impl PathChecker {
@@ -996,7 +997,7 @@ impl PathChecker {
         PathChecker {
             root: root.to_path_buf(),
             root_real: root.canonicalize().ok(),
-            seen: RefCell::new(HashMap::new()),
+            seen: RefCell::new(FxHashMap::default()),
         }
     }
 

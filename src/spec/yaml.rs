@@ -17,8 +17,8 @@
 //! without aliases, since a node takes at least a byte to write and escapes
 //! at most double one) plus [`ALIAS_ALLOWANCE`], room for the aliases real
 //! files use to share a list or a mapping. The walk stops as soon as the
-//! budget is spent, so a bomb costs milliseconds, and a text without both
-//! `&` and `*` is not walked at all.
+//! budget is spent, so a bomb costs milliseconds, and a text without an
+//! anchor (`&name`) and a `*` is not walked at all.
 
 use std::cell::Cell;
 use std::fmt;
@@ -60,7 +60,7 @@ pub fn hint(error: &serde_yaml::Error) -> Option<&'static str> {
 /// Errs when the aliases of `text` expand it past [`budget`]. Other problems
 /// are left to the real parse, which reports them with their location.
 pub fn check_aliases(text: &str) -> Result<(), serde_yaml::Error> {
-    if !(text.contains('&') && text.contains('*')) {
+    if !may_have_aliases(text) {
         return Ok(());
     }
     let limit = budget(text.len());
@@ -73,6 +73,24 @@ pub fn check_aliases(text: &str) -> Result<(), serde_yaml::Error> {
         thousands(text.len() as u128),
         thousands(limit as u128)
     )))
+}
+
+/// False when `text` certainly has no alias: an alias needs an anchor, a
+/// `&` that starts a node (at the start of a line or after a space, `[`,
+/// `{`, `,`, `:`, `?` or `-`) followed by its name; `a && b` and `2>&1` in
+/// a command are not one. True for some texts without any (a quoted
+/// `" &x"`), which only costs the walk.
+fn may_have_aliases(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    text.contains('*')
+        && bytes.iter().enumerate().any(|(i, &b)| {
+            b == b'&'
+                // 0xBF: the end of a byte order mark.
+                && (i == 0 || b" \t\r\n[{,:?-\xbf".contains(&bytes[i - 1]))
+                && bytes
+                    .get(i + 1)
+                    .is_some_and(|next| !b" \t\r\n&".contains(next))
+        })
 }
 
 /// False when the document in `text` expands to more than `limit` units.
@@ -241,6 +259,28 @@ mod tests {
             from_str::<Value>(bad).unwrap_err().to_string(),
             serde_yaml::from_str::<Value>(bad).unwrap_err().to_string()
         );
+    }
+
+    #[test]
+    fn only_texts_that_may_have_an_anchor_are_walked() {
+        for text in [
+            "cmd: cat data/* && echo ok 2>&1 > out.txt",
+            "cmd: a & b &&c *",
+            "plain: text",
+        ] {
+            assert!(!may_have_aliases(text), "{text}");
+        }
+        for text in [
+            "a: &x 1\nb: *x",
+            "[&x 1, *x]",
+            "&x a: *x",
+            "{\"a\":&x 1, b: *x}",
+            "- &x 1\n- *x",
+            "\u{feff}&x a: *x",
+        ] {
+            assert!(may_have_aliases(text), "{text}");
+            let _: Value = from_str(text).unwrap();
+        }
     }
 
     #[test]
