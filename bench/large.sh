@@ -4,7 +4,7 @@
 # Stage i runs `echo i > out/i.txt`, depends on out/(i-1).txt (the previous stage's output) and
 # writes out/i.txt: one long chain. For N stages and for N/2 (to see how the time grows), with
 # hyperfine (--warmup 2, JSON in RESULTS/):
-#   1. `pipe status` and `pipe dag` on the pipeline, nothing run yet;
+#   1. `pipe status`, `pipe dag` and `pipe dag --outs` on the pipeline, nothing run yet;
 #   2. a no-op `pipe repro` (every stage up to date) and `pipe status` then. The outputs and the
 #      pipeline.lock a run would leave are written by this script (b3sum gives the hashes), and
 #      `pipe status` must then say "Everything is up to date." before anything is timed: a real
@@ -133,6 +133,7 @@ for n in "$half" "$count"; do
     "$pipe" -C "$fresh" dag >/dev/null   # the pipeline loads
     (cd "$fresh" && hf "status_fresh_$n" -N "$pipe_q status")
     (cd "$fresh" && hf "dag_$n" -N "$pipe_q dag")
+    (cd "$fresh" && hf "dag_outs_$n" -N "$pipe_q dag --outs")
 
     say "$n stages: everything up to date"
     done_=$work/done-$n
@@ -165,6 +166,7 @@ def fmt(m):
 rows = [
     ("`pipe status`, nothing run", "status_fresh"),
     ("`pipe dag`", "dag"),
+    ("`pipe dag --outs`", "dag_outs"),
     ("`pipe status`, all up to date", "status_done"),
     ("no-op `pipe repro`", "noop_repro"),
 ]

@@ -105,27 +105,28 @@ impl Dag {
 
         // An edge from each stage writing a path that overlaps a dep.
         let mut edges: Vec<(usize, usize)> = Vec::new();
+        let mut producers: Vec<(&RelPath, usize)> = Vec::new();
         for (b, stage) in p.stages.iter().enumerate() {
             let first_edge = edges.len();
             for dep in &stage.deps {
-                if let Some((own, _)) = outputs.overlapping(dep).find(|&(_, a)| a == b) {
+                producers.clear();
+                producers.extend(outputs.overlapping(dep));
+                if let Some((own, _)) = producers.iter().find(|&&(_, a)| a == b) {
                     diags.push(
                         p.diagnostic_at(&stage.name, dep.as_str(), format!("depends on `{dep}`, which overlaps its own output `{own}`"))
                             .hint("a stage cannot read what it writes; use `persist: true` on the output if it updates it in place, and drop the dep"),
                     );
                     continue;
                 }
-                for (_, a) in outputs.overlapping(dep) {
-                    edges.push((a, b));
+                edges.extend(producers.iter().map(|&(_, a)| (a, b)));
+                if edges.len() > MAX_EDGES {
+                    // Several writers of one path, or overlapping deps, may
+                    // count twice: count this stage's once.
+                    edges[first_edge..].sort_unstable();
+                    let unique = first_edge + dedup_len(&mut edges[first_edge..]);
+                    edges.truncate(unique);
                     if edges.len() > MAX_EDGES {
-                        // Several writers of one path, or overlapping deps,
-                        // may count twice: count this stage's once.
-                        edges[first_edge..].sort_unstable();
-                        let unique = first_edge + dedup_len(&mut edges[first_edge..]);
-                        edges.truncate(unique);
-                        if edges.len() > MAX_EDGES {
-                            return Err(too_many_edges(p, b).into());
-                        }
+                        return Err(too_many_edges(p, b).into());
                     }
                 }
             }
@@ -273,15 +274,31 @@ impl<'a> Outputs<'a> {
         let above = text
             .match_indices('/')
             .flat_map(move |(i, _)| self.at(&text[..i]).iter());
-        let inside = format!("{text}/");
-        let from = self.first(&inside);
+        // Paths inside `text` sort right after `text/` (which is not a
+        // path itself: paths have no trailing `/`).
+        let from = self
+            .0
+            .partition_point(|(p, _)| below_inside(p.as_str(), text));
         let inside = self.0[from..]
             .iter()
-            .take_while(move |(p, _)| p.as_str().starts_with(&inside));
+            .take_while(move |(p, _)| is_inside(p.as_str(), text));
         above
             .chain(self.at(text).iter())
             .chain(inside)
             .map(|&(p, s)| (p, s))
+    }
+}
+
+/// `path` lies inside `dir` (`dir/…`).
+fn is_inside(path: &str, dir: &str) -> bool {
+    path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
+}
+
+/// `path` sorts before `dir/`, without building `dir/`.
+fn below_inside(path: &str, dir: &str) -> bool {
+    match path.strip_prefix(dir) {
+        Some(rest) => rest.as_bytes().first().is_none_or(|&b| b < b'/'),
+        None => path < dir,
     }
 }
 
@@ -432,6 +449,33 @@ mod tests {
         assert_eq!(parents("use"), ["parts", "more", "dir"]);
         assert_eq!(parents("deep"), ["parts"]);
         assert!(parents("lone").is_empty());
+    }
+
+    #[test]
+    fn sorts_paths_before_a_directory_without_building_its_name() {
+        for (path, dir) in [
+            ("a", "a"),
+            ("a-b", "a"),
+            ("a.txt", "a"),
+            ("a/b", "a"),
+            ("a0", "a"),
+            ("", "a"),
+            ("b", "a"),
+            ("a", "ab"),
+            ("ab/c", "ab"),
+            ("é", "e"),
+        ] {
+            assert_eq!(
+                below_inside(path, dir),
+                path < format!("{dir}/").as_str(),
+                "{path} < {dir}/"
+            );
+            assert_eq!(
+                is_inside(path, dir),
+                path.starts_with(&format!("{dir}/")),
+                "{path} in {dir}"
+            );
+        }
     }
 
     #[test]

@@ -99,10 +99,12 @@ fn outs_view(project: &Project, selected: &[usize]) -> DagView {
     for &i in selected {
         let stage = &project.pipeline.stages[i];
         let mut parents = Vec::new();
+        // Only the stage's parent stages write what it reads.
+        let upstream = project.dag.parents(i);
         for dep in &stage.deps {
-            for &p in selected {
+            for &p in &upstream {
                 for (k, out) in project.pipeline.stages[p].outs.iter().enumerate() {
-                    if p != i && out.path.overlaps(dep) {
+                    if out.path.overlaps(dep) {
                         if let Some(&pos) = position.get(&(p, k)) {
                             parents.push(pos);
                         }
