@@ -44,7 +44,7 @@ start=$(date +%s.%N)
 end=$(date +%s.%N)
 recorded=$(git for-each-ref refs/exps | wc -l)
 echo "recorded $recorded experiments in $(python3 -c "print(f'{$end - $start:.1f}')") s"
-one=$(git for-each-ref --format='%(refname:lstrip=2)' refs/exps | head -1)
+one=$(git for-each-ref --format='%(refname:lstrip=-1)' refs/exps | head -1)
 
 hyperfine -N --warmup 3 --runs "$runs" --export-json "$results/exp-show.json" \
     -n "pipe exp show" "$pipe exp show" \

@@ -72,6 +72,7 @@ impl Error {
                         | GitError::NoCommits { .. }
                         | GitError::UnknownRev { .. }
                         | GitError::NotACommit { .. }
+                        | GitError::AmbiguousExperiment { .. }
                 )
         )
     }

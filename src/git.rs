@@ -17,10 +17,21 @@ use git2::{ObjectType, Oid, Repository, Signature, StatusOptions};
 
 use crate::paths::RelPath;
 
-/// Where experiments live: `refs/exps/<name>` for a project at the root of
-/// its repository, `refs/exps/<sub/dir>/<name>` for one in a sub-directory
-/// (so that projects sharing a repository do not see each other's).
+/// Where experiments live, in DVC's layout:
+/// `refs/exps/<baseline[:2]>/<baseline[2:]>/<name>`, so that `dvc exp list`,
+/// `dvc exp show` and the editors' DVC extensions list them beside DVC's own.
+/// DVC's namespaces below it (`stash`, `apply/`, `celery/`, `exec/`,
+/// `temp/`) are left alone. An experiment of a project in a sub-directory
+/// says so in its commit message (see [`PROJECT_TRAILER`]), so that projects
+/// sharing a repository do not see each other's.
 pub const EXP_REF_PREFIX: &str = "refs/exps/";
+
+/// The line of an experiment's commit message that names the project
+/// (its directory in the repository) when it is not at the root.
+pub const PROJECT_TRAILER: &str = "Pipe-Project: ";
+
+/// DVC's own refs under `refs/exps/`, which are not experiments.
+const DVC_NAMESPACES: [&str; 4] = ["apply/", "celery/", "exec/", "temp/"];
 
 /// Where queued experiments keep their start commits: `refs/exps-queue/…`.
 pub const QUEUE_REF_PREFIX: &str = "refs/exps-queue/";
@@ -36,6 +47,8 @@ pub enum GitError {
         rev: String,
         experiments: Vec<String>,
     },
+    #[error("there are several experiments named `{name}`, none of them on HEAD")]
+    AmbiguousExperiment { name: String, refs: Vec<String> },
     #[error("`{rev}` names a {kind}, not a commit")]
     NotACommit { rev: String, kind: String },
     #[error("the repository has no working tree (a bare repository)")]
@@ -56,6 +69,9 @@ impl GitError {
             }
             GitError::UnknownRev { experiments, .. } if experiments.is_empty() => {
                 Some("see `git log --oneline` and `git branch` for revisions".into())
+            }
+            GitError::AmbiguousExperiment { refs, .. } => {
+                Some(format!("name one by its ref: {}", refs.join(", ")))
             }
             GitError::UnknownRev { experiments, .. } => Some(format!(
                 "see `git log --oneline` for revisions; experiments: {}",
@@ -105,6 +121,73 @@ impl FileKind {
 /// A project file that differs between two commits: its blob and mode in
 /// the second, or `None` when the second does not have it.
 pub type Change = (RelPath, Option<(Oid, i32)>);
+
+/// An experiment's ref.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpRef {
+    pub name: String,
+    /// The commit it started from, as its ref says.
+    pub baseline: Oid,
+    pub commit: Oid,
+    /// `refs/exps/ab/cdef…/name`.
+    pub refname: String,
+    /// The project's directory in the repository (`""`: the root).
+    pub project: String,
+    /// Commit time, seconds since the epoch.
+    pub time: i64,
+}
+
+/// What a ref under `refs/exps/` is.
+#[derive(Debug, PartialEq, Eq)]
+enum RefKind {
+    /// DVC's layout: `refs/exps/ab/cdef…/name`.
+    Experiment { baseline: Oid, name: String },
+    /// pipe's former layout: `refs/exps/[sub/dir/]name`.
+    Former { project: String, name: String },
+    /// DVC's own (its stash, executors, …).
+    Other,
+}
+
+fn parse_exp_ref(refname: &str) -> RefKind {
+    let Some(rest) = refname.strip_prefix(EXP_REF_PREFIX) else {
+        return RefKind::Other;
+    };
+    if rest == "stash" || DVC_NAMESPACES.iter().any(|ns| rest.starts_with(ns)) {
+        return RefKind::Other;
+    }
+    let parts: Vec<&str> = rest.split('/').collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if parts.len() >= 2 && hex(parts[0], 2) && hex(parts[1], 38) {
+        return match (
+            parts.len(),
+            Oid::from_str(&format!("{}{}", parts[0], parts[1])),
+        ) {
+            (3, Ok(baseline)) => RefKind::Experiment {
+                baseline,
+                name: parts[2].to_string(),
+            },
+            _ => RefKind::Other,
+        };
+    }
+    let (name, dirs) = parts.split_last().expect("split gives one part at least");
+    RefKind::Former {
+        project: dirs.join("/"),
+        name: name.to_string(),
+    }
+}
+
+/// The project an experiment commit belongs to: its [`PROJECT_TRAILER`],
+/// or the root (DVC's experiments, and pipe's of a project at the root).
+fn commit_project(commit: &git2::Commit) -> String {
+    commit
+        .message()
+        .unwrap_or_default()
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(PROJECT_TRAILER))
+        .map(|p| p.trim().to_string())
+        .unwrap_or_default()
+}
 
 /// A commit, with the name it was asked by.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,17 +296,38 @@ impl Repo {
                 }),
             };
         }
-        if let Ok(reference) = self.repo.find_reference(&self.experiment_ref(rev)) {
-            if let Ok(commit) = reference.peel_to_commit() {
-                return Ok(Rev {
-                    oid: commit.id(),
-                    label,
-                });
+        let experiments = self.experiments().unwrap_or_default();
+        let named: Vec<&ExpRef> = experiments.iter().filter(|e| e.name == rev).collect();
+        let head = self.head()?;
+        let chosen = match named.as_slice() {
+            [] => None,
+            [one] => Some(*one),
+            several => {
+                // As DVC: the one on HEAD, else a choice for the user.
+                match several.iter().find(|e| Some(e.baseline) == head) {
+                    Some(e) => Some(*e),
+                    None => {
+                        return Err(GitError::AmbiguousExperiment {
+                            name: rev.to_string(),
+                            refs: several.iter().map(|e| e.refname.clone()).collect(),
+                        })
+                    }
+                }
             }
+        };
+        if let Some(e) = chosen {
+            return Ok(Rev {
+                oid: e.commit,
+                label,
+            });
         }
         Err(GitError::UnknownRev {
             rev: label,
-            experiments: self.experiment_names().unwrap_or_default(),
+            experiments: {
+                let mut names: Vec<String> = experiments.into_iter().map(|e| e.name).collect();
+                names.dedup();
+                names
+            },
         })
     }
 
@@ -233,9 +337,29 @@ impl Repo {
         self.repo.revparse_single(name).is_ok()
     }
 
-    /// The ref of this project's experiment `name`.
-    pub fn experiment_ref(&self, name: &str) -> String {
-        format!("{EXP_REF_PREFIX}{}{name}", self.prefix)
+    /// The project's directory in the repository, `""` at the root, else
+    /// `a/b/`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The directory that holds the repository's objects (shared by its
+    /// worktrees).
+    pub fn objects_dir(&self) -> PathBuf {
+        self.repo.commondir().join("objects")
+    }
+
+    /// The ref of experiment `name` on `baseline`, in DVC's layout.
+    pub fn experiment_ref(&self, baseline: Oid, name: &str) -> String {
+        let hex = baseline.to_string();
+        format!("{EXP_REF_PREFIX}{}/{}/{name}", &hex[..2], &hex[2..])
+    }
+
+    /// The line an experiment commit of this project carries (see
+    /// [`PROJECT_TRAILER`]); `None` at the root of the repository.
+    pub fn project_trailer(&self) -> Option<String> {
+        let dir = self.prefix.trim_end_matches('/');
+        (!dir.is_empty()).then(|| format!("{PROJECT_TRAILER}{dir}"))
     }
 
     /// The ref that keeps a queued experiment's start commit from git's
@@ -244,23 +368,132 @@ impl Repo {
         format!("{QUEUE_REF_PREFIX}{}{name}", self.prefix)
     }
 
-    /// The names of this project's experiments, sorted.
-    pub fn experiment_names(&self) -> Result<Vec<String>, GitError> {
-        let mut names = Vec::new();
+    /// Every experiment of the repository, whatever its project, sorted by
+    /// name then baseline. Refs pipe wrote in its former layout
+    /// (`refs/exps/<name>`, `refs/exps/<sub/dir>/<name>`, which make DVC's
+    /// tools fail) are first moved to DVC's layout.
+    pub fn all_experiments(&self) -> Result<Vec<ExpRef>, GitError> {
+        let mut out = Vec::new();
+        let mut former = Vec::new();
         let refs = self
             .repo
             .references_glob(&format!("{EXP_REF_PREFIX}*"))
             .map_err(git("list experiments"))?;
-        let ours = self.experiment_ref("");
         for r in refs.flatten() {
-            if let Some(name) = r.name().and_then(|n| n.strip_prefix(&ours)) {
-                if !name.contains('/') {
-                    names.push(name.to_string());
+            let Some(refname) = r.name().map(str::to_string) else {
+                continue;
+            };
+            let Ok(commit) = r.peel_to_commit() else {
+                continue;
+            };
+            match parse_exp_ref(&refname) {
+                RefKind::Experiment { baseline, name } => out.push(ExpRef {
+                    project: commit_project(&commit),
+                    name,
+                    baseline,
+                    commit: commit.id(),
+                    refname,
+                    time: commit.time().seconds(),
+                }),
+                RefKind::Former { project, name } => former.push((refname, project, name)),
+                RefKind::Other => {}
+            }
+        }
+        for (refname, project, name) in former {
+            out.push(self.migrate(&refname, &project, &name, &out)?);
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name).then(a.baseline.cmp(&b.baseline)));
+        Ok(out)
+    }
+
+    /// This project's experiments, sorted by name then baseline.
+    pub fn experiments(&self) -> Result<Vec<ExpRef>, GitError> {
+        let mine = self.prefix.trim_end_matches('/');
+        let mut all = self.all_experiments()?;
+        all.retain(|e| e.project == mine);
+        Ok(all)
+    }
+
+    /// The names of this project's experiments, sorted, each once.
+    pub fn experiment_names(&self) -> Result<Vec<String>, GitError> {
+        let mut names: Vec<String> = self.experiments()?.into_iter().map(|e| e.name).collect();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// Moves the experiment at `refname`, in pipe's former layout, to
+    /// DVC's; an experiment of a project in a sub-directory gets its
+    /// [`PROJECT_TRAILER`] (a new commit with the same tree and parent).
+    /// A name taken on the same baseline gets a `-N` suffix.
+    fn migrate(
+        &self,
+        refname: &str,
+        project: &str,
+        name: &str,
+        taken: &[ExpRef],
+    ) -> Result<ExpRef, GitError> {
+        let action = || format!("move experiment {name} to refs/exps/<baseline>/{name}");
+        let commit = self
+            .repo
+            .find_reference(refname)
+            .and_then(|r| r.peel_to_commit())
+            .map_err(git(action()))?;
+        let baseline = commit.parent_id(0).unwrap_or(commit.id());
+        let mut target = commit.id();
+        if !project.is_empty() && commit_project(&commit) != project {
+            let message = format!(
+                "{}\n{PROJECT_TRAILER}{project}\n",
+                commit.message().unwrap_or_default().trim_end()
+            );
+            let parents: Vec<git2::Commit> = commit.parents().collect();
+            let parents: Vec<&git2::Commit> = parents.iter().collect();
+            let tree = commit.tree().map_err(git(action()))?;
+            target = self
+                .repo
+                .commit(
+                    None,
+                    &commit.author(),
+                    &commit.committer(),
+                    &message,
+                    &tree,
+                    &parents,
+                )
+                .map_err(git(action()))?;
+        }
+        let mut new_name = name.to_string();
+        let mut n = 1;
+        loop {
+            let candidate = self.experiment_ref(baseline, &new_name);
+            match self.repo.find_reference(&candidate) {
+                Err(_) if !taken.iter().any(|e| e.refname == candidate) => break,
+                Ok(r) if r.target() == Some(target) => break,
+                _ => {
+                    n += 1;
+                    new_name = format!("{name}-{n}");
                 }
             }
         }
-        names.sort();
-        Ok(names)
+        let new_ref = self.experiment_ref(baseline, &new_name);
+        self.repo
+            .reference(
+                &new_ref,
+                target,
+                true,
+                &format!("pipe: moved from {refname}"),
+            )
+            .map_err(git(action()))?;
+        self.repo
+            .find_reference(refname)
+            .and_then(|mut r| r.delete())
+            .map_err(git(action()))?;
+        Ok(ExpRef {
+            project: project.to_string(),
+            name: new_name,
+            baseline,
+            commit: target,
+            refname: new_ref,
+            time: commit.time().seconds(),
+        })
     }
 
     /// The first 7 hex digits of `oid`.
@@ -475,5 +708,45 @@ impl Repo {
         self.repo
             .commit(None, &sig, &sig, message, &tree, &[&parent])
             .map_err(git("write a commit"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn experiment_refs_in_dvc_and_former_layouts() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(
+            parse_exp_ref(&format!("refs/exps/01/{}/half", &sha[2..])),
+            RefKind::Experiment {
+                baseline: Oid::from_str(sha).unwrap(),
+                name: "half".into()
+            }
+        );
+        assert_eq!(
+            parse_exp_ref("refs/exps/half"),
+            RefKind::Former {
+                project: String::new(),
+                name: "half".into()
+            }
+        );
+        assert_eq!(
+            parse_exp_ref("refs/exps/a/b/x"),
+            RefKind::Former {
+                project: "a/b".into(),
+                name: "x".into()
+            }
+        );
+        for other in [
+            "refs/exps/stash",
+            "refs/exps/exec/EXEC_HEAD",
+            "refs/exps/celery/stash",
+            "refs/exps/temp/x",
+            "refs/exps/apply/ORIG_HEAD",
+        ] {
+            assert_eq!(parse_exp_ref(other), RefKind::Other, "{other}");
+        }
     }
 }

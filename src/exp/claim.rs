@@ -44,10 +44,15 @@ impl Drop for NameClaim {
     }
 }
 
-/// Claims `name` for a run of experiment `name` in the project whose cache
-/// root is `cache_root`. Refused when another run holds it, or when an
-/// experiment of that name exists.
-pub fn claim(repo: &Repo, cache_root: &Path, name: &str) -> Result<NameClaim, Error> {
+/// Claims `name` for a run of experiment `name` on `baseline` in the
+/// project whose cache root is `cache_root`. Refused when another run holds
+/// it, or when an experiment of that name exists.
+pub fn claim(
+    repo: &Repo,
+    cache_root: &Path,
+    name: &str,
+    baseline: git2::Oid,
+) -> Result<NameClaim, Error> {
     let dir = cache_root.join("exp-names");
     crate::cache::ensure_root(cache_root)
         .and_then(|_| std::fs::create_dir_all(&dir))
@@ -95,13 +100,7 @@ pub fn claim(repo: &Repo, cache_root: &Path, name: &str) -> Result<NameClaim, Er
         path,
         _file: file,
     };
-    if repo
-        .raw()
-        .find_reference(&repo.experiment_ref(name))
-        .is_ok()
-    {
-        return Err(super::exists_already(name));
-    }
+    super::check_name_free(repo, name, baseline)?;
     Ok(claim)
 }
 

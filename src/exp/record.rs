@@ -13,7 +13,8 @@ use crate::paths::RelPath;
 
 /// Commits the files `paths` as they are under `dir` (the project root of
 /// the copy that ran) over the tree of `start` (see [`start_commit`]), as a
-/// child of `baseline`, and points `refs/exps/<name>` at the commit. A path
+/// child of `baseline`, and points its ref (see
+/// [`Repo::experiment_ref`]) at the commit. A path
 /// absent from `dir` is removed from the tree. Those of `paths` that are
 /// `outputs` are committed by content even when they are symlinks (links
 /// into the cache, with `cache.link = symlink`). Returns the commit.
@@ -35,10 +36,13 @@ pub fn record(
             message.push_str(&format!("-S {o}\n"));
         }
     }
+    if let Some(trailer) = repo.project_trailer() {
+        message.push_str(&format!("\n{trailer}\n"));
+    }
     let commit = repo.commit_files(start, baseline, &files, &message)?;
     repo.raw()
         .reference(
-            &repo.experiment_ref(name),
+            &repo.experiment_ref(baseline, name),
             commit,
             false,
             &format!("pipe exp run: {name}"),

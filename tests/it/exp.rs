@@ -66,6 +66,23 @@ fn show(env: &TestEnv, rev: &str) -> String {
     env.git(&["show", rev])
 }
 
+/// The ref of experiment `name`: `refs/exps/ab/cdef…/name`, DVC's layout.
+fn exp_ref(env: &TestEnv, name: &str) -> String {
+    let refs = env.git(&["for-each-ref", "--format=%(refname)", "refs/exps"]);
+    let found: Vec<&str> = refs
+        .lines()
+        .filter(|r| r.rsplit('/').next() == Some(name))
+        .collect();
+    assert_eq!(found.len(), 1, "one ref for experiment {name}: {refs}");
+    found[0].to_string()
+}
+
+/// The ref in DVC's layout of experiment `name` on the commit `rev`.
+fn dvc_ref(env: &TestEnv, rev: &str, name: &str) -> String {
+    let sha = env.git(&["rev-parse", rev]).trim().to_string();
+    format!("refs/exps/{}/{}/{name}", &sha[..2], &sha[2..])
+}
+
 /// Runs the experiment `half` (`train.lr` = 0.5) from the baseline.
 fn run_half(env: &TestEnv) -> Output {
     env.pipe(&["exp", "run", "-S", "train.lr=0.5", "-n", "half"])
@@ -74,7 +91,7 @@ fn run_half(env: &TestEnv) -> Output {
 
 /// The `pipeline.lock` experiment `name` recorded.
 fn exp_lock(env: &TestEnv, name: &str) -> serde_yaml::Value {
-    serde_yaml::from_str(&show(env, &format!("refs/exps/{name}:pipeline.lock"))).unwrap()
+    serde_yaml::from_str(&show(env, &format!("{}:pipeline.lock", exp_ref(env, name)))).unwrap()
 }
 
 /// A project (not yet under git) with one stage that depends on `dep` and
@@ -100,7 +117,7 @@ fn one_metric(dep: &str, field: &str, value: &str) -> TestEnv {
 
 /// `m.json` as experiment `name` recorded it.
 fn exp_metrics(env: &TestEnv, name: &str) -> Json {
-    serde_json::from_str(&show(env, &format!("refs/exps/{name}:m.json"))).unwrap()
+    serde_json::from_str(&show(env, &format!("{}:m.json", exp_ref(env, name)))).unwrap()
 }
 
 #[test]
@@ -124,19 +141,21 @@ fn exp_run_records_a_commit_and_leaves_git_and_the_workspace_as_they_were() {
     let files: Vec<_> = files.into_iter().filter(|(p, _)| outside(p)).collect();
     assert_eq!(after, files, "the workspace is not written");
 
+    // DVC's layout: refs/exps/<baseline[:2]>/<baseline[2:]>/<name>.
+    let half = dvc_ref(&env, "HEAD", "half");
     assert_eq!(
         env.git(&["for-each-ref", "--format=%(refname)", "refs/exps"]),
-        "refs/exps/half\n"
+        format!("{half}\n")
     );
     assert_eq!(
-        env.git(&["rev-parse", "refs/exps/half^"]),
+        env.git(&["rev-parse", &format!("{half}^")]),
         env.git(&["rev-parse", "HEAD"])
     );
-    assert!(show(&env, "refs/exps/half:params.yaml").contains("lr: 0.5"));
-    let metrics: Json = serde_json::from_str(&show(&env, "refs/exps/half:metrics.json")).unwrap();
+    assert!(show(&env, &format!("{half}:params.yaml")).contains("lr: 0.5"));
+    let metrics: Json = serde_json::from_str(&show(&env, &format!("{half}:metrics.json"))).unwrap();
     assert_eq!(metrics["score"], 0.5);
     assert_eq!(metrics["loss"], 1.5);
-    assert!(show(&env, "refs/exps/half:pipeline.lock").contains("model.txt"));
+    assert!(show(&env, &format!("{half}:pipeline.lock")).contains("model.txt"));
 
     env.pipe(&["exp", "run", "-S", "train.epochs=10", "-n", "long"])
         .ok();
@@ -197,11 +216,11 @@ fn exp_apply_restores_the_exact_outputs_without_running() {
     assert_eq!(blake3::hash(&model).to_hex().to_string(), recorded);
     assert_eq!(
         env.read("pipeline.lock"),
-        show(&env, "refs/exps/half:pipeline.lock")
+        show(&env, &format!("{}:pipeline.lock", exp_ref(&env, "half")))
     );
     assert_eq!(
         env.read("metrics.json"),
-        show(&env, "refs/exps/half:metrics.json")
+        show(&env, &format!("{}:metrics.json", exp_ref(&env, "half")))
     );
     assert_eq!(env.runs(), runs, "nothing ran");
     assert_eq!(
@@ -256,7 +275,7 @@ fn experiments_run_from_the_workspace_code_including_uncommitted_changes() {
     env.pipe(&["exp", "run", "-n", "edited"]).ok();
     assert_eq!(env.read("prefix.txt"), "v2 (not committed)\n");
     assert_eq!(
-        show(&env, "refs/exps/edited:prefix.txt"),
+        show(&env, &format!("{}:prefix.txt", exp_ref(&env, "edited"))),
         "v2 (not committed)\n"
     );
     env.git(&["checkout", "-q", "--", "prefix.txt"]);
@@ -298,8 +317,11 @@ fn three_experiments_in_parallel_equal_three_run_one_by_one() {
             .ok();
         for file in ["metrics.json", "pipeline.lock", "params.yaml"] {
             assert_eq!(
-                show(&env, &format!("refs/exps/p-{}:{file}", i + 1)),
-                show(&env, &format!("refs/exps/{name}:{file}")),
+                show(
+                    &env,
+                    &format!("{}:{file}", exp_ref(&env, &format!("p-{}", i + 1)))
+                ),
+                show(&env, &format!("{}:{file}", exp_ref(&env, &name))),
                 "{file} of lr={lr}"
             );
         }
@@ -430,7 +452,7 @@ fn exp_diff_branch_and_remove() {
     env.pipe(&["exp", "remove", "half"]).ok();
     assert_eq!(
         env.git(&["for-each-ref", "--format=%(refname)", "refs/exps"]),
-        "refs/exps/long\n"
+        format!("{}\n", dvc_ref(&env, "HEAD", "long"))
     );
     assert!(
         env.git(&["branch"]).contains("try-half"),
@@ -447,7 +469,7 @@ fn experiment_commits_are_signed_as_git_would_sign_them() {
         .env("GIT_COMMITTER_EMAIL", "grace@example.com");
     env.pipe(&["exp", "run", "-n", "signed"]).ok();
     assert_eq!(
-        env.git(&["log", "-1", "--format=%cn <%ce>", "refs/exps/signed"]),
+        env.git(&["log", "-1", "--format=%cn <%ce>", &exp_ref(&env, "signed")]),
         "Grace <grace@example.com>\n"
     );
 }
@@ -662,18 +684,34 @@ stages:
     let env = env.git_init();
     env.pipe(&["-C", "a", "exp", "run", "-S", "lr=10", "-n", "x"])
         .ok();
-    env.pipe(&["-C", "b", "exp", "run", "-S", "lr=20", "-n", "x"])
+    // One ref per baseline and name, as DVC has it: b cannot take `x` too.
+    let out = env
+        .pipe(&["-C", "b", "exp", "run", "-S", "lr=20", "-n", "x"])
+        .code(2);
+    insta::assert_snapshot!(out.stderr, @r"
+    error: an experiment named `x` exists already on this baseline, in the project in a/
+      hint: projects of one repository share experiment names per baseline (as DVC's do): choose another -n NAME
+    ");
+    env.pipe(&["-C", "b", "exp", "run", "-S", "lr=20", "-n", "y"])
         .ok();
     assert_eq!(
         env.git(&["for-each-ref", "--format=%(refname)", "refs/exps"]),
-        "refs/exps/a/x\nrefs/exps/b/x\n"
+        format!(
+            "{}\n{}\n",
+            dvc_ref(&env, "HEAD", "x"),
+            dvc_ref(&env, "HEAD", "y")
+        )
     );
+    // Which project an experiment belongs to is in its commit message.
+    assert!(env
+        .git(&["log", "-1", "--format=%B", &exp_ref(&env, "y")])
+        .ends_with("\nPipe-Project: b\n\n"));
     let out = env.pipe(&["-C", "b", "exp", "show", "--json"]).ok();
     let rows: Json = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(
         rows.as_array().unwrap().len(),
         2,
-        "b's baseline and b's x only"
+        "b's baseline and b's y only"
     );
     assert_eq!(rows[1]["metrics"]["score"], 20);
     env.pipe(&["-C", "a", "exp", "apply", "x"]).ok();
@@ -727,9 +765,10 @@ fn a_retargeted_symlink_reaches_the_experiment_and_apply_as_a_symlink() {
         exp_metrics(&env, "two"),
         serde_json::json!({"n": 2, "v": 2})
     );
-    let entry = env.git(&["ls-tree", "refs/exps/two", "input.txt"]);
+    let two = exp_ref(&env, "two");
+    let entry = env.git(&["ls-tree", &two, "input.txt"]);
     assert!(entry.starts_with("120000 blob"), "{entry}");
-    assert_eq!(env.git(&["show", "refs/exps/two:input.txt"]), "b.txt");
+    assert_eq!(env.git(&["show", &format!("{two}:input.txt")]), "b.txt");
 
     // Back to the committed link; apply brings the experiment's link back.
     env.git(&["checkout", "--", "input.txt"]);
@@ -771,7 +810,7 @@ fn with_symlinked_outputs_an_experiment_records_their_content() {
         .is_symlink());
     let env = env.git_init();
     env.pipe(&["exp", "run", "-S", "v=2", "-n", "two"]).ok();
-    let entry = env.git(&["ls-tree", "refs/exps/two", "m.json"]);
+    let entry = env.git(&["ls-tree", &exp_ref(&env, "two"), "m.json"]);
     assert!(entry.starts_with("100644 blob"), "{entry}");
     assert_eq!(exp_metrics(&env, "two"), serde_json::json!({"v": 2}));
     let out = env.pipe(&["exp", "diff", "two"]).ok();
@@ -819,7 +858,7 @@ fn a_tracked_file_replaced_by_a_directory_does_not_stop_an_experiment() {
         serde_json::json!({"n": 1, "v": 2})
     );
     // As git sees it: the file is gone from the experiment's tree.
-    assert_eq!(env.git(&["ls-tree", "refs/exps/two", "old"]), "");
+    assert_eq!(env.git(&["ls-tree", &exp_ref(&env, "two"), "old"]), "");
 }
 
 #[test]
@@ -868,7 +907,8 @@ fn a_second_run_of_a_name_that_is_running_fails_before_running_anything() {
     std::fs::write(&go, "").unwrap();
     first.wait(std::time::Duration::from_secs(60)).ok();
     assert_eq!(runs(), 2, "the second never ran the stage");
-    let recorded: Json = serde_json::from_str(&show(&env, "refs/exps/dup:m.json")).unwrap();
+    let recorded: Json =
+        serde_json::from_str(&show(&env, &format!("{}:m.json", exp_ref(&env, "dup")))).unwrap();
     assert_eq!(recorded, serde_json::json!({"score": 2}));
     assert_eq!(
         std::fs::read_dir(env.path(".pipeline-cache/exp-names"))
@@ -883,4 +923,130 @@ fn a_second_run_of_a_name_that_is_running_fails_before_running_anything() {
     error: an experiment named `dup` exists already
       hint: choose another -n NAME, or remove it first: `pipe exp remove dup`
     ");
+}
+
+/// Runs the real `dvc` in the project root; `None` (and a message) when
+/// DVC is not installed.
+fn dvc(env: &TestEnv, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("dvc")
+        .args(args)
+        .current_dir(env.root())
+        .env("DVC_NO_ANALYTICS", "1")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output();
+    match out {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("skipped the dvc check: dvc is not installed (pip install dvc)");
+            None
+        }
+        Err(e) => panic!("cannot run dvc: {e}"),
+        Ok(out) => {
+            assert!(
+                out.status.success(),
+                "dvc {} failed:\n{}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Some(String::from_utf8_lossy(&out.stdout).into_owned())
+        }
+    }
+}
+
+#[test]
+fn experiment_refs_in_pipes_former_layout_move_to_dvcs_on_first_use() {
+    let pipeline = r#"
+stages:
+  train:
+    cmd: >-
+      echo "{\"score\": ${lr}}" > m.json
+    params: [lr]
+    metrics:
+      - m.json:
+          cache: false
+"#;
+    let env = project()
+        .file("sub/pipeline.yaml", pipeline)
+        .file("sub/params.yaml", "lr: 1\n");
+    env.pipe(&["-C", "sub", "repro"]).ok();
+    env.commit("a project in sub/");
+    run_half(&env);
+    env.pipe(&["-C", "sub", "exp", "run", "-S", "lr=2", "-n", "two"])
+        .ok();
+    // As an older pipe wrote them: refs/exps/NAME and refs/exps/sub/NAME,
+    // the latter without the project line in its message.
+    let (half, two) = (exp_ref(&env, "half"), exp_ref(&env, "two"));
+    let half_commit = env.git(&["rev-parse", &half]).trim().to_string();
+    let two_commit = env.git(&["rev-parse", &two]).trim().to_string();
+    env.git(&["update-ref", "refs/exps/half", &half_commit]);
+    env.git(&["update-ref", "-d", &half]);
+    let message = env.git(&["log", "-1", "--format=%B", &two_commit]);
+    let message = message.replace("\nPipe-Project: sub\n", "");
+    let tree = env.git(&["rev-parse", &format!("{two_commit}^{{tree}}")]);
+    let old_two = env.git(&[
+        "commit-tree",
+        tree.trim(),
+        "-p",
+        "HEAD",
+        "-m",
+        message.trim(),
+    ]);
+    env.git(&["update-ref", "refs/exps/sub/two", old_two.trim()]);
+    env.git(&["update-ref", "-d", &two]);
+
+    let out = env.pipe(&["exp", "show", "--json"]).ok();
+    let rows: Json = serde_json::from_str(&out.stdout).unwrap();
+    let names: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["main", "half"], "sub's `two` is not the root's");
+    assert_eq!(
+        env.git(&["for-each-ref", "--format=%(refname)", "refs/exps"]),
+        format!("{half}\n{two}\n"),
+        "both moved to DVC's layout"
+    );
+    assert_eq!(env.git(&["rev-parse", &half]).trim(), half_commit);
+    assert!(env
+        .git(&["log", "-1", "--format=%B", &two])
+        .contains("\nPipe-Project: sub\n"));
+    let out = env.pipe(&["-C", "sub", "exp", "diff", "two"]).ok();
+    assert!(out.stdout.contains("score"), "{}", out.stdout);
+}
+
+#[test]
+fn dvc_lists_pipes_experiments_in_the_same_repository() {
+    let env = project();
+    if dvc(&env, &["init", "-q"]).is_none() {
+        return;
+    }
+    env.commit("dvc init");
+    run_half(&env);
+    env.pipe(&["exp", "run", "-S", "train.epochs=10", "-n", "long"])
+        .ok();
+    let Some(listed) = dvc(&env, &["exp", "list", "--name-only"]) else {
+        return;
+    };
+    assert_eq!(listed, "half\nlong\n");
+    let Some(listed) = dvc(&env, &["exp", "list"]) else {
+        return;
+    };
+    let head = env
+        .git(&["rev-parse", "--short=7", "HEAD"])
+        .trim()
+        .to_string();
+    let half = env.git(&["rev-parse", "--short=7", &exp_ref(&env, "half")]);
+    let long = env.git(&["rev-parse", "--short=7", &exp_ref(&env, "long")]);
+    assert_eq!(
+        listed,
+        format!(
+            "main:\n\t{} [half]\n\t{} [long]\n",
+            half.trim(),
+            long.trim()
+        ),
+        "baseline {head}"
+    );
 }

@@ -138,49 +138,48 @@ pub(super) fn remove(cwd: &Path, args: RemoveArgs) -> Result<ExitCode, CliError>
     let project = load_project(cwd)?;
     let repo = open_repo(&project.root, "pipe exp remove")?;
     let queued = queue::list(&project.cache_root()).map_err(err)?;
-    let recorded = repo.experiment_names().map_err(err)?;
-    let names: Vec<String> = if args.all {
-        recorded
-            .iter()
-            .cloned()
-            .chain(queued.iter().map(|e| e.queued.name.clone()))
-            .collect()
+    // Every name is checked before anything is removed: (name, its ref).
+    let mut recorded: Vec<(String, String)> = Vec::new();
+    let mut queued_names: Vec<String> = Vec::new();
+    if args.all {
+        for e in repo.experiments().map_err(err)? {
+            recorded.push((e.name, e.refname));
+        }
+        queued_names.extend(queued.iter().map(|e| e.queued.name.clone()));
     } else {
-        args.names.clone()
-    };
-    let mut names = names;
-    let mut seen = std::collections::BTreeSet::new();
-    names.retain(|n| seen.insert(n.clone()));
-    // Every name is checked before anything is removed.
-    let mut unknown = Vec::new();
-    for name in &names {
-        if !recorded.contains(name) && !queued.iter().any(|e| &e.queued.name == name) {
-            unknown.push(name.clone());
+        let names = repo.experiment_names().map_err(err)?;
+        for name in &args.names {
+            let is_queued = queued.iter().any(|e| &e.queued.name == name);
+            if names.contains(name) || name.starts_with(pipe::git::EXP_REF_PREFIX) {
+                let exp = experiments::find(&repo, name).map_err(err)?;
+                recorded.push((exp.name, exp.refname));
+            } else if !is_queued {
+                experiments::find(&repo, name).map_err(err)?;
+            }
+            if is_queued {
+                queued_names.push(name.clone());
+            }
         }
     }
-    if let Some(name) = unknown.first() {
-        experiments::find(&repo, name).map_err(err)?;
-    }
+    let mut seen = std::collections::BTreeSet::new();
+    recorded.retain(|(_, r)| seen.insert(r.clone()));
+    queued_names.dedup();
     let mut by_name: BTreeMap<&str, Vec<&queue::Entry>> = BTreeMap::new();
     for e in &queued {
         by_name.entry(e.queued.name.as_str()).or_default().push(e);
     }
     let mut out = String::new();
-    for name in &names {
-        if recorded.contains(name) {
-            let mut reference = repo
-                .raw()
-                .find_reference(&repo.experiment_ref(name))
-                .map_err(pipe::git::GitError::wrap(format!("find experiment {name}")))
-                .map_err(err)?;
-            reference
-                .delete()
-                .map_err(pipe::git::GitError::wrap(format!(
-                    "remove experiment {name}"
-                )))
-                .map_err(err)?;
-            out.push_str(&format!("removed experiment {name}\n"));
-        }
+    for (name, refname) in &recorded {
+        repo.raw()
+            .find_reference(refname)
+            .and_then(|mut r| r.delete())
+            .map_err(pipe::git::GitError::wrap(format!(
+                "remove experiment {name}"
+            )))
+            .map_err(err)?;
+        out.push_str(&format!("removed experiment {name}\n"));
+    }
+    for name in &queued_names {
         for e in by_name.get(name.as_str()).into_iter().flatten() {
             queue::remove(&e.path).map_err(err)?;
             if let Ok(mut r) = repo.raw().find_reference(&repo.queue_ref(name)) {

@@ -67,7 +67,7 @@ pub(super) fn run_cmd(cwd: &Path, args: RunArgs) -> Result<ExitCode, CliError> {
         overrides::check(&project.root, combo).map_err(err)?;
     }
     let start = record::start_commit(&repo, &project.root, baseline.oid).map_err(err)?;
-    let names = queue_names(&project, &repo, args.name.as_deref(), &combos)?;
+    let names = queue_names(&project, &repo, baseline.oid, args.name.as_deref(), &combos)?;
     let entries: Vec<Queued> = names
         .iter()
         .zip(&combos)
@@ -108,7 +108,7 @@ pub(super) fn run_cmd(cwd: &Path, args: RunArgs) -> Result<ExitCode, CliError> {
     }
     let q = &entries[0];
     // Before anything runs: a second run of this name fails now.
-    let claim = claim::claim(&repo, &project.cache_root(), &q.name).map_err(err)?;
+    let claim = claim::claim(&repo, &project.cache_root(), &q.name, baseline.oid).map_err(err)?;
     eprintln!("Running experiment {}: {}", q.name, describe(&q.overrides));
     match isolated::run(
         &project.root,
@@ -194,6 +194,7 @@ fn now_secs() -> u64 {
 fn queue_names(
     project: &Project,
     repo: &Repo,
+    baseline: git2::Oid,
     base: Option<&str>,
     combos: &[Vec<Override>],
 ) -> Result<Vec<String>, CliError> {
@@ -209,7 +210,7 @@ fn queue_names(
             Some(base) => format!("{base}-{}", i + 1),
             None => experiments::new_name(&format!("{i}{combo:?}")),
         };
-        experiments::check_new_name(repo, &name).map_err(err)?;
+        experiments::check_new_name(repo, &name, baseline).map_err(err)?;
         if queued.contains(&name) || names.contains(&name) {
             return Err(CliError {
                 message: format!("an experiment named `{name}` is queued already"),
@@ -224,13 +225,22 @@ fn queue_names(
     Ok(names)
 }
 
-/// Claims the name of an experiment of the project at `root` for its run.
-fn claim_name(root: &Path, name: &str) -> Result<claim::NameClaim, isolated::Failure> {
+/// Claims the name of a queued experiment of the project at `root` for
+/// its run.
+fn claim_name(root: &Path, queued: &Queued) -> Result<claim::NameClaim, isolated::Failure> {
     let repo = Repo::discover(root, "pipe exp run").map_err(pipe::Error::from)?;
+    let baseline = git2::Oid::from_str(&queued.baseline).map_err(|_| isolated::Failure {
+        message: format!(
+            "queue entry {} names a bad commit `{}`",
+            queued.name, queued.baseline
+        ),
+        log: None,
+    })?;
     Ok(claim::claim(
         &repo,
         &root.join(pipe::cache::CACHE_DIR),
-        name,
+        &queued.name,
+        baseline,
     )?)
 }
 
@@ -278,7 +288,7 @@ fn run_queue(
                 let Some(claimed) = queue::claim(&entry) else {
                     continue; // another `--run-all` took it
                 };
-                let result = claim_name(root, &entry.queued.name).and_then(|claim| {
+                let result = claim_name(root, &entry.queued).and_then(|claim| {
                     let queued = (&entry.queued, &claim);
                     isolated::run(root, shared, queued, exe, isolated::Output::LogFile)
                 });
