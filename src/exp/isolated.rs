@@ -1,29 +1,38 @@
 //! Running one queued experiment away from the workspace.
 //!
-//! The experiment's baseline commit is written out into a temporary
-//! directory under `.pipeline-cache/exp-runs/`, its params are set there,
-//! and `pipe repro` runs in it as a child process with `PIPE_CACHE_DIR`
-//! pointing at the project's cache: stages that ran before (in the
-//! workspace or in another experiment) are restored from the run cache,
-//! the rest run, and every output lands in the one shared cache. Only the
-//! objects, the run records and the staging area are shared (all written
-//! by rename); each copy has its own repro lock and stat cache, so several
-//! experiments run at once without waiting for each other. While one runs
-//! it holds a shared lock on `.pipeline-cache/experiments.lock`, which
-//! `pipe gc` takes exclusively: gc never removes what a running experiment
-//! is writing.
+//! The experiment's start commit is written out into a temporary copy under
+//! `.pipeline-cache/exp-runs/` (see [`super::copies`]), its params are set
+//! there, and `pipe repro` runs in it as a child process with
+//! `PIPE_CACHE_DIR` pointing at the project's cache: stages that ran before
+//! (in the workspace or in another experiment) are restored from the run
+//! cache, the rest run, and every output lands in the one shared cache.
+//! Only the objects, the run records and the staging area are shared (all
+//! written by rename); each copy has its own repro lock and stat cache, so
+//! several experiments run at once without waiting for each other. While
+//! one runs it holds a shared lock on `.pipeline-cache/experiments.lock`,
+//! which `pipe gc` takes exclusively: gc never removes what a running
+//! experiment is writing.
 //!
 //! What git does not have is copied in from the workspace (reflinked where
 //! the filesystem can): the files under each dependency that git does not
 //! track and no stage writes (the raw data a pipeline starts from, usually
 //! `.gitignore`d), and the outputs of frozen stages, which do not run.
 //!
+//! The copy is a git repository of its own whose `HEAD` is the baseline, and
+//! the stages see what DVC gives the stages of `dvc exp run`:
+//! `DVC_EXP_BASELINE_REV` (the baseline's full hash) and `DVC_EXP_NAME`, as
+//! well as `DVC_ROOT` and `DVC_STAGE` (set for every stage by
+//! [`crate::run::command`]). Tools such as dvclive read them to know that an
+//! experiment runner records the result, and do not record one of their own.
+//!
 //! The caller has claimed the experiment's name ([`super::claim`]) before
 //! anything of this runs. Then the result is recorded ([`super::record`])
 //! and the copy deleted, whether the run succeeded or not. The child's
 //! output goes to the terminal (one experiment) or to
 //! `.pipeline-cache/exp-logs/` (a queue). The child dies with its parent,
-//! so killing `pipe exp run` stops it.
+//! so killing `pipe exp run` stops it; a stop signal the caller catches
+//! ([`Stop`]) is passed on to the child, whose end is waited for, and the
+//! experiment is then not recorded.
 //!
 //! The workspace is never written: after `pipe exp run`, `git status` is
 //! what it was, and `pipe exp apply` brings a result in when it is wanted.
@@ -31,10 +40,14 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use git2::Oid;
 
 use super::claim::NameClaim;
+use super::copies::RunCopy;
 use super::overrides;
 use super::queue::Queued;
 use super::record::record;
@@ -51,6 +64,8 @@ pub struct Failure {
     pub message: String,
     /// The child's output, when it ran.
     pub log: Option<PathBuf>,
+    /// The stop signal that interrupted it, when one did.
+    pub interrupted: Option<i32>,
 }
 
 impl From<Error> for Failure {
@@ -58,23 +73,59 @@ impl From<Error> for Failure {
         Failure {
             message: e.to_string(),
             log: None,
+            interrupted: None,
         }
     }
 }
+
+/// A request to stop, which a signal handler sets: the signal's number, 0
+/// while there is none.
+#[derive(Debug, Clone, Default)]
+pub struct Stop(Arc<AtomicUsize>);
+
+impl Stop {
+    pub fn new() -> Stop {
+        Stop::default()
+    }
+
+    /// The flag to give a signal handler (it stores the signal's number).
+    pub fn flag(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.0)
+    }
+
+    /// The signal that asked to stop, if one did.
+    pub fn signal(&self) -> Option<i32> {
+        match self.0.load(Ordering::SeqCst) {
+            0 => None,
+            sig => Some(sig as i32),
+        }
+    }
+}
+
+/// The environment variable DVC gives `dvc exp run`'s stages: the
+/// baseline commit.
+pub const DVC_EXP_BASELINE_REV: &str = "DVC_EXP_BASELINE_REV";
+/// ... and the experiment's name.
+pub const DVC_EXP_NAME: &str = "DVC_EXP_NAME";
 
 /// The log file of experiment `name`.
 pub fn log_path(cache_root: &Path, name: &str) -> PathBuf {
     cache_root.join("exp-logs").join(format!("{name}.log"))
 }
 
-/// Removes a queued experiment's start-commit ref when dropped.
+/// Removes a queued experiment's start-commit ref when dropped, unless
+/// the experiment was interrupted (it stays queued then).
 struct Unqueue<'a> {
     repo: &'a Repo,
     name: &'a str,
+    stop: &'a Stop,
 }
 
 impl Drop for Unqueue<'_> {
     fn drop(&mut self) {
+        if self.stop.signal().is_some() {
+            return;
+        }
         if let Ok(mut r) = self
             .repo
             .raw()
@@ -108,13 +159,16 @@ pub fn experiments_lock(cache_root: &Path) -> Result<std::fs::File, Error> {
 /// Runs `queued` for the project at `root` with the `pipe` executable
 /// `pipe_exe`, its outputs going to the cache in `shared_cache` (the
 /// directory holding `v1/`); returns the recorded commit. The caller holds
-/// `claim`, the claim on the experiment's name, until this returns.
+/// `claim`, the claim on the experiment's name, until this returns. When
+/// `stop` is set meanwhile, the child is stopped, its end waited for, the
+/// copy removed, and the failure says it was interrupted.
 pub fn run(
     root: &Path,
     shared_cache: &Path,
     (queued, claim): (&Queued, &NameClaim),
     pipe_exe: &Path,
     output: Output,
+    stop: &Stop,
 ) -> Result<Oid, Failure> {
     debug_assert_eq!(claim.name(), queued.name, "the run holds its name");
     let repo = Repo::discover(root, "pipe exp run").map_err(Error::from)?;
@@ -123,6 +177,7 @@ pub fn run(
     let _unqueue = Unqueue {
         repo: &repo,
         name: &queued.name,
+        stop,
     };
     let running = experiments_lock(&cache_root)?;
     running
@@ -132,21 +187,60 @@ pub fn run(
         Oid::from_str(hex).map_err(|_| Failure {
             message: format!("queue entry {} names a bad commit `{hex}`", queued.name),
             log: None,
+            interrupted: None,
         })
     };
     let (baseline, start) = (oid(&queued.baseline)?, oid(&queued.start)?);
-    let runs = cache_root.join("exp-runs");
-    std::fs::create_dir_all(&runs)
-        .map_err(Error::io(format!("cannot create {}", runs.display())))?;
-    let work = tempfile::Builder::new()
-        .prefix(&format!("{}-", queued.name))
-        .tempdir_in(&runs)
-        .map_err(Error::io(format!(
-            "cannot create a directory in {}",
-            runs.display()
-        )))?;
-    let dir = work.path();
-    let tracked = write_tree(&repo, start, dir)?;
+    let copy = RunCopy::create(&cache_root, &queued.name)?;
+    let result = run_in(
+        &repo,
+        root,
+        &copy,
+        (baseline, start),
+        shared_cache,
+        queued,
+        (pipe_exe, output),
+        stop,
+    );
+    let removed = copy.remove();
+    match result {
+        Err(mut failure) => {
+            if failure.interrupted.is_some() {
+                failure.message = match removed {
+                    Ok(()) => "its temporary copy was removed".into(),
+                    Err(e) => format!(
+                        "its temporary copy could not be removed yet ({e}); the next `pipe exp run` removes it"
+                    ),
+                };
+            }
+            Err(failure)
+        }
+        ok => ok,
+    }
+}
+
+/// The run itself, in `copy`.
+#[allow(clippy::too_many_arguments)]
+fn run_in(
+    repo: &Repo,
+    root: &Path,
+    copy: &RunCopy,
+    (baseline, start): (Oid, Oid),
+    shared_cache: &Path,
+    queued: &Queued,
+    (pipe_exe, output): (&Path, Output),
+    stop: &Stop,
+) -> Result<Oid, Failure> {
+    let cache_root = root.join(crate::cache::CACHE_DIR);
+    let interrupted = |sig| Failure {
+        message: String::new(),
+        log: None,
+        interrupted: Some(sig),
+    };
+    copy.init_git(repo, baseline)?;
+    // The project sits where it sits in the repository.
+    let dir = &copy.path().join(repo.prefix().trim_end_matches('/'));
+    let tracked = write_tree(repo, start, dir)?;
     for file in [
         crate::spec::PIPELINE_FILE,
         crate::spec::params::DEFAULT_PARAMS_FILE,
@@ -157,12 +251,16 @@ pub fn run(
                     "{file} is not tracked by git; experiments run from git's copy of the project: commit it first"
                 ),
                 log: None,
+                interrupted: None,
             });
         }
     }
     overrides::apply(dir, &queued.overrides)?;
-    let copy = Project::load(dir)?;
-    copy_from_workspace(&copy, root, dir)?;
+    let project = Project::load(dir)?;
+    copy_from_workspace(&project, root, dir)?;
+    if let Some(sig) = stop.signal() {
+        return Err(interrupted(sig));
+    }
 
     let mut child = Command::new(pipe_exe);
     child
@@ -170,6 +268,13 @@ pub fn run(
         .arg(dir)
         .arg("repro")
         .env(CACHE_DIR_ENV, shared_cache)
+        .env(DVC_EXP_BASELINE_REV, baseline.to_string())
+        .env(DVC_EXP_NAME, &queued.name)
+        // The copy's own repository, whatever the caller's environment
+        // points git at.
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
         .stdin(Stdio::null());
     crate::run::command::die_with_parent(&mut child, libc::SIGTERM);
     let log = match output {
@@ -189,24 +294,52 @@ pub fn run(
             Some(log)
         }
     };
-    let status = child
-        .status()
+    let mut child = child
+        .spawn()
         .map_err(Error::io(format!("cannot start {}", pipe_exe.display())))?;
+    let lost = |e| Error::io(format!("lost {}", pipe_exe.display()))(e);
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(lost)? {
+            break status;
+        }
+        if let Some(sig) = stop.signal() {
+            // A terminal's Ctrl-C reached the child too; a signal sent to
+            // pipe alone is passed on. Its stages stop with it.
+            // SAFETY: kill has no memory effects; the child is ours and
+            // not yet waited for, so its pid is not reused.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+            }
+            child.wait().map_err(lost)?;
+            return Err(Failure {
+                log,
+                ..interrupted(sig)
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if let Some(sig) = stop.signal() {
+        return Err(Failure {
+            log,
+            ..interrupted(sig)
+        });
+    }
     if !status.success() {
         return Err(Failure {
             message: format!("pipe repro failed ({status})"),
             log,
+            interrupted: None,
         });
     }
     // Params (also files set with -S that no stage lists), the lock, metrics
     // and plots, and every output git tracks.
-    let mut paths: Vec<RelPath> = compare::params_files(&copy).into_keys().collect();
+    let mut paths: Vec<RelPath> = compare::params_files(&project).into_keys().collect();
     paths.extend(queued.overrides.iter().map(|o| o.file.clone()));
     paths.push(RelPath::from_normalized(LOCK_FILE));
     // Outputs are recorded by content: with `cache.link = symlink` they are
     // links into the cache here.
     let mut outputs = BTreeSet::new();
-    for out in copy.pipeline.stages.iter().flat_map(|s| s.outs.iter()) {
+    for out in project.pipeline.stages.iter().flat_map(|s| s.outs.iter()) {
         if (out.kind != crate::spec::OutKind::Out || tracked.contains(&out.path)) && !out.dir {
             paths.push(out.path.clone());
             outputs.insert(out.path.clone());
@@ -215,7 +348,7 @@ pub fn run(
     paths.sort();
     paths.dedup();
     let commit = record(
-        &repo,
+        repo,
         dir,
         (baseline, start),
         &queued.name,

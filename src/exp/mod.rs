@@ -18,12 +18,15 @@
 //!   run of the same name is refused before it starts;
 //! - [`record`]: the commit and its ref;
 //! - [`queue`]: experiments waiting for `pipe exp run --run-all`;
+//! - [`copies`]: the temporary copies experiments run in, and the removal
+//!   of those a killed run left;
 //! - [`isolated`]: one experiment run in a temporary copy of the project
 //!   (baseline plus workspace changes) that shares the cache;
 //! - [`apply`]: an experiment's files and outputs back into the workspace.
 
 pub mod apply;
 pub mod claim;
+pub mod copies;
 pub mod isolated;
 pub mod overrides;
 pub mod queue;

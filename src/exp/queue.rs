@@ -2,9 +2,9 @@
 //! `.pipeline-cache/exp-queue/`, named so that they sort in the order they
 //! were queued. `pipe exp run --run-all` claims a file by renaming it
 //! (`*.running`), so two of them never run the same experiment, and holds
-//! a lock on it while the experiment runs. A claim whose lock is free was
-//! left by a run that was killed: [`recover`] puts it back in the queue and
-//! removes the copy it was running in.
+//! a lock on it while the experiment runs. An interrupted run puts its
+//! claim back ([`release`]); a claim whose lock is free was left by a run
+//! that was killed: [`recover`] puts it back in the queue.
 
 use std::path::{Path, PathBuf};
 
@@ -124,7 +124,8 @@ pub fn claim(entry: &Entry) -> Option<Claim> {
 }
 
 /// Puts back in the queue the claims of runs that were killed (their lock
-/// is free), removing the copies they ran in; returns their names.
+/// is free); returns their names. (The copies they ran in are removed by
+/// [`super::copies::sweep`].)
 pub fn recover(cache_root: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir(cache_root)) else {
         return Vec::new();
@@ -147,7 +148,6 @@ pub fn recover(cache_root: &Path) -> Vec<String> {
             continue;
         };
         if std::fs::rename(&path, path.with_extension("json")).is_ok() {
-            remove_copies(cache_root, &queued.name);
             names.push(queued.name);
         }
     }
@@ -155,22 +155,11 @@ pub fn recover(cache_root: &Path) -> Vec<String> {
     names
 }
 
-/// Removes the leftover copies `exp-runs/NAME-*` of a run that was killed.
-fn remove_copies(cache_root: &Path, name: &str) {
-    let Ok(entries) = std::fs::read_dir(cache_root.join("exp-runs")) else {
-        return;
-    };
-    let prefix = format!("{name}-");
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
-            continue;
-        };
-        // tempfile's suffix: six characters, no dash.
-        if rest.len() == 6 && !rest.contains('-') {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
+/// Puts a claimed entry back in the queue (its run was interrupted).
+pub fn release(claim: Claim) -> Result<(), Error> {
+    let waiting = claim.path.with_extension("json");
+    std::fs::rename(&claim.path, &waiting)
+        .map_err(Error::io(format!("cannot write {}", waiting.display())))
 }
 
 /// Removes a queue file (waiting or claimed).

@@ -5,7 +5,12 @@
 //! closed; stdout and stderr are read line by line on their own threads and
 //! forwarded as events, so the output of parallel stages interleaves by line,
 //! never inside one. The child gets `PIPE_STAGE` and `PIPE_ROOT` in its
-//! environment (and what [`Launch::env`] adds, such as the run id).
+//! environment (and what [`Launch::env`] adds, such as the run id), and
+//! the variables DVC gives the commands it runs, `DVC_ROOT` (the project
+//! root) and `DVC_STAGE` (the stage's name): tools written for DVC stages,
+//! such as dvclive, read them to know that a pipeline runner is in charge
+//! (dvclive then records no experiment of its own). `pipe exp run` adds
+//! DVC's experiment variables (see [`crate::exp::isolated`]).
 //!
 //! A stage never outlives pipe. On Linux, `pipe repro` runs each command as
 //! `pipe __supervise sh -c CMD`: the supervisor leads a process group of its
@@ -22,6 +27,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use super::events::{Event, Reporter, Stream};
+
+/// The variable DVC sets to the project root for every stage command.
+pub const DVC_ROOT: &str = "DVC_ROOT";
+/// ... and to the stage's name.
+pub const DVC_STAGE: &str = "DVC_STAGE";
 
 /// Where and how a stage's commands run.
 pub struct Launch<'a> {
@@ -67,6 +77,12 @@ fn run_one(launch: &Launch, cmd: &str, reporter: &dyn Reporter) -> Result<(), St
         .envs(launch.env.iter().copied())
         .env("PIPE_STAGE", stage)
         .env("PIPE_ROOT", launch.root)
+        .env(DVC_STAGE, stage)
+        // Absolute, as DVC gives it, even under `pipe -C DIR`.
+        .env(
+            DVC_ROOT,
+            std::path::absolute(launch.root).unwrap_or_else(|_| launch.root.to_path_buf()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -177,7 +193,8 @@ mod tests {
         let lines = Lines::default();
         let cmds = vec![
             "echo one; echo two >&2".to_string(),
-            "echo $PIPE_STAGE; exit 3".to_string(),
+            "echo $PIPE_STAGE $DVC_STAGE; [ \"$DVC_ROOT\" = \"$PIPE_ROOT\" ] || exit 9; exit 3"
+                .to_string(),
         ];
         let launch = Launch {
             stage: "s",
@@ -187,10 +204,10 @@ mod tests {
             supervisor: None,
         };
         let err = run_commands(&launch, &cmds, &lines).unwrap_err();
-        assert_eq!(err, "`echo $PIPE_STAGE; exit 3` exited with code 3");
+        assert!(err.ends_with("` exited with code 3"), "{err}");
         let got = lines.0.into_inner().unwrap();
         assert!(got.contains(&(Stream::Stdout, "one".into())));
         assert!(got.contains(&(Stream::Stderr, "two".into())));
-        assert!(got.contains(&(Stream::Stdout, "s".into())));
+        assert!(got.contains(&(Stream::Stdout, "s s".into())));
     }
 }

@@ -619,10 +619,11 @@ fn a_killed_queue_run_is_queued_again_and_gc_waits_for_running_experiments() {
         out.stderr
     );
     assert!(out.stderr.contains("✓ slow"), "{}", out.stderr);
-    let runs: Vec<_> = std::fs::read_dir(env.path(".pipeline-cache/exp-runs"))
-        .unwrap()
-        .collect();
-    assert!(runs.is_empty(), "the killed run's copy is removed");
+    assert_eq!(
+        cache_entries(&env, "exp-runs"),
+        Vec::<String>::new(),
+        "the killed run's copy is removed"
+    );
     env.pipe(&["gc"]).ok();
 }
 
@@ -1049,4 +1050,348 @@ fn dvc_lists_pipes_experiments_in_the_same_repository() {
         ),
         "baseline {head}"
     );
+}
+
+/// A project under git whose stage `train` appends to `$COUNTER` when it
+/// starts, writes its pid to `$PIDS`, then waits (at most 30 s) for the file
+/// `$GO`. The directory holding those files is returned with the env.
+fn waiting_project() -> (TestEnv, tempfile::TempDir) {
+    let shared = tempfile::tempdir().unwrap();
+    let path = |f: &str| shared.path().join(f).to_str().unwrap().to_string();
+    let env = TestEnv::new()
+        .pipeline(
+            r#"
+            stages:
+              train:
+                cmd: >-
+                  echo run >> "$COUNTER"; echo $$ >> "$PIDS"; i=0;
+                  while [ ! -e "$GO" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done;
+                  echo "{\"score\": ${lr}}" > m.json
+                params: [lr]
+                metrics:
+                  - m.json:
+                      cache: false
+            "#,
+        )
+        .params("lr: 1\n")
+        .env("COUNTER", &path("runs"))
+        .env("PIDS", &path("pids"))
+        .env("GO", &path("go"));
+    std::fs::write(shared.path().join("go"), "").unwrap();
+    env.pipe(&["repro"]).ok();
+    std::fs::remove_file(shared.path().join("go")).unwrap();
+    (env.git_init(), shared)
+}
+
+/// Lines of a file of the shared directory (none when it is absent).
+fn shared_lines(shared: &tempfile::TempDir, file: &str) -> Vec<String> {
+    std::fs::read_to_string(shared.path().join(file))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The entries of a directory of the project's cache (none when absent).
+fn cache_entries(env: &TestEnv, dir: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(env.path(&format!(".pipeline-cache/{dir}")))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 checks for existence only.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+#[test]
+fn ctrl_c_during_exp_run_stops_it_removes_its_copy_and_releases_its_name() {
+    let (env, shared) = waiting_project();
+    let before = git_state(&env);
+    // As a terminal's Ctrl-C: SIGINT to the whole foreground group.
+    let run = env.spawn_in_session(&["exp", "run", "-S", "lr=2", "-n", "slow"]);
+    assert!(
+        crate::env::wait_until(std::time::Duration::from_secs(20), || {
+            shared_lines(&shared, "runs").len() == 2
+        }),
+        "the experiment never started its stage"
+    );
+    assert_eq!(cache_entries(&env, "exp-runs").len(), 1, "its copy");
+    // SAFETY: signals the test's own child's process group.
+    unsafe { libc::kill(-run.pid(), libc::SIGINT) };
+    let out = run.wait(std::time::Duration::from_secs(20)).code(130);
+    settings(&env).bind(|| {
+        let error: Vec<&str> = out
+            .stderr
+            .lines()
+            .skip_while(|l| !l.starts_with("error:"))
+            .collect();
+        insta::assert_snapshot!(error.join("\n"), @r"
+        error: experiment slow was interrupted (SIGINT, Ctrl-C) and not recorded; its temporary copy was removed
+          hint: run it again: pipe exp run -S lr=2 -n slow
+        ");
+    });
+    assert_eq!(cache_entries(&env, "exp-runs"), Vec::<String>::new());
+    assert_eq!(cache_entries(&env, "exp-names"), Vec::<String>::new());
+    assert!(env.git(&["for-each-ref", "refs/exps"]).is_empty());
+    assert_eq!(git_state(&env), before);
+    let stage = shared_lines(&shared, "pids")[1].parse().unwrap();
+    assert!(
+        crate::env::wait_until(std::time::Duration::from_secs(5), || !alive(stage)),
+        "the stage's shell is stopped"
+    );
+
+    // SIGTERM to pipe alone is passed on to its child and the stage.
+    let run = env.spawn(&["exp", "run", "-S", "lr=3", "-n", "slow"]);
+    assert!(
+        crate::env::wait_until(std::time::Duration::from_secs(20), || {
+            shared_lines(&shared, "runs").len() == 3
+        }),
+        "the second experiment never started its stage"
+    );
+    // SAFETY: signals the test's own child.
+    unsafe { libc::kill(run.pid(), libc::SIGTERM) };
+    let out = run.wait(std::time::Duration::from_secs(20)).code(143);
+    assert!(
+        out.stderr
+            .contains("error: experiment slow was interrupted (SIGTERM) and not recorded"),
+        "{}",
+        out.stderr
+    );
+    let stage = shared_lines(&shared, "pids")[2].parse().unwrap();
+    assert!(
+        crate::env::wait_until(std::time::Duration::from_secs(5), || !alive(stage)),
+        "the stage's shell is stopped"
+    );
+    assert_eq!(cache_entries(&env, "exp-runs"), Vec::<String>::new());
+    // The name is free: it runs to the end now.
+    std::fs::write(shared.path().join("go"), "").unwrap();
+    env.pipe(&["exp", "run", "-S", "lr=3", "-n", "slow"]).ok();
+    assert_eq!(
+        exp_metrics_of(&env, "slow", "m.json"),
+        serde_json::json!({"score": 3})
+    );
+}
+
+/// A metrics file as experiment `name` recorded it.
+fn exp_metrics_of(env: &TestEnv, name: &str, file: &str) -> Json {
+    serde_json::from_str(&show(env, &format!("{}:{file}", exp_ref(env, name)))).unwrap()
+}
+
+#[test]
+fn an_interrupted_queue_run_leaves_its_experiments_queued() {
+    let (env, shared) = waiting_project();
+    env.pipe(&["exp", "run", "--queue", "-S", "lr=2,3", "-n", "q"])
+        .ok();
+    let run = env.spawn(&["exp", "run", "--run-all"]);
+    assert!(
+        crate::env::wait_until(std::time::Duration::from_secs(20), || {
+            shared_lines(&shared, "runs").len() == 2
+        }),
+        "the first experiment never started its stage"
+    );
+    // SAFETY: signals the test's own child.
+    unsafe { libc::kill(run.pid(), libc::SIGTERM) };
+    let out = run.wait(std::time::Duration::from_secs(20)).code(143);
+    let tail: Vec<&str> = out
+        .stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("✗"))
+        .collect();
+    insta::assert_snapshot!(tail.join("\n"), @r"
+    ✗ q-1 interrupted: its temporary copy was removed
+    error: interrupted (SIGTERM); stopped and not recorded: q-1
+      hint: still queued: q-1, q-2; run them with `pipe exp run --run-all`, or drop them with `pipe exp remove NAME…`
+    ");
+    assert_eq!(cache_entries(&env, "exp-runs"), Vec::<String>::new());
+    assert_eq!(shared_lines(&shared, "runs").len(), 2, "q-2 never started");
+    assert_eq!(
+        env.git(&["for-each-ref", "--format=%(refname)", "refs/exps-queue"]),
+        "refs/exps-queue/q-1\nrefs/exps-queue/q-2\n",
+        "their starts are kept"
+    );
+    std::fs::write(shared.path().join("go"), "").unwrap();
+    let out = env.pipe(&["exp", "run", "--run-all"]).ok();
+    assert_eq!(out.stderr.matches("✓ q-").count(), 2, "{}", out.stderr);
+}
+
+#[test]
+fn the_copy_a_killed_run_left_is_removed_by_the_next_exp_run() {
+    let (env, shared) = waiting_project();
+    let mut run = env.spawn(&["exp", "run", "-S", "lr=2", "-n", "killed"]);
+    assert!(
+        crate::env::wait_until(std::time::Duration::from_secs(20), || {
+            shared_lines(&shared, "runs").len() == 2
+        }),
+        "the experiment never started its stage"
+    );
+    run.kill();
+    let _ = run.wait(std::time::Duration::from_secs(10));
+    let left = cache_entries(&env, "exp-runs");
+    assert_eq!(left.len(), 1, "kill -9 leaves the copy: {left:?}");
+    assert!(left[0].starts_with("killed-"), "{left:?}");
+
+    std::fs::write(shared.path().join("go"), "").unwrap();
+    let out = env.pipe(&["exp", "run", "-S", "lr=4", "-n", "next"]).ok();
+    assert!(
+        out.stderr
+            .starts_with("Removed the copies left by interrupted runs of: killed.\n"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(cache_entries(&env, "exp-runs"), Vec::<String>::new());
+    // A running experiment's copy is never taken for a left-over one.
+    std::fs::remove_file(shared.path().join("go")).unwrap();
+    let running = env.spawn(&["exp", "run", "-S", "lr=5", "-n", "running"]);
+    assert!(
+        crate::env::wait_until(std::time::Duration::from_secs(20), || {
+            shared_lines(&shared, "runs").len() == 4
+        }),
+        "the experiment never started its stage"
+    );
+    env.pipe(&["exp", "run", "--queue", "-S", "lr=6", "-n", "other"])
+        .ok();
+    assert_eq!(cache_entries(&env, "exp-runs").len(), 1);
+    std::fs::write(shared.path().join("go"), "").unwrap();
+    running.wait(std::time::Duration::from_secs(30)).ok();
+    assert_eq!(
+        exp_metrics_of(&env, "running", "m.json"),
+        serde_json::json!({"score": 5})
+    );
+}
+
+#[test]
+fn stages_see_dvcs_variables_and_an_experiment_has_a_git_repository_of_its_own() {
+    // The stage reports what it sees of git and of DVC's variables, then
+    // runs `git add -A`, which must not reach the user's index.
+    let pipeline = r#"
+stages:
+  measure:
+    cmd: >-
+      echo "{\"head\": \"$(git rev-parse HEAD)\", \"top\": \"$(git rev-parse --show-toplevel)\",
+      \"deleted\": $(git status --porcelain | grep -c '^ D'), \"modified\": \"$(git status --porcelain | grep '^ M')\",
+      \"root\": \"$DVC_ROOT\", \"stage\": \"$DVC_STAGE\", \"exp\": \"$DVC_EXP_NAME\", \"base\": \"$DVC_EXP_BASELINE_REV\"}" > m.json &&
+      git add -A
+    params: [v]
+    metrics:
+      - m.json:
+          cache: false
+"#;
+    let env = TestEnv::new()
+        .file("other.txt", "outside the project\n")
+        .file("sub/pipeline.yaml", pipeline)
+        .file("sub/params.yaml", "v: 1\n")
+        .file(".gitignore", "sub/m.json\n");
+    env.git(&["init", "-q", "-b", "main"]);
+    // In the workspace: the project root, no experiment.
+    env.pipe(&["-C", "sub", "repro"]).ok();
+    let m: Json = serde_json::from_str(&env.read("sub/m.json")).unwrap();
+    assert_eq!(m["root"], format!("{}/sub", env.root().display()));
+    assert_eq!(m["top"], env.root().display().to_string());
+    assert_eq!(
+        (m["stage"].as_str(), m["exp"].as_str()),
+        (Some("measure"), Some(""))
+    );
+    env.git(&["reset", "-q"]);
+    env.commit("baseline");
+    let head = env.git(&["rev-parse", "HEAD"]).trim().to_string();
+    let before = git_state(&env);
+    env.pipe(&["-C", "sub", "exp", "run", "-S", "v=2", "-n", "two"])
+        .ok();
+    assert_eq!(git_state(&env), before, "the user's index is not touched");
+    let m = exp_metrics_of(&env, "two", "sub/m.json");
+    let top = m["top"].as_str().unwrap();
+    assert!(
+        top.starts_with(&format!(
+            "{}/sub/.pipeline-cache/exp-runs/two-",
+            env.root().display()
+        )),
+        "the copy is its own repository: {top}"
+    );
+    assert_eq!(m["root"], format!("{top}/sub"));
+    assert_eq!(m["head"], head.as_str(), "its HEAD is the baseline");
+    assert_eq!(m["deleted"], 0, "files outside the project are not missing");
+    assert_eq!(m["modified"], " M sub/params.yaml", "the -S change shows");
+    assert_eq!(m["stage"], "measure");
+    assert_eq!(m["exp"], "two");
+    assert_eq!(m["base"], head.as_str());
+}
+
+/// True when Python can import dvclive (else the check is skipped, with a
+/// message).
+fn dvclive_installed() -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import dvclive"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipped: dvclive is not installed (pip install dvclive)");
+    }
+    ok
+}
+
+#[test]
+fn a_dvclive_stage_runs_under_repro_and_exp_run_without_making_dvc_experiments() {
+    if !dvclive_installed() {
+        return;
+    }
+    let env = TestEnv::new()
+        .pipeline(
+            r#"
+            stages:
+              train:
+                cmd: python3 train.py ${lr}
+                deps: [train.py]
+                params: [lr]
+                metrics:
+                  - dvclive/metrics.json:
+                      cache: false
+            "#,
+        )
+        .params("lr: 0.5\n")
+        .file(
+            "train.py",
+            "import sys\nfrom dvclive import Live\n\nwith Live() as live:\n    live.log_metric('acc', 1 - float(sys.argv[1]))\n",
+        )
+        .file(".gitignore", "dvclive/\ndvc.yaml\n")
+        .env("DVC_NO_ANALYTICS", "1")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null");
+    env.git(&["init", "-q", "-b", "main"]);
+    if dvc(&env, &["init", "-q"]).is_none() {
+        return;
+    }
+    env.commit("baseline");
+    let out = env.pipe(&["repro"]).ok();
+    assert_eq!(out.counts(), "1 ran, 0 restored, 0 up to date, 0 failed");
+    let m: Json = serde_json::from_str(&env.read("dvclive/metrics.json")).unwrap();
+    assert_eq!(m["acc"], 0.5);
+    assert!(
+        env.git(&["for-each-ref", "refs/exps"]).is_empty(),
+        "dvclive saved no experiment of its own"
+    );
+    env.commit("lock");
+    let before = git_state(&env);
+    env.pipe(&["exp", "run", "-S", "lr=0.25", "-n", "quarter"])
+        .ok();
+    assert_eq!(
+        exp_metrics_of(&env, "quarter", "dvclive/metrics.json")["acc"],
+        0.75
+    );
+    assert_eq!(
+        env.git(&["for-each-ref", "--format=%(refname)", "refs/exps"]),
+        format!("{}\n", dvc_ref(&env, "HEAD", "quarter")),
+        "pipe's experiment only: no DVC experiment, no DVC executor ref"
+    );
+    assert_eq!(git_state(&env), before);
+    if let Some(listed) = dvc(&env, &["exp", "list", "--name-only"]) {
+        assert_eq!(listed, "quarter\n");
+    }
 }

@@ -10,7 +10,7 @@ use clap::Args;
 
 use pipe::exp::overrides::{self, Override};
 use pipe::exp::queue::{self, Queued};
-use pipe::exp::{self as experiments, claim, isolated, record};
+use pipe::exp::{self as experiments, claim, copies, isolated, record};
 use pipe::git::Repo;
 use pipe::project::Project;
 
@@ -59,6 +59,13 @@ pub(super) fn run_cmd(cwd: &Path, args: RunArgs) -> Result<ExitCode, CliError> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(err)?;
     let combos = overrides::combinations(&sets);
+    let swept = copies::sweep(&project.cache_root());
+    if !swept.is_empty() {
+        eprintln!(
+            "Removed the copies left by interrupted runs of: {}.",
+            swept.join(", ")
+        );
+    }
     if args.run_all && args.set.is_empty() {
         return run_queue(&project, args.jobs.unwrap_or(1), None);
     }
@@ -107,6 +114,7 @@ pub(super) fn run_cmd(cwd: &Path, args: RunArgs) -> Result<ExitCode, CliError> {
         return run_queue(&project, args.jobs.unwrap_or(1), only.as_deref());
     }
     let q = &entries[0];
+    let stop = catch_stop_signals()?;
     // Before anything runs: a second run of this name fails now.
     let claim = claim::claim(&repo, &project.cache_root(), &q.name, baseline.oid).map_err(err)?;
     eprintln!("Running experiment {}: {}", q.name, describe(&q.overrides));
@@ -116,6 +124,7 @@ pub(super) fn run_cmd(cwd: &Path, args: RunArgs) -> Result<ExitCode, CliError> {
         (q, &claim),
         &pipe_exe()?,
         isolated::Output::Terminal,
+        &stop,
     ) {
         Ok(commit) => {
             eprintln!(
@@ -130,6 +139,19 @@ pub(super) fn run_cmd(cwd: &Path, args: RunArgs) -> Result<ExitCode, CliError> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Err(isolated::Failure {
+            interrupted: Some(sig),
+            message,
+            ..
+        }) => Err(CliError {
+            message: format!(
+                "experiment {} was interrupted ({}) and not recorded; {message}",
+                q.name,
+                signal_name(sig)
+            ),
+            hints: vec![format!("run it again: {}", rerun_command(q))],
+            code: 128 + sig as u8,
+        }),
         Err(failure) => Err(CliError {
             message: format!(
                 "experiment {} failed and was not recorded: {}",
@@ -138,6 +160,32 @@ pub(super) fn run_cmd(cwd: &Path, args: RunArgs) -> Result<ExitCode, CliError> {
             hints: vec![format!("fix it, then run it again: {}", rerun_command(q))],
             code: 1,
         }),
+    }
+}
+
+/// From now on SIGINT, SIGTERM and SIGHUP no longer end this process: they
+/// set the returned flag, and the runs stop their children, remove their
+/// copies and say what was interrupted.
+fn catch_stop_signals() -> Result<isolated::Stop, CliError> {
+    let stop = isolated::Stop::new();
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        signal_hook::flag::register_usize(sig, stop.flag(), sig as usize).map_err(|e| {
+            CliError {
+                message: format!("cannot catch signal {sig}: {e}"),
+                hints: vec![],
+                code: 1,
+            }
+        })?;
+    }
+    Ok(stop)
+}
+
+fn signal_name(sig: i32) -> String {
+    match sig {
+        libc::SIGINT => "SIGINT, Ctrl-C".into(),
+        libc::SIGTERM => "SIGTERM".into(),
+        libc::SIGHUP => "SIGHUP".into(),
+        other => format!("signal {other}"),
     }
 }
 
@@ -235,6 +283,7 @@ fn claim_name(root: &Path, queued: &Queued) -> Result<claim::NameClaim, isolated
             queued.name, queued.baseline
         ),
         log: None,
+        interrupted: None,
     })?;
     Ok(claim::claim(
         &repo,
@@ -245,12 +294,14 @@ fn claim_name(root: &Path, queued: &Queued) -> Result<claim::NameClaim, isolated
 }
 
 /// Runs the queued experiments (those named in `only`, or all), `jobs` at
-/// a time.
+/// a time; when `stop` is set, the running ones are stopped and stay
+/// queued, and no other starts.
 fn run_queue(
     project: &Project,
     jobs: usize,
     only: Option<&[String]>,
 ) -> Result<ExitCode, CliError> {
+    let stop = &catch_stop_signals()?;
     let recovered = queue::recover(&project.cache_root());
     if !recovered.is_empty() {
         eprintln!(
@@ -277,11 +328,15 @@ fn run_queue(
     let root = project.root.clone();
     let shared = shared_cache(project);
     let mut failed = Vec::new();
+    let mut interrupted = Vec::new();
     std::thread::scope(|scope| {
         for _ in 0..jobs.min(total) {
             let tx = tx.clone();
             let (work, root, exe, shared) = (&work, &root, &exe, &shared);
             scope.spawn(move || loop {
+                if stop.signal().is_some() {
+                    break;
+                }
                 let Some(entry) = work.lock().expect("queue lock").pop_front() else {
                     break;
                 };
@@ -290,9 +345,12 @@ fn run_queue(
                 };
                 let result = claim_name(root, &entry.queued).and_then(|claim| {
                     let queued = (&entry.queued, &claim);
-                    isolated::run(root, shared, queued, exe, isolated::Output::LogFile)
+                    isolated::run(root, shared, queued, exe, isolated::Output::LogFile, stop)
                 });
-                let _ = queue::remove(&claimed.path);
+                let _ = match &result {
+                    Err(f) if f.interrupted.is_some() => queue::release(claimed),
+                    _ => queue::remove(&claimed.path),
+                };
                 let _ = tx.send((entry.queued, result));
             });
         }
@@ -305,6 +363,10 @@ fn run_queue(
                     Repo::short(commit),
                     describe(&queued.overrides)
                 ),
+                Err(failure) if failure.interrupted.is_some() => {
+                    eprintln!("✗ {} interrupted: {}", queued.name, failure.message);
+                    interrupted.push(queued.name);
+                }
                 Err(failure) => {
                     failed.push(rerun_command(&queued));
                     let log = failure
@@ -316,6 +378,33 @@ fn run_queue(
             }
         }
     });
+    if let Some(sig) = stop.signal() {
+        let waiting: Vec<String> = queue::list(&project.cache_root())
+            .map_err(err)?
+            .into_iter()
+            .map(|e| e.queued.name)
+            .filter(|n| only.is_none_or(|only| only.contains(n)))
+            .collect();
+        let mut message = format!("interrupted ({})", signal_name(sig));
+        if !interrupted.is_empty() {
+            message.push_str(&format!(
+                "; stopped and not recorded: {}",
+                interrupted.join(", ")
+            ));
+        }
+        return Err(CliError {
+            message,
+            hints: vec![if waiting.is_empty() {
+                "nothing is left in the queue".into()
+            } else {
+                format!(
+                    "still queued: {}; run them with `pipe exp run --run-all`, or drop them with `pipe exp remove NAME…`",
+                    waiting.join(", ")
+                )
+            }],
+            code: 128 + sig as u8,
+        });
+    }
     if !failed.is_empty() {
         return Err(CliError {
             message: format!(
