@@ -25,6 +25,9 @@ use git2::Oid;
 use crate::error::Error;
 use crate::git::Repo;
 
+/// The prefix of the scratch copies' directories.
+const SCRATCH: &str = ".check-";
+
 /// The directory of the copies, below the project's cache root.
 pub fn dir(cache_root: &Path) -> PathBuf {
     cache_root.join("exp-runs")
@@ -57,12 +60,22 @@ impl RunCopy {
     /// A new, empty, locked copy for experiment `name`:
     /// `exp-runs/NAME-xxxxxx/`.
     pub fn create(cache_root: &Path, name: &str) -> Result<RunCopy, Error> {
+        RunCopy::with_prefix(cache_root, &format!("{name}-"))
+    }
+
+    /// A copy to check something in, before any experiment runs:
+    /// `exp-runs/.check-xxxxxx/` (a sweep removes it without naming it).
+    pub fn scratch(cache_root: &Path) -> Result<RunCopy, Error> {
+        RunCopy::with_prefix(cache_root, SCRATCH)
+    }
+
+    fn with_prefix(cache_root: &Path, prefix: &str) -> Result<RunCopy, Error> {
         crate::cache::ensure_root(cache_root)
             .map_err(Error::io(format!("cannot create {}", cache_root.display())))?;
         let runs = dir(cache_root);
         let _guard = guard(&runs)?;
         let dir = tempfile::Builder::new()
-            .prefix(&format!("{name}-"))
+            .prefix(prefix)
             .tempdir_in(&runs)
             .map_err(Error::io(format!(
                 "cannot create a directory in {}",
@@ -166,7 +179,8 @@ pub fn sweep(cache_root: &Path) -> Vec<String> {
     for entry in entries.flatten() {
         let path = entry.path();
         let file_name = entry.file_name().to_string_lossy().into_owned();
-        if file_name.starts_with('.') || !path.is_dir() {
+        let scratch = file_name.starts_with(SCRATCH);
+        if (file_name.starts_with('.') && !scratch) || !path.is_dir() {
             continue;
         }
         let Ok(dir) = File::open(&path) else {
@@ -175,7 +189,7 @@ pub fn sweep(cache_root: &Path) -> Vec<String> {
         if dir.try_lock().is_err() {
             continue; // its run is running
         }
-        if std::fs::remove_dir_all(&path).is_ok() {
+        if std::fs::remove_dir_all(&path).is_ok() && !scratch {
             // `NAME-` and tempfile's six characters.
             let name = match file_name.len().checked_sub(7) {
                 Some(at) if file_name.is_char_boundary(at) => file_name[..at].to_string(),

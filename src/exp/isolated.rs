@@ -358,6 +358,69 @@ fn run_in(
     Ok(commit)
 }
 
+/// Checks, before anything is queued or run, that the pipeline accepts the
+/// params of each of `combos` (a built-in's `C` must be positive, say): the
+/// project at `start` is written to a scratch copy, and loaded with each
+/// combination's params. A combination it refuses is an error that names
+/// its `-S` arguments. (When the project does not load even without them,
+/// nothing is checked here: the run reports that.)
+pub fn check_params(
+    root: &Path,
+    repo: &Repo,
+    start: Oid,
+    combos: &[Vec<overrides::Override>],
+) -> Result<(), Error> {
+    if combos.iter().all(Vec::is_empty) {
+        return Ok(());
+    }
+    let copy = RunCopy::scratch(&root.join(crate::cache::CACHE_DIR))?;
+    let dir = &copy.path().join(repo.prefix().trim_end_matches('/'));
+    write_tree(repo, start, dir)?;
+    if Project::load(dir).is_err() {
+        return Ok(());
+    }
+    for combo in combos {
+        let mut files: Vec<&RelPath> = combo.iter().map(|o| &o.file).collect();
+        files.sort();
+        files.dedup();
+        let mut saved = Vec::new();
+        for file in files {
+            let path = file.to_path(dir);
+            let bytes = std::fs::read(&path).map_err(Error::io(format!("cannot read {file}")))?;
+            saved.push((path, bytes));
+        }
+        overrides::apply(dir, combo)?;
+        if let Err(e) = Project::load(dir) {
+            let args: Vec<String> = combo
+                .iter()
+                .map(|o| format!("-S {}", o.as_typed()))
+                .collect();
+            let why = match e {
+                Error::Pipeline(p) => p
+                    .diagnostics
+                    .iter()
+                    .map(|d| match &d.stage {
+                        Some(stage) => format!("stage `{stage}`: {}", d.message),
+                        None => d.message.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                other => other.to_string(),
+            };
+            let keys: Vec<&str> = combo.iter().map(|o| o.key.as_str()).collect();
+            return Err(Error::Refused {
+                message: format!("{}: the pipeline refuses it: {why}", args.join(" ")),
+                hint: Some(format!("choose another value for {}", keys.join(", "))),
+            });
+        }
+        for (path, bytes) in saved {
+            std::fs::write(&path, bytes)
+                .map_err(Error::io(format!("cannot write {}", path.display())))?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes the project files of commit `oid` under `dir`; returns their
 /// paths.
 fn write_tree(repo: &Repo, oid: Oid, dir: &Path) -> Result<BTreeSet<RelPath>, Error> {

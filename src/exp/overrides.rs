@@ -7,6 +7,13 @@
 //! combination. Only keys that already exist can be set: a misspelt key
 //! would otherwise add a param that no stage reads, and the experiment
 //! would silently equal its baseline.
+//!
+//! A value takes the type the file has at that key ([`resolve`]): `1` where
+//! the file has `1.0` is written `1.0` (so an unchanged value is unchanged,
+//! and its stage is not rerun), `2` where it has text is the text `2`, and
+//! a value that cannot have that type (`abc` where the file has a number)
+//! is refused, naming the `-S` argument, unless it is quoted (`'"abc"'`:
+//! text, as written). `null` can replace anything, and anything `null`.
 
 use std::path::Path;
 
@@ -24,6 +31,10 @@ pub struct Override {
     pub file: RelPath,
     pub key: String,
     pub value: Json,
+    /// The value as it was typed (empty in queue entries of older
+    /// versions, whose values are taken as they are).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub text: String,
 }
 
 impl std::fmt::Display for Override {
@@ -35,12 +46,28 @@ impl std::fmt::Display for Override {
     }
 }
 
-/// One `-S` argument: a key and its values.
+impl Override {
+    /// `[FILE:]KEY=VALUE` with the value as it was typed.
+    pub fn as_typed(&self) -> String {
+        if self.text.is_empty() {
+            return self.to_string();
+        }
+        let file = if self.file.as_str() == DEFAULT_PARAMS_FILE {
+            String::new()
+        } else {
+            format!("{}:", self.file)
+        };
+        format!("{file}{}={}", self.key, self.text)
+    }
+}
+
+/// One `-S` argument: a key and its values (each with its text).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SetArg {
     pub file: RelPath,
     pub key: String,
     pub values: Vec<Json>,
+    pub texts: Vec<String>,
 }
 
 fn refused(message: String, hint: &str) -> Error {
@@ -71,6 +98,7 @@ pub fn parse_set(arg: &str) -> Result<SetArg, Error> {
         values.split(',').collect()
     };
     let mut parsed = Vec::new();
+    let mut typed = Vec::new();
     for text in texts {
         let text = text.trim();
         if text.is_empty() {
@@ -89,12 +117,14 @@ pub fn parse_set(arg: &str) -> Result<SetArg, Error> {
         let value = params::to_json(&value);
         if !parsed.contains(&value) {
             parsed.push(value);
+            typed.push(text.to_string());
         }
     }
     Ok(SetArg {
         file,
         key: key.to_string(),
         values: parsed,
+        texts: typed,
     })
 }
 
@@ -105,7 +135,7 @@ pub fn combinations(sets: &[SetArg]) -> Vec<Vec<Override>> {
     for set in sets {
         let mut next = Vec::new();
         for prefix in &out {
-            for value in &set.values {
+            for (value, text) in set.values.iter().zip(&set.texts) {
                 let mut combo = prefix.clone();
                 // A key given twice: the later one wins.
                 combo.retain(|o: &Override| !(o.file == set.file && o.key == set.key));
@@ -113,6 +143,7 @@ pub fn combinations(sets: &[SetArg]) -> Vec<Vec<Override>> {
                     file: set.file.clone(),
                     key: set.key.clone(),
                     value: value.clone(),
+                    text: text.clone(),
                 });
                 next.push(combo);
             }
@@ -173,9 +204,97 @@ fn load_checked<'o>(root: &Path, overrides: &'o [Override]) -> Result<Vec<Params
     Ok(out)
 }
 
-/// Checks that every key exists in the params files under `root`.
-pub fn check(root: &Path, overrides: &[Override]) -> Result<(), Error> {
-    load_checked(root, overrides).map(|_| ())
+/// Checks that every key exists in the params files under `root`, and
+/// gives each value the type the file has there (see the module doc);
+/// returns the overrides with those values.
+pub fn resolve(root: &Path, overrides: &[Override]) -> Result<Vec<Override>, Error> {
+    let files = load_checked(root, overrides)?;
+    let mut out = Vec::new();
+    for o in overrides {
+        let file = files
+            .iter()
+            .find(|f| f.file == &o.file)
+            .expect("every file was loaded");
+        let old = params::lookup(&file.doc, &o.key).expect("checked when loaded");
+        let value = typed_like(&params::to_json(old), o)?;
+        out.push(Override { value, ..o.clone() });
+    }
+    Ok(out)
+}
+
+/// What a value is, for messages.
+fn kind(value: &Json) -> &'static str {
+    match value {
+        Json::Null => "null",
+        Json::Bool(_) => "true or false",
+        Json::Number(_) => "a number",
+        Json::String(_) => "text",
+        Json::Array(_) => "a list",
+        Json::Object(_) => "a mapping",
+    }
+}
+
+/// `o`'s value with the type of `old`, the file's value at its key.
+fn typed_like(old: &Json, o: &Override) -> Result<Json, Error> {
+    let new = &o.value;
+    if o.text.is_empty() {
+        return Ok(new.clone());
+    }
+    let quoted = o.text.starts_with(['"', '\'']);
+    let refused = || {
+        let example = match old {
+            Json::Bool(_) => "true".to_string(),
+            Json::Number(_) => "0.5".to_string(),
+            Json::Array(_) => "'[1, 2]'".to_string(),
+            Json::Object(_) => "'{a: 1}'".to_string(),
+            _ => "…".to_string(),
+        };
+        let text = &o.text;
+        Error::Refused {
+            message: format!(
+                "-S {}: `{text}` is {}, but {} has {} at `{}` ({})",
+                o.as_typed(),
+                kind(new),
+                o.file,
+                kind(old),
+                o.key,
+                params::display_value(old),
+            ),
+            hint: Some(match old {
+                Json::Array(_) | Json::Object(_) => {
+                    format!("give {} in its place, e.g. -S {}={example}", kind(old), o.key)
+                }
+                _ => format!(
+                    "give {}, e.g. -S {}={example}; to put text in its place, quote it: -S '{}=\"{text}\"'",
+                    kind(old),
+                    o.key,
+                    o.key
+                ),
+            }),
+        }
+    };
+    Ok(match (old, new) {
+        (_, Json::Null) | (Json::Null, _) => new.clone(),
+        (_, Json::String(_)) if quoted => new.clone(),
+        (Json::Number(was), Json::Number(n)) => {
+            let x = n.as_f64().unwrap_or(f64::NAN);
+            if was.is_f64() && !n.is_f64() {
+                // `1` where the file has `1.0`: the same value, a float.
+                Json::from(x)
+            } else if !was.is_f64() && n.is_f64() && x.fract() == 0.0 && x.abs() < 9.0e15 {
+                Json::from(x as i64)
+            } else {
+                new.clone()
+            }
+        }
+        (Json::String(_), Json::String(_)) => new.clone(),
+        // `2` where the file has text: the text `2`, as typed.
+        (Json::String(_), Json::Number(_) | Json::Bool(_)) => Json::String(o.text.clone()),
+        (Json::Bool(_), Json::Bool(_))
+        | (Json::Array(_), Json::Array(_))
+        | (Json::Object(_), Json::Object(_)) => new.clone(),
+        _ => return Err(refused()),
+    })
 }
 
 /// Writes the overrides into the params files under `root` (each file
@@ -184,6 +303,7 @@ pub fn check(root: &Path, overrides: &[Override]) -> Result<(), Error> {
 /// value cannot be edited in place, a flow mapping say, the file is
 /// written anew from its parsed form). A JSON file is written as JSON.
 pub fn apply(root: &Path, overrides: &[Override]) -> Result<(), Error> {
+    let overrides = &resolve(root, overrides)?;
     for ParamsFile {
         file,
         text: original,
@@ -364,6 +484,36 @@ mod tests {
             .collect();
         assert_eq!(combos, ["a=1 b=x", "a=1 b=y", "a=2 b=x", "a=2 b=y"]);
         assert_eq!(combinations(&[]), vec![Vec::<Override>::new()]);
+    }
+
+    #[test]
+    fn values_take_the_files_type() {
+        let set = |arg: &str| combinations(&[parse_set(arg).unwrap()]).remove(0).remove(0);
+        let typed = |old: Json, arg: &str| typed_like(&old, &set(arg));
+        assert_eq!(typed(json!(1.0), "k=1").unwrap(), json!(1.0));
+        assert!(typed(json!(1.0), "k=1").unwrap().is_f64());
+        assert_eq!(typed(json!(100), "k=100.0").unwrap(), json!(100));
+        assert_eq!(typed(json!(100), "k=0.5").unwrap(), json!(0.5));
+        assert_eq!(typed(json!("cnn"), "k=2").unwrap(), json!("2"));
+        assert_eq!(typed(json!("cnn"), "k=1.50").unwrap(), json!("1.50"));
+        assert_eq!(typed(json!("cnn"), "k=true").unwrap(), json!("true"));
+        assert_eq!(typed(json!(1), "k=null").unwrap(), Json::Null);
+        assert_eq!(typed(Json::Null, "k=abc").unwrap(), json!("abc"));
+        assert_eq!(typed(json!(1), "k=\"abc\"").unwrap(), json!("abc"));
+        assert_eq!(typed(json!([1, 1]), "k=[1, 2]").unwrap(), json!([1, 2]));
+        for (old, arg) in [
+            (json!(1.0), "k=abc"),
+            (json!(true), "k=1"),
+            (json!([1, 1]), "k=2"),
+            (json!({"a": 1}), "k=[1]"),
+            (json!("x"), "k=[1]"),
+        ] {
+            assert!(typed(old.clone(), arg).is_err(), "{old} {arg}");
+        }
+        // A value stored by an older version (no text) is taken as it is.
+        let mut stored = set("k=abc");
+        stored.text.clear();
+        assert_eq!(typed_like(&json!(1), &stored).unwrap(), json!("abc"));
     }
 
     #[test]

@@ -1395,3 +1395,85 @@ fn a_dvclive_stage_runs_under_repro_and_exp_run_without_making_dvc_experiments()
         assert_eq!(listed, "quarter\n");
     }
 }
+
+#[test]
+fn a_set_value_of_the_wrong_type_is_refused_naming_the_flag() {
+    let env = project();
+    let out = env.pipe(&["exp", "run", "-S", "train.lr=abc"]).code(2);
+    insta::assert_snapshot!(out.stderr, @r#"
+    error: -S train.lr=abc: `abc` is text, but params.yaml has a number at `train.lr` (0.1)
+      hint: give a number, e.g. -S train.lr=0.5; to put text in its place, quote it: -S 'train.lr="abc"'
+    "#);
+    let out = env
+        .pipe(&["exp", "run", "--queue", "-S", "train.epochs=[1, 2]"])
+        .code(2);
+    assert!(
+        out.stderr
+            .starts_with("error: -S train.epochs=[1, 2]: `[1, 2]` is a list, but params.yaml has a number at `train.epochs` (3)\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        cache_entries(&env, "exp-queue").is_empty(),
+        "nothing queued"
+    );
+    assert!(env.git(&["for-each-ref", "refs/exps"]).is_empty());
+}
+
+#[test]
+fn a_set_value_keeps_the_files_type_so_an_unchanged_value_reruns_nothing() {
+    let env = one_metric("input.txt", "n", "cat input.txt")
+        .file("input.txt", "1\n")
+        .file("name.yaml", "model: cnn\n");
+    env.write("params.yaml", "v: 1.0   # a float\n");
+    env.pipe(&["repro"]).ok();
+    let env = env.git_init();
+    let out = env.pipe(&["exp", "run", "-S", "v=1", "-n", "same"]).ok();
+    assert!(
+        out.stderr.contains("0 ran, 0 restored, 1 up to date"),
+        "1 is 1.0 here: {}",
+        out.stderr
+    );
+    assert_eq!(
+        show(&env, &format!("{}:params.yaml", exp_ref(&env, "same"))),
+        "v: 1.0   # a float\n"
+    );
+    // Text stays text: `2` where the file has text is the text "2".
+    env.pipe(&["exp", "run", "-S", "name.yaml:model=2", "-n", "text"])
+        .ok();
+    assert_eq!(
+        show(&env, &format!("{}:name.yaml", exp_ref(&env, "text"))),
+        "model: '2'\n"
+    );
+}
+
+#[test]
+fn a_value_the_pipeline_refuses_is_refused_before_anything_is_queued() {
+    let env = TestEnv::new()
+        .pipeline(
+            "
+            stages:
+              corpus:
+                uses: synth
+                with: {out: data.tsv}
+                params: [synth]
+            ",
+        )
+        .params("synth:\n  rows: 30\n  seed: 1\n")
+        .file(".gitignore", "data.tsv\n");
+    env.pipe(&["repro"]).ok();
+    let env = env.git_init();
+    let out = env
+        .pipe(&["exp", "run", "-S", "synth.rows=10,-5", "-S", "synth.seed=2"])
+        .code(2);
+    insta::assert_snapshot!(out.stderr, @r"
+    error: -S synth.rows=-5 -S synth.seed=2: the pipeline refuses it: stage `corpus`: params of `synth`: synth param `rows` must be a whole number
+      hint: choose another value for synth.rows, synth.seed
+    ");
+    assert!(
+        cache_entries(&env, "exp-queue").is_empty(),
+        "nothing queued"
+    );
+    assert_eq!(cache_entries(&env, "exp-runs"), Vec::<String>::new());
+    assert!(env.git(&["for-each-ref", "refs/exps"]).is_empty());
+}

@@ -70,10 +70,13 @@ pub(super) fn run_cmd(cwd: &Path, args: RunArgs) -> Result<ExitCode, CliError> {
         return run_queue(&project, args.jobs.unwrap_or(1), None);
     }
     let baseline = repo.head_commit("pipe exp run").map_err(err)?;
-    for combo in &combos {
-        overrides::check(&project.root, combo).map_err(err)?;
-    }
+    let combos = combos
+        .iter()
+        .map(|combo| overrides::resolve(&project.root, combo))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
     let start = record::start_commit(&repo, &project.root, baseline.oid).map_err(err)?;
+    isolated::check_params(&project.root, &repo, start, &combos).map_err(err)?;
     let names = queue_names(&project, &repo, baseline.oid, args.name.as_deref(), &combos)?;
     let entries: Vec<Queued> = names
         .iter()
