@@ -1,5 +1,10 @@
-//! Tables for the terminal and for Markdown, and how values are written in
+//! Tables for the terminal, Markdown and CSV, and how values are written in
 //! them.
+//!
+//! A table for the terminal can be fitted to its width ([`Table::fit`]):
+//! columns are left out, least important first, until every row fits on
+//! one line; a row is never wrapped, and what still does not fit is cut
+//! with `…`.
 
 use serde_json::Value as Json;
 
@@ -60,6 +65,66 @@ impl Table {
         out
     }
 
+    /// CSV (RFC 4180: a field with a comma, quote or line break is quoted).
+    pub fn to_csv(&self) -> String {
+        let mut out = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(Vec::new());
+        for row in std::iter::once(&self.headers).chain(&self.rows) {
+            out.write_record(row).expect("writing to memory");
+        }
+        String::from_utf8(out.into_inner().expect("writing to memory")).expect("cells are text")
+    }
+
+    /// The table without the columns that do not fit in `width` characters
+    /// as [`Table::to_text`] lays it out, and the headings of those left out.
+    /// `rank` gives each column its importance (lower: kept longer); among
+    /// columns of one rank the rightmost goes first. Columns of rank 0 are
+    /// always kept.
+    pub fn fit(&self, width: usize, rank: &[usize]) -> (Table, Vec<String>) {
+        let widths = self.widths();
+        let mut kept: Vec<bool> = vec![true; self.headers.len()];
+        let line = |kept: &[bool]| -> usize {
+            let cols: Vec<usize> = widths
+                .iter()
+                .zip(kept)
+                .filter(|(_, k)| **k)
+                .map(|(w, _)| *w)
+                .collect();
+            cols.iter().sum::<usize>() + 2 * cols.len().saturating_sub(1)
+        };
+        let mut order: Vec<usize> = (0..self.headers.len()).collect();
+        // Least important first; of equals, the rightmost first.
+        order.sort_by(|a, b| rank[*b].cmp(&rank[*a]).then(b.cmp(a)));
+        for i in order {
+            if line(&kept) <= width {
+                break;
+            }
+            if rank[i] > 0 {
+                kept[i] = false;
+            }
+        }
+        let pick = |row: &[String]| -> Vec<String> {
+            row.iter()
+                .zip(&kept)
+                .filter(|(_, k)| **k)
+                .map(|(c, _)| c.clone())
+                .collect()
+        };
+        let dropped = self
+            .headers
+            .iter()
+            .zip(&kept)
+            .filter(|(_, k)| !**k)
+            .map(|(h, _)| h.clone())
+            .collect();
+        let table = Table {
+            headers: pick(&self.headers),
+            rows: self.rows.iter().map(|r| pick(r)).collect(),
+        };
+        (table, dropped)
+    }
+
     fn widths(&self) -> Vec<usize> {
         let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
         for row in &self.rows {
@@ -71,6 +136,22 @@ impl Table {
         }
         widths
     }
+}
+
+/// Each line of `text` cut to `width` characters, the last of a cut line
+/// being `…`.
+pub fn cut_lines(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.chars().count() > width {
+            out.extend(line.chars().take(width.saturating_sub(1)));
+            out.push('…');
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// A value for a table cell: numbers rounded to `precision` decimals and
@@ -149,6 +230,31 @@ mod tests {
         assert_eq!(change(Some(0.0123), 3), "+0.012");
         assert_eq!(change(Some(-0.5), 3), "-0.5");
         assert_eq!(change(None, 3), MISSING);
+    }
+
+    #[test]
+    fn fitting_leaves_out_the_least_important_columns_then_cuts() {
+        let mut t = Table::new(vec!["Exp".into(), "a".into(), "bb".into(), "c".into()]);
+        t.rows
+            .push(vec!["one".into(), "1".into(), "2".into(), "3".into()]);
+        // Exp  a  bb  c: 3 + 2 + 1 + 2 + 2 + 2 + 1 = 13 characters.
+        let (same, dropped) = t.fit(13, &[0, 1, 1, 1]);
+        assert_eq!((same, dropped.len()), (t.clone(), 0));
+        let (fitted, dropped) = t.fit(12, &[0, 1, 2, 1]);
+        assert_eq!(dropped, ["bb"]);
+        assert_eq!(fitted.to_text(), "Exp  a  c\none  1  3\n");
+        let (fitted, dropped) = t.fit(4, &[0, 1, 2, 1]);
+        assert_eq!(dropped, ["a", "bb", "c"]);
+        assert_eq!(fitted.headers, ["Exp"]);
+        assert_eq!(cut_lines("Experiment\nab\n", 4), "Exp…\nab\n");
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_it() {
+        let mut t = Table::new(vec!["Experiment".into(), "note".into()]);
+        t.rows.push(vec!["a".into(), "x, \"y\"".into()]);
+        t.rows.push(vec!["b".into(), String::new()]);
+        assert_eq!(t.to_csv(), "Experiment,note\na,\"x, \"\"y\"\"\"\nb,\n");
     }
 
     #[test]

@@ -163,6 +163,7 @@ fn exp_run_records_a_commit_and_leaves_git_and_the_workspace_as_they_were() {
     settings(&env).bind(|| {
         insta::assert_snapshot!(out.stdout, @r"
         Experiment  Rev      Created           loss  score  train.epochs  train.lr
+        workspace   —        —                 0.3   0.9    3             0.1
         main        [REV]  [DATE]  0.3   0.9    3             0.1
         ├─ half     [REV]  [DATE]  1.5   0.5    3             0.5
         └─ long     [REV]  [DATE]  1     0.9    10            0.1
@@ -185,12 +186,14 @@ fn exp_run_records_a_commit_and_leaves_git_and_the_workspace_as_they_were() {
         .skip(2)
         .map(|l| l.split(" | ").next().unwrap())
         .collect();
-    assert_eq!(names, ["| main", "| ├─ half", "| └─ long"]);
+    assert_eq!(names, ["| workspace", "| main", "| ├─ half", "| └─ long"]);
     let out = env.pipe(&["exp", "show", "--json"]).ok();
     let rows: Json = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(rows[1]["name"], "half");
-    assert_eq!(rows[1]["params"]["train.lr"], 0.5);
-    assert_eq!(rows[2]["metrics"]["loss"], 1.0);
+    assert_eq!(rows[0]["name"], "workspace");
+    assert_eq!(rows[0]["rev"], Json::Null);
+    assert_eq!(rows[2]["name"], "half");
+    assert_eq!(rows[2]["params"]["train.lr"], 0.5);
+    assert_eq!(rows[3]["metrics"]["loss"], 1.0);
     let out = env.pipe(&["exp", "show", "--sort-by", "los"]).code(2);
     assert!(
         out.stderr.contains("did you mean `loss`?"),
@@ -409,21 +412,43 @@ fn exp_diff_branch_and_remove() {
     run_half(&env);
     env.pipe(&["exp", "run", "-S", "train.epochs=10", "-n", "long"])
         .ok();
-    let out = env.pipe(&["exp", "diff", "half"]).ok();
-    settings(&env).bind(|| {
-        insta::assert_snapshot!(out.stdout, @r"
-        Path          Metric  [REV]  half  Change
-        metrics.json  loss    0.3      1.5   +1.2
-        metrics.json  score   0.9      0.5   -0.4
+    // A then B, Change = B − A, as `pipe metrics diff A B`.
+    let out = env.pipe(&["exp", "diff", "HEAD", "half"]).ok();
+    insta::assert_snapshot!(out.stdout, @r"
+    Path          Metric  HEAD  half  Change
+    metrics.json  loss    0.3   1.5   +1.2
+    metrics.json  score   0.9   0.5   -0.4
 
-        Path         Param     [REV]  half  Change
-        params.yaml  train.lr  0.1      0.5   +0.4
-        ");
-    });
+    Path         Param     HEAD  half  Change
+    params.yaml  train.lr  0.1   0.5   +0.4
+    ");
+    let metrics = env.pipe(&["metrics", "diff", "HEAD", "half"]).ok();
+    assert!(
+        out.stdout.starts_with(&metrics.stdout),
+        "{}",
+        metrics.stdout
+    );
+    // B defaults to the workspace, A to HEAD, as `dvc exp diff`.
+    let out = env.pipe(&["exp", "diff", "half"]).ok();
+    insta::assert_snapshot!(out.stdout, @r"
+    Path          Metric  half  workspace  Change
+    metrics.json  loss    1.5   0.3        -1.2
+    metrics.json  score   0.5   0.9        +0.4
+
+    Path         Param     half  workspace  Change
+    params.yaml  train.lr  0.5   0.1        -0.4
+    ");
+    assert_eq!(
+        env.pipe(&["exp", "diff"]).ok().stdout,
+        "",
+        "HEAD = workspace"
+    );
     let out = env.pipe(&["exp", "diff", "half", "long", "--json"]).ok();
     let json: Json = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(json["params"]["params.yaml"]["train.epochs"]["old"], 10);
-    assert_eq!(json["metrics"]["metrics.json"]["loss"]["new"], 1.5);
+    assert_eq!(json["params"]["params.yaml"]["train.epochs"]["old"], 3);
+    assert_eq!(json["params"]["params.yaml"]["train.epochs"]["new"], 10);
+    assert_eq!(json["metrics"]["metrics.json"]["loss"]["old"], 1.5);
+    assert_eq!(json["metrics"]["metrics.json"]["loss"]["diff"], -0.5);
 
     env.pipe(&["exp", "branch", "half", "try-half"]).ok();
     assert!(env.git(&["branch"]).contains("try-half"));
@@ -661,7 +686,7 @@ fn exp_show_lists_experiments_of_other_baselines_with_all_baselines() {
     assert!(row.contains(&first), "its baseline is shown: {row}");
     let out = env.pipe(&["exp", "show", "-A", "--json"]).ok();
     let rows: Json = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(rows[1]["baseline"], Json::from(first));
+    assert_eq!(rows[2]["baseline"], Json::from(first));
 }
 
 #[test]
@@ -711,10 +736,10 @@ stages:
     let rows: Json = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(
         rows.as_array().unwrap().len(),
-        2,
-        "b's baseline and b's y only"
+        3,
+        "b's workspace, baseline and y only"
     );
-    assert_eq!(rows[1]["metrics"]["score"], 20);
+    assert_eq!(rows[2]["metrics"]["score"], 20);
     env.pipe(&["-C", "a", "exp", "apply", "x"]).ok();
     assert_eq!(env.read("a/params.yaml"), "lr: 10\n");
     assert_eq!(env.read("b/params.yaml"), "lr: 2\n");
@@ -1004,7 +1029,11 @@ stages:
         .iter()
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["main", "half"], "sub's `two` is not the root's");
+    assert_eq!(
+        names,
+        ["workspace", "main", "half"],
+        "sub's `two` is not the root's"
+    );
     assert_eq!(
         env.git(&["for-each-ref", "--format=%(refname)", "refs/exps"]),
         format!("{half}\n{two}\n"),
@@ -1476,4 +1505,179 @@ fn a_value_the_pipeline_refuses_is_refused_before_anything_is_queued() {
     );
     assert_eq!(cache_entries(&env, "exp-runs"), Vec::<String>::new());
     assert!(env.git(&["for-each-ref", "refs/exps"]).is_empty());
+}
+
+/// A project with more columns than a narrow terminal holds: `metrics.json`
+/// (accuracy and loss vary with `lr`; the rest does not) and
+/// `eval/m.json`, whose `accuracy` shares its name; params `lr` (varied)
+/// and `epochs`, `seed`, `model` (never). Experiments c-1 (lr 0.2) and c-2
+/// (lr 0.3).
+fn wide_project() -> TestEnv {
+    let env = TestEnv::new()
+        .pipeline(
+            r#"
+            stages:
+              train:
+                cmd: >-
+                  awk 'BEGIN { printf "{\"accuracy\": %.2f, \"loss\": %.2f, \"true_negative\": 0.5, \"false_positive\": 0.5, \"n_test\": 100}\n", 1 - ${lr}, ${lr} * 2 }' > metrics.json &&
+                  mkdir -p eval && echo '{"accuracy": 0.25}' > eval/m.json
+                params: [lr, epochs, seed, model]
+                metrics:
+                  - metrics.json:
+                      cache: false
+                  - eval/m.json:
+                      cache: false
+            "#,
+        )
+        .params("lr: 0.1\nepochs: 3\nseed: 42\nmodel: cnn\n");
+    env.pipe(&["repro"]).ok();
+    let env = env.git_init();
+    env.pipe(&["exp", "run", "-S", "lr=0.2,0.3", "-n", "c"])
+        .ok();
+    env
+}
+
+#[test]
+fn exp_show_fits_a_narrow_terminal_keeping_what_varies() {
+    let env = wide_project().env("COLUMNS", "50");
+    let out = env.pipe(&["exp", "show"]).ok();
+    settings(&env).bind(|| {
+        insta::assert_snapshot!(format!("{}{}", out.stderr, out.stdout), @r"
+        note: 9 of 13 columns do not fit in 50 characters and are left out: Rev, Created, eval/m.json:accuracy, false_positive, n_test, true_negative and 3 more
+          hint: choose with --keep/--drop REGEX or --only-changed; --csv and --json have them all
+        Experiment  metrics.json:accuracy  loss  lr
+        workspace   0.9                    0.2   0.1
+        main        0.9                    0.2   0.1
+        ├─ c-1      0.8                    0.4   0.2
+        └─ c-2      0.7                    0.6   0.3
+        ");
+    });
+    assert!(out.stdout.lines().all(|l| l.chars().count() <= 50));
+    // Kept columns stay, whatever the width; the metrics that vary go.
+    let out = env.pipe(&["exp", "show", "--keep", "n_test|seed"]).ok();
+    assert_eq!(
+        out.stdout.lines().next().unwrap(),
+        "Experiment  n_test  lr   seed"
+    );
+    // Narrower than what is never left out: rows are cut, never wrapped.
+    let out = env
+        .command(&["exp", "show"])
+        .env("COLUMNS", "8")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Experim…\nworkspa…\nmain   …\n├─ c-1 …\n└─ c-2 …\n"
+    );
+}
+
+#[test]
+fn exp_show_chooses_columns_as_dvc_does() {
+    let env = wide_project();
+    // Not a terminal, no COLUMNS: every column.
+    let out = env.pipe(&["exp", "show", "--only-changed"]).ok();
+    settings(&env).bind(|| {
+        insta::assert_snapshot!(out.stdout, @r"
+        Experiment  Rev      Created           metrics.json:accuracy  loss  lr
+        workspace   —        —                 0.9                    0.2   0.1
+        main        [REV]  [DATE]  0.9                    0.2   0.1
+        ├─ c-1      [REV]  [DATE]  0.8                    0.4   0.2
+        └─ c-2      [REV]  [DATE]  0.7                    0.6   0.3
+        ");
+    });
+    let out = env
+        .pipe(&[
+            "exp",
+            "show",
+            "--drop",
+            "true_|false_|Created|Rev|eval/",
+            "--drop",
+            "epochs",
+            "--keep",
+            "false_positive",
+        ])
+        .ok();
+    assert_eq!(
+        out.stdout.lines().next().unwrap(),
+        "Experiment  metrics.json:accuracy  false_positive  loss  n_test  lr   model  seed"
+    );
+    let out = env
+        .pipe(&["exp", "show", "--only-changed", "--drop", "Rev", "--csv"])
+        .ok();
+    let mut s = settings(&env);
+    s.add_filter(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "[ISO]");
+    s.bind(|| {
+        insta::assert_snapshot!(out.stdout, @r"
+        Experiment,Baseline,Created,metrics.json:accuracy,loss,lr
+        workspace,,,0.9,0.2,0.1
+        main,,[ISO],0.9,0.2,0.1
+        c-1,[REV],[ISO],0.8,0.4,0.2
+        c-2,[REV],[ISO],0.7,0.6,0.3
+        ");
+    });
+    let out = env
+        .pipe(&[
+            "exp",
+            "show",
+            "--only-changed",
+            "--md",
+            "--drop",
+            "Rev|Created",
+        ])
+        .ok();
+    insta::assert_snapshot!(out.stdout, @r"
+    | Experiment | metrics.json:accuracy | loss | lr |
+    | --- | --- | --- | --- |
+    | workspace | 0.9 | 0.2 | 0.1 |
+    | main | 0.9 | 0.2 | 0.1 |
+    | ├─ c-1 | 0.8 | 0.4 | 0.2 |
+    | └─ c-2 | 0.7 | 0.6 | 0.3 |
+    ");
+    let bad = env.pipe(&["exp", "show", "--drop", "("]).code(2);
+    assert!(
+        bad.stderr
+            .starts_with("error: --drop (: not a regular expression"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn exp_show_sorts_by_file_and_key_as_dvc_names_them() {
+    let env = wide_project();
+    let order = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["exp", "show", "--csv"];
+        all.extend(args);
+        env.pipe(&all)
+            .ok()
+            .stdout
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().to_string())
+            .collect()
+    };
+    let desc = ["--sort-order", "desc"];
+    for by in ["metrics.json:accuracy", "params.yaml:lr", "lr", "loss"] {
+        let mut args = vec!["--sort-by", by];
+        args.extend(desc);
+        let expected = if by.contains("accuracy") {
+            ["workspace", "main", "c-1", "c-2"]
+        } else {
+            ["workspace", "main", "c-2", "c-1"]
+        };
+        assert_eq!(order(&args), expected, "--sort-by {by}");
+    }
+    let out = env.pipe(&["exp", "show", "--sort-by", "accuracy"]).code(2);
+    insta::assert_snapshot!(out.stderr, @r"
+    error: --sort-by accuracy: several columns have that name
+      hint: name one as FILE:KEY: eval/m.json:accuracy, metrics.json:accuracy
+    ");
+    let out = env
+        .pipe(&["exp", "show", "--sort-by", "params.yaml:l"])
+        .code(2);
+    assert!(
+        out.stderr.contains("did you mean `params.yaml:lr`?"),
+        "{}",
+        out.stderr
+    );
 }

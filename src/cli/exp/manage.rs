@@ -21,6 +21,8 @@ use crate::cli::{load_project, print, CliError};
 /// workspace (HEAD, branch and index stay as they are).
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
+    /// The experiment: its name, as `pipe exp show` lists it, or its ref
+    /// (`refs/exps/…`).
     pub name: String,
     /// Overwrite uncommitted changes and modified outputs.
     #[arg(short, long)]
@@ -30,13 +32,18 @@ pub struct ApplyArgs {
 /// Make a git branch of an experiment.
 #[derive(Debug, Args)]
 pub struct BranchArgs {
+    /// The experiment: its name, as `pipe exp show` lists it, or its ref
+    /// (`refs/exps/…`).
     pub name: String,
+    /// The branch to create (it must not exist).
     pub branch: String,
 }
 
 /// Remove experiments (their refs) or queued experiments.
 #[derive(Debug, Args)]
 pub struct RemoveArgs {
+    /// Experiments (names as `pipe exp show` lists them, or refs
+    /// `refs/exps/…`) or queued experiments.
     #[arg(required_unless_present = "all")]
     pub names: Vec<String>,
     /// Every experiment and every queued one.

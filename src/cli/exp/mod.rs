@@ -1,9 +1,11 @@
 //! `pipe exp`: run, list, compare, apply, branch and remove experiments.
 //!
 //! - `run`: `pipe exp run`, one experiment or a queue of them;
-//! - `show`: `pipe exp show` and `pipe exp diff`;
+//! - `show`: `pipe exp show`;
+//! - `diff`: `pipe exp diff`;
 //! - `manage`: `pipe exp apply`, `branch` and `remove`.
 
+mod diff;
 mod manage;
 mod run;
 mod show;
@@ -21,7 +23,7 @@ use pipe::project::Project;
 use super::CliError;
 
 /// Run the pipeline with changed params and keep each result as an
-/// experiment (a commit under refs/exps/, off your branch).
+/// experiment (a commit under refs/exps/, off your branch, in DVC's layout).
 #[derive(Debug, Args)]
 pub struct ExpArgs {
     #[command(subcommand)]
@@ -32,7 +34,7 @@ pub struct ExpArgs {
 pub enum ExpCommand {
     Run(run::RunArgs),
     Show(show::ShowArgs),
-    Diff(show::DiffArgs),
+    Diff(diff::DiffArgs),
     Apply(manage::ApplyArgs),
     Branch(manage::BranchArgs),
     Remove(manage::RemoveArgs),
@@ -42,7 +44,7 @@ pub fn run(cwd: &Path, args: ExpArgs) -> Result<ExitCode, CliError> {
     match args.command {
         ExpCommand::Run(a) => run::run_cmd(cwd, a),
         ExpCommand::Show(a) => show::show(cwd, a),
-        ExpCommand::Diff(a) => show::diff_cmd(cwd, a),
+        ExpCommand::Diff(a) => diff::diff_cmd(cwd, a),
         ExpCommand::Apply(a) => manage::apply_cmd(cwd, a),
         ExpCommand::Branch(a) => manage::branch(cwd, a),
         ExpCommand::Remove(a) => manage::remove(cwd, a),

@@ -24,11 +24,15 @@ use crate::cli::{load_project, CliError};
 /// branch and index are left as they are; `pipe exp apply` brings a result in.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Set a param: `KEY=VALUE`, `FILE:KEY=VALUE`; several values
-    /// (`fit.C=0.1,1,10`) queue one experiment per combination and run them.
+    /// Set a param: `KEY=VALUE` (in params.yaml) or `FILE:KEY=VALUE`; the
+    /// key must exist, and the value takes the file's type there. Several
+    /// values (`fit.C=0.1,1,10`), or several -S, give one experiment per
+    /// combination, run as a queue.
     #[arg(short = 'S', long = "set-param", value_name = "[FILE:]KEY=VALUE")]
     pub set: Vec<String>,
-    /// The experiment's name [default: exp-<5 hex digits>].
+    /// The experiment's name (with several combinations: NAME-1, NAME-2, …);
+    /// letters, digits, `-`, `_` and `.`, not a name git resolves
+    /// [default: exp-<5 hex digits>].
     #[arg(short = 'n', long)]
     pub name: Option<String>,
     /// Only add to the queue; run it later with --run-all.

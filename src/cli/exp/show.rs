@@ -1,21 +1,31 @@
-//! `pipe exp show` (the baseline, its experiments and queued ones, as a
-//! table) and `pipe exp diff`.
+//! `pipe exp show`: the workspace, the baseline (HEAD), its experiments and
+//! the queued ones, as a table of their metrics and params.
+//!
+//! A column is one key of one metrics or params file. It is headed by the
+//! key alone (`accuracy`, `fit.C`), or by `FILE:KEY` where two files of
+//! its kind have that key, as DVC heads them. `--only-changed`, `--drop`
+//! and `--keep` choose the columns; on a terminal (or with `COLUMNS` set)
+//! the table is then fitted to the width: columns are left out, least
+//! important first (unchanged params, unchanged metrics, the dates, the
+//! revision; never the experiment's name, a kept column, the sort column or
+//! a param that varies, while anything else can go), and a note says which.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value as Json};
 
-use pipe::compare::diff::diff;
 use pipe::compare::table::{self, Table};
-use pipe::compare::{self, Files, Flat, Reader, Side};
+use pipe::compare::{Files, Reader, Side};
 use pipe::exp as experiments;
 use pipe::exp::queue;
 use pipe::git::{Repo, Rev};
 
-use super::{err, find};
-use crate::cli::compare::{diff_json, diff_table, open_repo, pretty, FormatArgs};
+use super::err;
+use crate::cli::compare::{open_repo, pretty, FormatArgs};
 use crate::cli::{load_project, print, CliError};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -24,95 +34,243 @@ pub enum SortOrder {
     Desc,
 }
 
-/// List the baseline (HEAD) and its experiments, with their metrics and
-/// the params that differ.
+/// List the workspace, the baseline (HEAD) and its experiments (recorded
+/// and queued), with their metrics and params.
+///
+/// On a terminal the table fits its width (`COLUMNS` overrides it): the
+/// columns that do not fit are left out, unchanged ones first, and a note
+/// names them; --csv and --json always have every column.
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// Experiments of every baseline, not only HEAD's.
     #[arg(short = 'A', long)]
     pub all_baselines: bool,
-    /// Sort experiments by this metric or param column.
-    #[arg(long, value_name = "COLUMN")]
+    /// Only the metrics and params whose value differs between rows.
+    #[arg(long)]
+    pub only_changed: bool,
+    /// Leave out the columns whose heading (or FILE:KEY) matches REGEX, from
+    /// its start (`--drop 'true_|false_'`, `--drop Created`); repeatable.
+    #[arg(long, value_name = "REGEX")]
+    pub drop: Vec<String>,
+    /// Always show the columns whose heading (or FILE:KEY) matches REGEX,
+    /// whatever --drop, --only-changed or the width would leave out;
+    /// repeatable.
+    #[arg(long, value_name = "REGEX")]
+    pub keep: Vec<String>,
+    /// Sort the experiments by a metric or param: its heading, `KEY`, or
+    /// `FILE:KEY` (`metrics.json:accuracy`, `params.yaml:fit.C`).
+    #[arg(long, value_name = "[FILE:]KEY")]
     pub sort_by: Option<String>,
+    /// With --sort-by: ascending or descending (missing values last).
     #[arg(long, value_enum, default_value = "asc")]
     pub sort_order: SortOrder,
+    /// Print CSV (every column, full precision, dates as ISO 8601).
+    #[arg(long, conflicts_with_all = ["json", "md"])]
+    pub csv: bool,
     #[command(flatten)]
     pub format: FormatArgs,
 }
 
-/// Compare the metrics and params of two experiments or revisions (B
-/// defaults to A's baseline).
-#[derive(Debug, Args)]
-pub struct DiffArgs {
-    pub a: String,
-    pub b: Option<String>,
-    /// Include what did not change.
-    #[arg(long)]
-    pub all: bool,
-    #[command(flatten)]
-    pub format: FormatArgs,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Metric,
+    Param,
+}
+
+/// A metrics or params column: one key of one file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    kind: Kind,
+    file: String,
+    key: String,
+}
+
+impl Key {
+    fn full(&self) -> String {
+        format!("{}:{}", self.file, self.key)
+    }
 }
 
 /// One row of `exp show`.
 struct Row {
     name: String,
-    rev: String,
+    /// Its commit's short hash; `None` for the workspace.
+    rev: Option<String>,
     /// The short hash of the commit an experiment started from.
     baseline: Option<String>,
     created: Option<i64>,
     queued: bool,
-    metrics: Flat,
-    params: Flat,
+    values: BTreeMap<Key, Json>,
 }
 
-/// `path:key` when there are several files, else `key`.
-fn columns(files: &Files, several: bool) -> Flat {
-    let mut out = Flat::new();
-    for (path, loaded) in files {
-        for (key, value) in loaded.values().into_iter().flatten() {
-            let column = if several {
-                format!("{path}:{key}")
-            } else {
-                key.clone()
-            };
-            out.insert(column, value.clone());
+impl Row {
+    fn rev_cell(&self) -> String {
+        match (&self.rev, self.queued) {
+            (_, true) => "queued".into(),
+            (Some(rev), _) => rev.clone(),
+            (None, _) => table::MISSING.into(),
         }
     }
-    out
+}
+
+/// The values of `files` under their keys.
+fn values(kind: Kind, files: &Files, out: &mut BTreeMap<Key, Json>) {
+    for (path, loaded) in files {
+        for (key, value) in loaded.values().into_iter().flatten() {
+            let k = Key {
+                kind,
+                file: path.to_string(),
+                key: key.clone(),
+            };
+            out.insert(k, value.clone());
+        }
+    }
+}
+
+/// The heading of each column: the key, or `FILE:KEY` when another file of
+/// its kind has the key too.
+fn labels(keys: &BTreeSet<Key>) -> BTreeMap<Key, String> {
+    let mut count: BTreeMap<(Kind, &str), usize> = BTreeMap::new();
+    for k in keys {
+        *count.entry((k.kind, k.key.as_str())).or_default() += 1;
+    }
+    keys.iter()
+        .map(|k| {
+            let label = if count[&(k.kind, k.key.as_str())] > 1 {
+                k.full()
+            } else {
+                k.key.clone()
+            };
+            (k.clone(), label)
+        })
+        .collect()
+}
+
+fn usage(message: String, hint: String) -> CliError {
+    CliError {
+        message,
+        hints: vec![hint],
+        code: 2,
+    }
+}
+
+/// `patterns` as one regular expression matched from the start of a name,
+/// as DVC matches them.
+fn pattern(flag: &str, patterns: &[String]) -> Result<Option<regex::Regex>, CliError> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let joined = format!("^(?:{})", patterns.join("|"));
+    regex::Regex::new(&joined).map(Some).map_err(|e| {
+        usage(
+            format!(
+                "{flag} {}: not a regular expression: {e}",
+                patterns.join(" ")
+            ),
+            "write a regular expression, e.g. --drop 'true_|false_'".into(),
+        )
+    })
+}
+
+/// The column `--sort-by` names.
+fn sort_column(
+    by: &str,
+    keys: &BTreeSet<Key>,
+    labels: &BTreeMap<Key, String>,
+) -> Result<Key, CliError> {
+    let matches: Vec<&Key> = keys
+        .iter()
+        .filter(|k| labels[*k] == by || k.full() == by)
+        .collect();
+    let matches = if matches.is_empty() {
+        keys.iter().filter(|k| k.key == by).collect()
+    } else {
+        matches
+    };
+    match matches.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => {
+            let names: Vec<String> = keys
+                .iter()
+                .flat_map(|k| [labels[k].clone(), k.full()])
+                .collect();
+            let near = pipe::spec::diagnostic::did_you_mean(by, names.iter().map(String::as_str));
+            Err(usage(
+                format!("--sort-by {by}: no metric or param of that name"),
+                match near {
+                    Some(near) => format!("did you mean `{near}`?"),
+                    None => "name a column of `pipe exp show`, or FILE:KEY".into(),
+                },
+            ))
+        }
+        several => Err(usage(
+            format!("--sort-by {by}: several columns have that name"),
+            format!(
+                "name one as FILE:KEY: {}",
+                several
+                    .iter()
+                    .map(|k| k.full())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
+
+/// The width to fit the table to: `COLUMNS`, else the terminal's; none when
+/// stdout is not a terminal.
+fn width() -> Option<usize> {
+    if let Some(n) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
+        return Some(n);
+    }
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    terminal_size::terminal_size().map(|(w, _)| w.0 as usize)
 }
 
 pub(super) fn show(cwd: &Path, args: ShowArgs) -> Result<ExitCode, CliError> {
+    let drop_re = pattern("--drop", &args.drop)?;
+    let keep_re = pattern("--keep", &args.keep)?;
     let project = load_project(cwd)?;
     let repo = open_repo(&project.root, "pipe exp show")?;
     let head = repo.head().map_err(err)?;
-    let several_metrics = compare::metric_files(&project).len() > 1;
-    let several_params = compare::params_files(&project).len() > 1;
     for path in queue::damaged(&project.cache_root()) {
         eprintln!(
             "warning: queue entry {} is damaged and was left out (delete the file)",
             path.display()
         );
     }
-    let read = |rev: Rev| -> Result<(Flat, Flat), CliError> {
-        let side = Side::Commit(rev);
+    let read = |side: Side| -> Result<BTreeMap<Key, Json>, CliError> {
         let mut reader = Reader::new(&project, Some(&repo), side.clone());
         let metrics = reader.metrics().map_err(CliError::from)?;
         let params = reader.params(false).map_err(CliError::from)?;
         crate::cli::compare::warn(&side, &metrics);
         crate::cli::compare::warn(&side, &params);
-        Ok((
-            columns(&metrics, several_metrics),
-            columns(&params, several_params),
-        ))
+        let mut out = BTreeMap::new();
+        values(Kind::Metric, &metrics, &mut out);
+        values(Kind::Param, &params, &mut out);
+        Ok(out)
     };
-    let mut rows = Vec::new();
-    let mut baseline_params = Flat::new();
+    let mut rows = vec![Row {
+        name: "workspace".into(),
+        rev: None,
+        baseline: None,
+        created: None,
+        queued: false,
+        values: read(Side::Workspace)?,
+    }];
+    let mut baseline_values = BTreeMap::new();
     if let Some(head) = head {
-        let (metrics, params) = read(Rev {
+        let values = read(Side::Commit(Rev {
             oid: head,
             label: "HEAD".into(),
-        })?;
-        baseline_params = params.clone();
+        }))?;
+        baseline_values = values.clone();
         let branch = repo
             .raw()
             .head()
@@ -127,31 +285,29 @@ pub(super) fn show(cwd: &Path, args: ShowArgs) -> Result<ExitCode, CliError> {
             .ok();
         rows.push(Row {
             name: branch,
-            rev: Repo::short(head),
+            rev: Some(Repo::short(head)),
             baseline: None,
             created: time,
             queued: false,
-            metrics,
-            params,
+            values,
         });
     }
+    let fixed = rows.len();
     let mut exps = Vec::new();
     for exp in experiments::list(&repo).map_err(err)? {
         if !args.all_baselines && Some(exp.baseline) != head {
             continue;
         }
-        let (metrics, params) = read(Rev {
-            oid: exp.commit,
-            label: exp.name.clone(),
-        })?;
         exps.push(Row {
+            values: read(Side::Commit(Rev {
+                oid: exp.commit,
+                label: exp.name.clone(),
+            }))?,
             name: exp.name,
-            rev: Repo::short(exp.commit),
+            rev: Some(Repo::short(exp.commit)),
             baseline: Some(Repo::short(exp.baseline)),
             created: Some(exp.time),
             queued: false,
-            metrics,
-            params,
         });
     }
     for entry in queue::list(&project.cache_root()).map_err(err)? {
@@ -161,134 +317,230 @@ pub(super) fn show(cwd: &Path, args: ShowArgs) -> Result<ExitCode, CliError> {
         {
             continue;
         }
-        let mut params = baseline_params.clone();
+        // What it will run with: the baseline's params, and its own.
+        let mut values: BTreeMap<Key, Json> = baseline_values
+            .iter()
+            .filter(|(k, _)| k.kind == Kind::Param)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         for o in &q.overrides {
-            let column = if several_params {
-                format!("{}:{}", o.file, o.key)
-            } else {
-                o.key.clone()
+            let k = Key {
+                kind: Kind::Param,
+                file: o.file.to_string(),
+                key: o.key.clone(),
             };
-            params.insert(column, o.value.clone());
+            values.insert(k, o.value.clone());
         }
         exps.push(Row {
             baseline: Some(q.baseline.chars().take(7).collect()),
             name: q.name,
-            rev: "queued".into(),
+            rev: None,
             created: Some(q.queued_at as i64),
             queued: true,
-            metrics: Flat::new(),
-            params,
+            values,
         });
     }
-    if let Some(column) = &args.sort_by {
-        let known: Vec<&String> = rows
-            .iter()
-            .chain(&exps)
-            .flat_map(|r| r.metrics.keys().chain(r.params.keys()))
-            .collect();
-        if !known.contains(&column) {
-            let names: Vec<&str> = known.iter().map(|s| s.as_str()).collect();
-            let near = pipe::spec::diagnostic::did_you_mean(column, names.iter().copied());
-            return Err(CliError {
-                message: format!("--sort-by {column}: no metric or param of that name"),
-                hints: vec![match near {
-                    Some(near) => format!("did you mean `{near}`?"),
-                    None => "name a column of `pipe exp show`".into(),
-                }],
-                code: 2,
-            });
-        }
-        let key = |r: &Row| {
-            r.metrics
-                .get(column)
-                .or_else(|| r.params.get(column))
-                .and_then(Json::as_f64)
-        };
-        exps.sort_by(|a, b| match (key(a), key(b)) {
-            (Some(x), Some(y)) => {
-                let o = x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
-                match args.sort_order {
-                    SortOrder::Asc => o,
-                    SortOrder::Desc => o.reverse(),
-                }
-            }
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => std::cmp::Ordering::Equal,
-        });
+    let keys: BTreeSet<Key> = rows
+        .iter()
+        .chain(&exps)
+        .flat_map(|r| r.values.keys().cloned())
+        .collect();
+    let labels = labels(&keys);
+    let sort = match &args.sort_by {
+        Some(by) => Some(sort_column(by, &keys, &labels)?),
+        None => None,
+    };
+    if let Some(column) = &sort {
+        sort_rows(&mut exps, column, args.sort_order);
     }
     rows.extend(exps);
+
+    // A column varies when its rows have more than one value (missing
+    // values aside).
+    let varies = |k: &Key| {
+        let mut seen: Vec<&Json> = Vec::new();
+        for v in rows.iter().filter_map(|r| r.values.get(k)) {
+            if !seen.contains(&v) {
+                seen.push(v);
+            }
+        }
+        seen.len() > 1
+    };
+    let matches = |re: &Option<regex::Regex>, heading: &str, full: Option<String>| {
+        re.as_ref()
+            .is_some_and(|re| re.is_match(heading) || full.is_some_and(|f| re.is_match(&f)))
+    };
+    let kept = |k: &Key| matches(&keep_re, &labels[k], Some(k.full())) || sort.as_ref() == Some(k);
+    let columns: Vec<&Key> = keys
+        .iter()
+        .filter(|k| {
+            kept(k)
+                || (!matches(&drop_re, &labels[*k], Some(k.full()))
+                    && (!args.only_changed || varies(k)))
+        })
+        .collect();
+
     if args.format.json {
         let out: Vec<Json> = rows
             .iter()
             .map(|r| {
+                let pick = |kind: Kind| -> serde_json::Map<String, Json> {
+                    columns
+                        .iter()
+                        .filter(|k| k.kind == kind)
+                        .filter_map(|k| r.values.get(*k).map(|v| (labels[*k].clone(), v.clone())))
+                        .collect()
+                };
                 json!({
                     "name": r.name, "rev": r.rev, "baseline": r.baseline, "created": r.created,
-                    "queued": r.queued, "metrics": r.metrics, "params": r.params,
+                    "queued": r.queued, "metrics": pick(Kind::Metric), "params": pick(Kind::Param),
                 })
             })
             .collect();
         print(&pretty(&json!(out)))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut metric_cols: Vec<String> = rows
-        .iter()
-        .flat_map(|r| r.metrics.keys().cloned())
-        .collect();
-    metric_cols.sort();
-    metric_cols.dedup();
-    let mut param_cols: Vec<String> = rows.iter().flat_map(|r| r.params.keys().cloned()).collect();
-    param_cols.sort();
-    param_cols.dedup();
-    // Only the params that differ somewhere.
-    param_cols.retain(|c| {
-        let first = rows.first().and_then(|r| r.params.get(c));
-        rows.iter().any(|r| r.params.get(c) != first)
-    });
-    let mut headers = vec!["Experiment".to_string(), "Rev".into()];
-    if args.all_baselines {
-        headers.push("Baseline".into());
+
+    // Each column's rank for fitting (see `Table::fit`): never left out (0)
+    // are the name, kept columns, the sort column and the params that vary;
+    // then, kept longest first, the metrics that vary, the revision, the
+    // dates, the metrics and params that do not.
+    let meta_shown =
+        |heading: &str| matches(&keep_re, heading, None) || !matches(&drop_re, heading, None);
+    let mut headers = vec!["Experiment".to_string()];
+    let mut rank = vec![0];
+    let mut meta: Vec<&str> = vec!["Rev"];
+    if args.all_baselines || args.csv {
+        meta.push("Baseline");
     }
-    headers.push("Created".into());
-    headers.extend(metric_cols.iter().cloned());
-    headers.extend(param_cols.iter().cloned());
+    meta.push("Created");
+    meta.retain(|h| meta_shown(h));
+    for h in &meta {
+        headers.push(h.to_string());
+        rank.push(match *h {
+            _ if matches(&keep_re, h, None) => 0,
+            "Rev" => 2,
+            _ => 3,
+        });
+    }
+    for k in &columns {
+        headers.push(labels[*k].clone());
+        rank.push(match (kept(k), varies(k), k.kind) {
+            (true, _, _) | (false, true, Kind::Param) => 0,
+            (false, true, Kind::Metric) => 1,
+            (false, false, Kind::Metric) => 4,
+            (false, false, Kind::Param) => 5,
+        });
+    }
     let mut t = Table::new(headers);
     let p = args.format.precision;
+    let last = rows.len().saturating_sub(1);
     for (i, r) in rows.iter().enumerate() {
-        let prefix = if i == 0 || head.is_none() {
-            ""
+        let mut cells = vec![if args.csv || i < fixed {
+            r.name.clone()
+        } else if i == last {
+            format!("└─ {}", r.name)
         } else {
-            "├─ "
-        };
-        let mut cells = vec![format!("{prefix}{}", r.name), r.rev.clone()];
-        if args.all_baselines {
-            cells.push(r.baseline.clone().unwrap_or_else(|| table::MISSING.into()));
+            format!("├─ {}", r.name)
+        }];
+        for h in &meta {
+            cells.push(match *h {
+                "Rev" if args.csv => r.rev.clone().unwrap_or_else(|| {
+                    if r.queued {
+                        "queued".into()
+                    } else {
+                        String::new()
+                    }
+                }),
+                "Rev" => r.rev_cell(),
+                "Baseline" => r.baseline.clone().unwrap_or_else(|| {
+                    if args.csv {
+                        String::new()
+                    } else {
+                        table::MISSING.into()
+                    }
+                }),
+                _ => match (r.created, args.csv) {
+                    (Some(t), true) => iso_time(t),
+                    (Some(t), false) => format_time(t),
+                    (None, true) => String::new(),
+                    (None, false) => table::MISSING.into(),
+                },
+            });
         }
-        cells.push(
-            r.created
-                .map(format_time)
-                .unwrap_or_else(|| table::MISSING.into()),
-        );
-        cells.extend(metric_cols.iter().map(|c| table::cell(r.metrics.get(c), p)));
-        cells.extend(param_cols.iter().map(|c| table::cell(r.params.get(c), p)));
+        for k in &columns {
+            let value = r.values.get(*k);
+            cells.push(match (value, args.csv) {
+                (None, true) => String::new(),
+                (Some(Json::String(s)), true) => s.clone(),
+                (Some(v), true) => v.to_string(),
+                (v, false) => table::cell(v, p),
+            });
+        }
         t.rows.push(cells);
     }
-    if let (Some(last), true) = (t.rows.last_mut(), rows.len() > 1 && head.is_some()) {
-        last[0] = last[0].replacen("├─", "└─", 1);
-    }
-    if rows.is_empty() {
-        eprintln!("No commits and no experiments yet.");
+    if args.csv {
+        print(&t.to_csv())?;
         return Ok(ExitCode::SUCCESS);
     }
-    print(&args.format.render(&t))?;
+    if args.format.md {
+        print(&t.to_markdown())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(width) = width() else {
+        print(&t.to_text())?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let (fitted, dropped) = t.fit(width, &rank);
+    if !dropped.is_empty() {
+        const NAMED: usize = 6;
+        let mut names = dropped
+            .iter()
+            .take(NAMED)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if dropped.len() > NAMED {
+            names.push_str(&format!(" and {} more", dropped.len() - NAMED));
+        }
+        eprintln!(
+            "note: {} of {} columns do not fit in {width} characters and are left out: {names}",
+            dropped.len(),
+            t.headers.len()
+        );
+        eprintln!(
+            "  hint: choose with --keep/--drop REGEX or --only-changed; --csv and --json have them all"
+        );
+    }
+    print(&table::cut_lines(&fitted.to_text(), width))?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// `YYYY-MM-DD HH:MM` in UTC.
-fn format_time(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's days → civil date.
+/// Sorts experiments by `column`: numbers by value, then text, then rows
+/// without it.
+fn sort_rows(rows: &mut [Row], column: &Key, order: SortOrder) {
+    rows.sort_by(|a, b| {
+        let (x, y) = (a.values.get(column), b.values.get(column));
+        let o = match (x, y) {
+            (None, None) => return std::cmp::Ordering::Equal,
+            (Some(_), None) => return std::cmp::Ordering::Less,
+            (None, Some(_)) => return std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) => match (x.as_f64(), y.as_f64()) {
+                (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => table::cell(Some(x), 17).cmp(&table::cell(Some(y), 17)),
+            },
+        };
+        match order {
+            SortOrder::Asc => o,
+            SortOrder::Desc => o.reverse(),
+        }
+    });
+}
+
+/// Days since the epoch → (year, month, day), by Howard Hinnant's method.
+fn civil(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -297,7 +549,13 @@ fn format_time(secs: i64) -> String {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC.
+fn format_time(secs: i64) -> String {
+    let (year, month, day) = civil(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
     format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02}",
         rem / 3600,
@@ -305,82 +563,26 @@ fn format_time(secs: i64) -> String {
     )
 }
 
-pub(super) fn diff_cmd(cwd: &Path, args: DiffArgs) -> Result<ExitCode, CliError> {
-    let project = load_project(cwd)?;
-    let repo = open_repo(&project.root, "pipe exp diff")?;
-    let a = match repo.resolve(&args.a) {
-        Ok(a) => a,
-        Err(e) => {
-            find(&project, &repo, &args.a)?;
-            return Err(err(e));
-        }
-    };
-    let b = match &args.b {
-        Some(b) => repo.resolve(b).map_err(err)?,
-        None => {
-            let commit = repo
-                .raw()
-                .find_commit(a.oid)
-                .map_err(pipe::git::GitError::wrap(format!("read {}", args.a)))
-                .map_err(err)?;
-            let parent = commit.parent_id(0).map_err(|_| CliError {
-                message: format!("{} has no parent to compare with", args.a),
-                hints: vec!["name both sides: `pipe exp diff A B`".into()],
-                code: 2,
-            })?;
-            Rev {
-                oid: parent,
-                label: Repo::short(parent),
-            }
-        }
-    };
-    // Old side first: B is the reference, A the experiment.
-    let (old_side, new_side) = (Side::Commit(b.clone()), Side::Commit(a.clone()));
-    let mut old = Reader::new(&project, Some(&repo), old_side.clone());
-    let mut new = Reader::new(&project, Some(&repo), new_side.clone());
-    let (old_metrics, new_metrics) = (
-        old.metrics().map_err(CliError::from)?,
-        new.metrics().map_err(CliError::from)?,
-    );
-    let (old_params, new_params) = (
-        old.params(false).map_err(CliError::from)?,
-        new.params(false).map_err(CliError::from)?,
-    );
-    for (side, files) in [
-        (&old_side, &old_metrics),
-        (&new_side, &new_metrics),
-        (&old_side, &old_params),
-        (&new_side, &new_params),
-    ] {
-        crate::cli::compare::warn(side, files);
+/// ISO 8601 in UTC: `YYYY-MM-DDTHH:MM:SSZ`.
+fn iso_time(secs: i64) -> String {
+    let (year, month, day) = civil(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_in_utc() {
+        assert_eq!(format_time(0), "1970-01-01 00:00");
+        assert_eq!(iso_time(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(format_time(951_782_400), "2000-02-29 00:00");
     }
-    let metrics = diff(&old_metrics, &new_metrics, args.all);
-    let params = diff(&old_params, &new_params, args.all);
-    if args.format.json {
-        print(&pretty(
-            &json!({"metrics": diff_json(&metrics), "params": diff_json(&params)}),
-        ))?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let p = args.format.precision;
-    let mut out = String::new();
-    if !metrics.is_empty() {
-        out.push_str(
-            &args
-                .format
-                .render(&diff_table(&metrics, "Metric", &b.label, &a.label, p)),
-        );
-    }
-    if !params.is_empty() {
-        if !out.is_empty() {
-            out.push('\n');
-        }
-        out.push_str(
-            &args
-                .format
-                .render(&diff_table(&params, "Param", &b.label, &a.label, p)),
-        );
-    }
-    print(&out)?;
-    Ok(ExitCode::SUCCESS)
 }
