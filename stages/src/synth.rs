@@ -6,9 +6,24 @@
 //! header) with labels 0 (very negative) to 4 (very positive). A sentence
 //! is built from a hand-written lexicon: a subject, an opinion phrase whose
 //! polarity sets the label, and neutral filler; each sentence also yields a
-//! few of its sub-phrases as extra rows, as the real corpus does. Some
-//! opinions are negated ("not good"), and a share of labels is flipped so
-//! that a model cannot reach 100 % accuracy.
+//! few of its sub-phrases as extra rows, as the real corpus does.
+//!
+//! The corpus is made hard for a bag of words, so that the demo's params
+//! matter (`fit.C` trades under- for over-fitting; bigrams help):
+//!
+//! - a strong opinion is often said with a rare, made-up word (600 per
+//!   polarity), seen a few times in training: a strongly regularised model
+//!   cannot learn them;
+//! - made-up names (`, with NAME`) recur but say nothing, and a share of
+//!   labels (`noise`) is flipped: a model free to fit the noisy labels
+//!   gives the names weight, and errs on the test set;
+//! - negations ("not brilliant" is negative) and contrasts ("X , but Y":
+//!   Y decides) that unigrams cannot read.
+//!
+//! The made-up words come from a fixed generator, so the vocabulary does
+//! not depend on the seed. On the demo's 20,000 rows, logistic regression
+//! scores about 0.78 with C = 0.01, 0.88 with C = 1 and 0.85 with
+//! C = 100000.
 //!
 //! The random numbers come from SplitMix64, written here, so that the same
 //! `rows` and `seed` give the same bytes on every machine and every version
@@ -21,7 +36,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 /// The algorithm version; it enters the stage fingerprint.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SynthParams {
@@ -222,11 +237,60 @@ const LINKS: &[&str] = &[
     "proves",
 ];
 
+/// Words and names made up for the corpus: a fixed lexicon (it does not
+/// depend on the seed), so that the vocabulary stays the same from one run
+/// to the next.
+struct Lexicon {
+    /// Rare opinion words: `[negative, positive]`, [`RARE_WORDS`] each.
+    rare: [Vec<String>; 2],
+    /// Names of actors and directors, which say nothing of the opinion.
+    names: Vec<String>,
+}
+
+/// How many rare opinion words each polarity has.
+const RARE_WORDS: usize = 600;
+/// How many made-up names there are.
+const NAMES: usize = 300;
+/// The share of strong opinions said with a rare word.
+const RARE_SHARE: f64 = 0.6;
+
+const SYLLABLES: &[&str] = &[
+    "ba", "ko", "ri", "mu", "sel", "tor", "vin", "pla", "dra", "gen", "lu", "fo", "zen", "qua",
+    "mi", "ster", "vo", "nal", "pe", "gri", "sha", "dul", "ca", "ther",
+];
+const ENDINGS: &[&str] = &["ous", "ing", "ful", "ish", "ive", "ant", "ic", "y"];
+
+impl Lexicon {
+    fn new() -> Lexicon {
+        let mut rng = SplitMix64::new(0x005E_ED1E_71C0);
+        let mut seen = std::collections::HashSet::new();
+        let mut word = |rng: &mut SplitMix64, ending: bool| loop {
+            let mut w = String::new();
+            for _ in 0..2 + rng.below(2) {
+                w.push_str(rng.pick(SYLLABLES));
+            }
+            if ending {
+                w.push_str(rng.pick(ENDINGS));
+            }
+            if seen.insert(w.clone()) {
+                break w;
+            }
+        };
+        let rare = [
+            (0..RARE_WORDS).map(|_| word(&mut rng, true)).collect(),
+            (0..RARE_WORDS).map(|_| word(&mut rng, true)).collect(),
+        ];
+        let names = (0..NAMES).map(|_| word(&mut rng, false)).collect();
+        Lexicon { rare, names }
+    }
+}
+
 /// Writes the corpus to `out` (creating parent directories).
 pub fn write_corpus(out: &Path, params: &SynthParams) -> std::io::Result<()> {
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent)?;
     }
+    let lexicon = Lexicon::new();
     let mut w = BufWriter::new(File::create(out)?);
     writeln!(w, "PhraseId\tSentenceId\tPhrase\tSentiment")?;
     let mut rng = SplitMix64::new(params.seed);
@@ -234,10 +298,10 @@ pub fn write_corpus(out: &Path, params: &SynthParams) -> std::io::Result<()> {
     let mut sentence_id = 0u64;
     while phrase_id < params.rows {
         sentence_id += 1;
-        let (sentence, label, opinion) = sentence(&mut rng, params.noise);
+        let (sentence, label, opinion) = sentence(&mut rng, &lexicon, params.noise);
         // The sentence, then a few of its sub-phrases, as in the real corpus.
-        let mut rows = vec![(sentence.clone(), label)];
-        rows.push((opinion.0.to_string(), opinion.1));
+        let mut rows = vec![(sentence, label)];
+        rows.push(opinion);
         if rng.below(2) == 0 {
             rows.push((rng.pick(SUBJECTS).to_string(), 2));
         }
@@ -252,9 +316,9 @@ pub fn write_corpus(out: &Path, params: &SynthParams) -> std::io::Result<()> {
     w.flush()
 }
 
-/// One sentence, its label, and its opinion phrase with that phrase's label.
-fn sentence(rng: &mut SplitMix64, noise: f64) -> (String, u8, (&'static str, u8)) {
-    let label = rng.below(5) as u8;
+/// An opinion of polarity `label` (0 to 4): a common phrase, or for the
+/// strong ones (0, 4) often a rare word.
+fn opinion(rng: &mut SplitMix64, lexicon: &Lexicon, label: u8) -> String {
     let pool = match label {
         0 => VERY_NEGATIVE,
         1 => NEGATIVE,
@@ -262,17 +326,15 @@ fn sentence(rng: &mut SplitMix64, noise: f64) -> (String, u8, (&'static str, u8)
         3 => POSITIVE,
         _ => VERY_POSITIVE,
     };
-    let opinion = rng.pick(pool);
-    let negated = label != 2 && rng.below(8) == 0;
-    let mut shown = label;
-    let mut text_opinion = opinion.to_string();
-    if negated {
-        text_opinion = format!("not {opinion}");
-        shown = 4 - label;
+    if matches!(label, 0 | 4) && rng.unit() < RARE_SHARE {
+        let words = &lexicon.rare[usize::from(label == 4)];
+        return words[rng.below(words.len() as u64) as usize].clone();
     }
-    if label != 2 && rng.unit() < noise {
-        shown = 4 - shown;
-    }
+    rng.pick(pool).to_string()
+}
+
+/// One clause: `[filler ,] subject link opinion`.
+fn clause(rng: &mut SplitMix64, opinion: &str) -> String {
     let filler = rng.pick(FILLERS);
     let subject = rng.pick(SUBJECTS);
     let link = rng.pick(LINKS);
@@ -281,16 +343,46 @@ fn sentence(rng: &mut SplitMix64, noise: f64) -> (String, u8, (&'static str, u8)
         s.push_str(filler);
         s.push_str(" , ");
     }
-    s.push_str(subject);
-    s.push(' ');
-    s.push_str(link);
-    s.push(' ');
-    s.push_str(&text_opinion);
+    s.push_str(&format!("{subject} {link} {opinion}"));
+    s
+}
+
+/// One sentence, its label, and its opinion phrase with that phrase's
+/// label. What makes it hard for a bag of words: negations ("not
+/// brilliant" is negative), contrasts ("X , but Y": Y decides), rare
+/// opinion words seen a few times in training, names that say nothing but
+/// recur (a model free to fit the noisy labels learns them), and labels
+/// flipped at random (`noise`).
+fn sentence(rng: &mut SplitMix64, lexicon: &Lexicon, noise: f64) -> (String, u8, (String, u8)) {
+    let label = rng.below(5) as u8;
+    let opinion = opinion(rng, lexicon, label);
+    let negated = label != 2 && rng.below(8) == 0;
+    let mut shown = label;
+    let mut text_opinion = opinion.clone();
+    if negated {
+        text_opinion = format!("not {opinion}");
+        shown = 4 - label;
+    }
+    let mut s = String::new();
+    if label != 2 && rng.below(6) == 0 {
+        // A contrast: the first clause says the opposite.
+        let other = self::opinion(rng, lexicon, 4 - label);
+        s.push_str(&clause(rng, &other));
+        s.push_str(" , but ");
+    }
+    s.push_str(&clause(rng, &text_opinion));
     if rng.below(3) == 0 {
         s.push_str(" and ");
-        s.push_str(rng.pick(pool));
+        s.push_str(&self::opinion(rng, lexicon, label));
+    }
+    if rng.below(2) == 0 {
+        let name = &lexicon.names[rng.below(lexicon.names.len() as u64) as usize];
+        s.push_str(&format!(" , with {name}"));
     }
     s.push_str(" .");
+    if label != 2 && rng.unit() < noise {
+        shown = 4 - shown;
+    }
     (s, shown, (opinion, label))
 }
 
@@ -336,6 +428,19 @@ mod tests {
             a,
             std::fs::read_to_string(dir.path().join("c.tsv")).unwrap()
         );
+    }
+
+    #[test]
+    fn the_bytes_are_pinned_to_the_version() {
+        // FNV-1a of a small corpus: when this changes, so does every
+        // corpus; bump VERSION (and update this value).
+        let dir = tempfile::tempdir().unwrap();
+        write_corpus(&dir.path().join("a.tsv"), &SynthParams::default()).unwrap();
+        let bytes = std::fs::read(dir.path().join("a.tsv")).unwrap();
+        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        assert_eq!((VERSION, hash), (2, 14_384_898_409_724_329_446));
     }
 
     #[test]

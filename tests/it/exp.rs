@@ -1681,3 +1681,49 @@ fn exp_show_sorts_by_file_and_key_as_dvc_names_them() {
         out.stderr
     );
 }
+
+#[test]
+fn the_demo_shows_a_trade_off_between_values_of_c() {
+    // The repository's demo, as users run it.
+    let env = TestEnv::new()
+        .file("pipeline.yaml", include_str!("../../pipeline.yaml"))
+        .file("params.yaml", include_str!("../../params.yaml"))
+        .file(".gitignore", "data/\nmodel/\nplots/\n");
+    env.pipe(&["repro"]).ok();
+    let env = env.git_init();
+    env.pipe(&[
+        "exp",
+        "run",
+        "-S",
+        "fit.C=0.01,0.1,1,10,100000",
+        "-n",
+        "c",
+        "-j",
+        "2",
+    ])
+    .ok();
+    let out = env
+        .pipe(&[
+            "exp",
+            "show",
+            "--sort-by",
+            "accuracy",
+            "--keep",
+            "accuracy|fit.C",
+            "--drop",
+            ".",
+            "--precision",
+            "3",
+        ])
+        .ok();
+    insta::assert_snapshot!(out.stdout, @r"
+    Experiment  accuracy  fit.C
+    workspace   0.847     100000
+    main        0.847     100000
+    ├─ c-1      0.775     0.01
+    ├─ c-5      0.847     100000
+    ├─ c-2      0.85      0.1
+    ├─ c-3      0.875     1
+    └─ c-4      0.877     10
+    ");
+}
