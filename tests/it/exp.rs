@@ -951,8 +951,8 @@ fn a_second_run_of_a_name_that_is_running_fails_before_running_anything() {
     ");
 }
 
-/// Runs the real `dvc` in the project root; `None` (and a message) when
-/// DVC is not installed.
+/// Runs the real `dvc` in the project root; `None` when DVC is not
+/// installed (see [`crate::services::missing`]).
 fn dvc(env: &TestEnv, args: &[&str]) -> Option<String> {
     let out = std::process::Command::new("dvc")
         .args(args)
@@ -963,7 +963,7 @@ fn dvc(env: &TestEnv, args: &[&str]) -> Option<String> {
         .output();
     match out {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("skipped the dvc check: dvc is not installed (pip install dvc)");
+            crate::services::missing("dvc (pip install dvc)");
             None
         }
         Err(e) => panic!("cannot run dvc: {e}"),
@@ -1353,15 +1353,15 @@ stages:
     assert_eq!(m["base"], head.as_str());
 }
 
-/// True when Python can import dvclive (else the check is skipped, with a
-/// message).
+/// True when Python can import dvclive (see [`crate::services::missing`]
+/// for when it cannot).
 fn dvclive_installed() -> bool {
     let ok = std::process::Command::new("python3")
         .args(["-c", "import dvclive"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("skipped: dvclive is not installed (pip install dvclive)");
+        crate::services::missing("dvclive (pip install dvclive)");
     }
     ok
 }
