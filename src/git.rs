@@ -517,12 +517,62 @@ impl Repo {
         }
     }
 
-    /// Up to `n` commits from `HEAD` along first parents, newest first.
-    pub fn history(&self, n: usize) -> Result<Vec<Rev>, GitError> {
-        let Some(mut oid) = self.head()? else {
-            return Ok(Vec::new());
-        };
+    /// The blob of the project file `path` at commit `oid` (`None` when
+    /// the commit does not have it), so that callers reading one file
+    /// across many commits can read each distinct blob once.
+    pub fn blob_id(&self, oid: Oid, path: &RelPath) -> Result<Option<Oid>, GitError> {
+        let commit = self.repo.find_commit(oid).map_err(git("read a commit"))?;
+        let tree = commit.tree().map_err(git("read a commit's tree"))?;
+        let full = format!("{}{}", self.prefix, path.as_str());
+        Ok(tree
+            .get_path(Path::new(&full))
+            .ok()
+            .filter(|e| e.kind() == Some(ObjectType::Blob))
+            .map(|e| e.id()))
+    }
+
+    /// The bytes of blob `id`.
+    pub fn blob(&self, id: Oid) -> Result<Vec<u8>, GitError> {
+        let blob = self.repo.find_blob(id).map_err(git("read a file"))?;
+        Ok(blob.content().to_vec())
+    }
+
+    /// The commit of every local branch, with the branch's name, sorted.
+    pub fn branches(&self) -> Result<Vec<Rev>, GitError> {
+        self.refs_as_commits("refs/heads/")
+    }
+
+    /// The commit of every tag (annotated tags peeled; a tag of something
+    /// that is not a commit is left out), with the tag's name, sorted.
+    pub fn tags(&self) -> Result<Vec<Rev>, GitError> {
+        self.refs_as_commits("refs/tags/")
+    }
+
+    fn refs_as_commits(&self, prefix: &str) -> Result<Vec<Rev>, GitError> {
+        let refs = self
+            .repo
+            .references_glob(&format!("{prefix}*"))
+            .map_err(git(format!("list {prefix}")))?;
         let mut out = Vec::new();
+        for r in refs {
+            let r = r.map_err(git(format!("read {prefix}")))?;
+            let Ok(commit) = r.peel_to_commit() else {
+                continue;
+            };
+            let name = r.name().unwrap_or_default();
+            out.push(Rev {
+                oid: commit.id(),
+                label: name.strip_prefix(prefix).unwrap_or(name).to_string(),
+            });
+        }
+        out.sort_by(|a, b| a.label.cmp(&b.label));
+        Ok(out)
+    }
+
+    /// Up to `n` commits from `from` along first parents, newest first.
+    pub fn first_parents(&self, from: Oid, n: usize) -> Result<Vec<Rev>, GitError> {
+        let mut out = Vec::new();
+        let mut oid = from;
         while out.len() < n {
             out.push(Rev {
                 oid,
@@ -548,6 +598,33 @@ impl Repo {
             walk.push_glob(glob).map_err(git("walk history"))?;
         }
         walk.map(|oid| oid.map_err(git("walk history"))).collect()
+    }
+
+    /// Whether git ignores the project path `path` (by any `.gitignore`,
+    /// `.git/info/exclude` or the user's excludes file; a path inside an
+    /// ignored directory is ignored).
+    pub fn is_ignored(&self, path: &RelPath) -> Result<bool, GitError> {
+        let full = format!("{}{}", self.prefix, path.as_str());
+        self.repo
+            .is_path_ignored(Path::new(&full))
+            .map_err(git(format!("check whether git ignores {path}")))
+    }
+
+    /// Whether git's index holds the project path `path`: the file, or a
+    /// file below the directory.
+    pub fn is_tracked(&self, path: &RelPath) -> Result<bool, GitError> {
+        let index = self.repo.index().map_err(git("read the index"))?;
+        let full = format!("{}{}", self.prefix, path.as_str());
+        Ok(index.get_path(Path::new(&full), 0).is_some()
+            || index.find_prefix(format!("{full}/")).is_ok())
+    }
+
+    /// Up to `n` commits from `HEAD` along first parents, newest first.
+    pub fn history(&self, n: usize) -> Result<Vec<Rev>, GitError> {
+        match self.head()? {
+            Some(head) => self.first_parents(head, n),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// The project's files that git tracks and that differ from `HEAD` in

@@ -33,6 +33,7 @@ pub mod error;
 pub mod exp;
 pub mod fingerprint;
 pub mod git;
+pub mod gitignore;
 pub mod graph;
 pub mod hash;
 pub mod lock;

@@ -118,6 +118,14 @@ pub fn run(cwd: &Path, args: ReproArgs) -> Result<ExitCode, CliError> {
             serde_json::to_string_pretty(&summary).expect("a summary serializes")
         ))?;
     }
+    if !summary.gitignores.is_empty() {
+        let files: Vec<String> = summary.gitignores.iter().map(|f| f.to_string()).collect();
+        eprintln!(
+            "To track the changes with git, run:\n\n    git add {} {}\n",
+            files.join(" "),
+            pipe::lock::LOCK_FILE
+        );
+    }
     let count = |label| summary.count(label);
     eprintln!(
         "{} ran, {} restored, {} up to date, {} failed{} in {}",

@@ -30,6 +30,7 @@ pub use events::{Event, Outcome, Reporter, Silent, Stream};
 pub use lock_guard::ReproLock;
 
 use crate::error::Error;
+use crate::gitignore::{GitIgnorer, Ignored};
 use crate::graph::Selection;
 use crate::hash::Hasher;
 use crate::lock::LockFile;
@@ -85,6 +86,10 @@ pub struct StageReport {
 pub struct Summary {
     pub stages: Vec<StageReport>,
     pub seconds: f64,
+    /// The `.gitignore` files this run added outputs to (see
+    /// [`crate::gitignore`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gitignores: Vec<crate::paths::RelPath>,
 }
 
 use serde::Serialize;
@@ -211,6 +216,7 @@ pub fn repro(
     let mut fatal: Option<Error> = None;
     let snapshot = lock.clone();
     let jobs = opts.jobs.max(1);
+    let mut ignorer = GitIgnorer::new(&project.root);
 
     std::thread::scope(|scope| {
         let (tx, rx) = mpsc::channel::<(usize, Duration, Result<stage::Done, Error>)>();
@@ -259,6 +265,12 @@ pub fn repro(
                             fatal.get_or_insert(e.into());
                             stopping = true;
                         }
+                        ignore_outputs(
+                            project,
+                            &project.pipeline.stages[i],
+                            &mut ignorer,
+                            reporter,
+                        );
                     }
                     done.outcome
                 }
@@ -297,6 +309,7 @@ pub fn repro(
     let mut summary = Summary {
         stages: Vec::new(),
         seconds: started.elapsed().as_secs_f64(),
+        gitignores: ignorer.written(),
     };
     for &i in &selected {
         let name = project.pipeline.stages[i].name.clone();
@@ -316,6 +329,31 @@ pub fn repro(
         });
     }
     Ok(summary)
+}
+
+/// Keeps the recorded stage's cached outputs out of git (see
+/// [`crate::gitignore`]); what cannot be done is a warning, not a failure:
+/// the result is recorded already.
+pub(crate) fn ignore_outputs(
+    project: &Project,
+    stage: &crate::spec::Stage,
+    ignorer: &mut GitIgnorer,
+    reporter: &dyn Reporter,
+) {
+    for out in &stage.outs {
+        let message = match ignorer.ignore(&project.workspace, out) {
+            Ok(Ignored::Added { .. } | Ignored::Nothing) => continue,
+            Ok(Ignored::Tracked) => format!(
+                "output {0} is tracked by git as well as cached by pipe; to leave it to the cache: git rm -r --cached {0}",
+                out.path
+            ),
+            Err(e) => format!("cannot keep output {} out of git: {e}", out.path),
+        };
+        reporter.event(Event::Warning {
+            stage: &stage.name,
+            message: &message,
+        });
+    }
 }
 
 fn skip_downstream(

@@ -13,6 +13,7 @@ mod containment;
 mod dag;
 mod env;
 mod exp;
+mod gitignore;
 mod integrity;
 mod limits;
 mod ml;
