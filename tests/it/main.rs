@@ -11,6 +11,7 @@ mod compare;
 mod concurrency;
 mod containment;
 mod dag;
+mod demo;
 mod env;
 mod exp;
 mod gitignore;
