@@ -2,12 +2,14 @@
 //!
 //! For every output of the selected stages that the lock records: if it is
 //! missing, restore it from the cache; if it differs from the recorded hash,
-//! keep it (a user's edit is never thrown away silently) unless `force`; if
-//! the cache does not have it, or its copy is damaged, say so. Nothing is
-//! run, and nothing damaged is restored.
+//! replace it when the cache holds what is there now (another commit's
+//! version after a `git checkout`: nothing is lost), and keep it otherwise
+//! (a user's edit is never thrown away silently) unless `force`; if the
+//! cache does not have the recorded version, or its copy is damaged, say
+//! so. Nothing is run, and nothing damaged is restored.
 
 use crate::error::Error;
-use crate::lock::LockFile;
+use crate::lock::{LockFile, PathRecord};
 use crate::paths::RelPath;
 use crate::project::Project;
 
@@ -15,6 +17,8 @@ use crate::project::Project;
 pub enum CheckoutAction {
     UpToDate,
     Restored,
+    /// Edited since it was recorded, and the cache has no copy of what is
+    /// there now: kept (without `force`).
     KeptModified,
     NotInCache,
     /// Missing, and declared `cache: false`: only a rerun can make it.
@@ -52,7 +56,14 @@ pub fn checkout(
                 _ if !declared.cache => CheckoutAction::UpToDate,
                 Some(h) if h.hash == record.blake3 => CheckoutAction::UpToDate,
                 _ if !project.cache.contains(record) => CheckoutAction::NotInCache,
-                Some(_) if !force => CheckoutAction::KeptModified,
+                Some(h)
+                    if !force
+                        && !project
+                            .cache
+                            .holds(&PathRecord::new(record.path.clone(), &h)) =>
+                {
+                    CheckoutAction::KeptModified
+                }
                 _ => match project.cache.restore(&project.workspace, record) {
                     Ok(()) => CheckoutAction::Restored,
                     Err(e) if e.is_damaged() => CheckoutAction::Damaged,

@@ -26,6 +26,7 @@ pub mod atomic_write;
 pub mod builtin;
 pub mod cache;
 pub mod checkout;
+pub mod commit;
 pub mod compare;
 pub mod config;
 pub mod dag_view;

@@ -394,6 +394,23 @@ impl Cache {
         }
     }
 
+    /// True when the cache holds `record`'s content intact, so that it can
+    /// be restored: every object there and matching its hash (a damaged one
+    /// is quarantined, and the answer is no). A workspace copy of what the
+    /// cache holds is nobody's only copy.
+    pub fn holds(&self, record: &PathRecord) -> bool {
+        if !record.is_dir() {
+            return self.check_object(&record.blake3, &record.path).is_ok();
+        }
+        match self.manifest(&record.blake3) {
+            Ok(m) => m.files().all(|e| {
+                self.check_object(&e.hash, &record.path.join(&e.path))
+                    .is_ok()
+            }),
+            Err(_) => false,
+        }
+    }
+
     /// The bytes of the object `hash` (the output `path`), verified; `None`
     /// when the cache does not have it.
     pub fn read_object(

@@ -7,10 +7,8 @@ use clap::Args;
 
 use pipe::checkout::{checkout, CheckoutAction};
 use pipe::graph::Selection;
-use pipe::run::{Event, Reporter, ReproLock};
 
-use super::progress::Progress;
-use super::{load_project, print, CliError};
+use super::{load_project, lock_project, print, CliError};
 
 /// Restore the outputs recorded in pipeline.lock from the cache (after
 /// deleting them by hand, or switching git branches).
@@ -18,8 +16,10 @@ use super::{load_project, print, CliError};
 pub struct CheckoutArgs {
     /// Stages whose outputs to restore; all when omitted.
     pub targets: Vec<String>,
-    /// Also replace outputs that were modified since they were recorded
-    /// (their current content is lost unless it is in the cache).
+    /// Also replace outputs that were edited since they were recorded and
+    /// whose current content the cache does not hold (that content is
+    /// lost). Without it, only outputs that are missing, or whose current
+    /// content the cache holds, are replaced.
     #[arg(short, long)]
     pub force: bool,
 }
@@ -30,11 +30,7 @@ pub fn run(cwd: &Path, args: CheckoutArgs) -> Result<ExitCode, CliError> {
         .dag
         .select(&project.pipeline, &args.targets, Selection::Single)
         .map_err(pipe::Error::from)?;
-    let progress = Progress::new();
-    let _guard = ReproLock::acquire(&project.cache_root(), |holder| {
-        progress.event(Event::WaitingForLock { holder });
-    })?;
-    progress.finish();
+    let _guard = lock_project(&project)?;
     let report = checkout(&project, &selected, args.force)?;
     let mut out = String::new();
     let mut kept = 0;
@@ -45,8 +41,8 @@ pub fn run(cwd: &Path, args: CheckoutArgs) -> Result<ExitCode, CliError> {
             CheckoutAction::KeptModified => {
                 kept += 1;
                 out.push_str(&format!(
-                    "kept {} (modified; use --force to replace it)\n",
-                    item.path
+                    "kept {0}: it was edited, and the cache has no copy of this version (record it with `pipe commit {1}`, or replace it with `pipe checkout -f {1}`)\n",
+                    item.path, item.stage
                 ));
             }
             CheckoutAction::NotInCache => {

@@ -6,10 +6,8 @@ use std::process::ExitCode;
 use clap::Args;
 
 use pipe::lock::LockFile;
-use pipe::run::{Event, Reporter, ReproLock};
 
-use super::progress::Progress;
-use super::{load_project, print, CliError};
+use super::{load_project, lock_project, print, CliError};
 
 /// Remove from the cache every object that pipeline.lock does not record,
 /// neither in the workspace nor in any experiment (refs/exps/*).
@@ -56,11 +54,7 @@ fn experiment_roots(root: &Path) -> Result<Vec<pipe::lock::PathRecord>, pipe::Er
 
 pub fn run(cwd: &Path, args: GcArgs) -> Result<ExitCode, CliError> {
     let project = load_project(cwd)?;
-    let progress = Progress::new();
-    let _guard = ReproLock::acquire(&project.cache_root(), |holder| {
-        progress.event(Event::WaitingForLock { holder });
-    })?;
-    progress.finish();
+    let _guard = lock_project(&project)?;
     // Running experiments write to this cache: wait for none.
     let experiments = pipe::exp::isolated::experiments_lock(&project.cache_root())?;
     if experiments.try_lock().is_err() {

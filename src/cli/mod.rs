@@ -8,6 +8,7 @@
 
 mod cache;
 mod checkout;
+mod commit;
 mod compare;
 mod dag;
 mod exp;
@@ -28,6 +29,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use pipe::project::Project;
+use pipe::run::ReproLock;
 use pipe::Error;
 
 /// Reproducible ML pipelines: rerun exactly what changed.
@@ -47,6 +49,7 @@ enum Command {
     Status(status::StatusArgs),
     Dag(dag::DagArgs),
     Checkout(checkout::CheckoutArgs),
+    Commit(commit::CommitArgs),
     Cache(cache::CacheArgs),
     Remote(remote::RemoteArgs),
     Push(transfer::PushArgs),
@@ -92,6 +95,7 @@ pub fn main() -> ExitCode {
             Command::Status(args) => status::run(&cwd, args),
             Command::Dag(args) => dag::run(&cwd, args),
             Command::Checkout(args) => checkout::run(&cwd, args),
+            Command::Commit(args) => commit::run(&cwd, args),
             Command::Cache(args) => cache::run(&cwd, args),
             Command::Remote(args) => remote::run(&cwd, args),
             Command::Push(args) => transfer::push(&cwd, args),
@@ -126,6 +130,18 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Takes the project's repro lock (see [`ReproLock`]) for a command that
+/// writes outputs, the lock or the cache, saying on stderr when it waits
+/// for another one.
+pub fn lock_project(project: &Project) -> Result<ReproLock, CliError> {
+    Ok(ReproLock::acquire(&project.cache_root(), |holder| {
+        eprintln!(
+            "Waiting for another run in this project to finish: {} …",
+            holder.unwrap_or_else(|| "pipe repro".into())
+        );
+    })?)
+}
+
 /// Finds the project above `cwd` and loads it.
 pub fn load_project(cwd: &std::path::Path) -> Result<Project, CliError> {
     let root = Project::find_root(cwd).ok_or_else(|| CliError {
@@ -148,4 +164,24 @@ pub fn print(text: &str) -> Result<(), CliError> {
             code: 1,
         }),
     }
+}
+
+/// Asks `question` on stderr and reads the answer from stdin (a
+/// terminal): true for `y` or `yes`, false for anything else, or nothing.
+pub fn confirm(question: &str) -> Result<bool, CliError> {
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{question} [y/N] ");
+    let _ = err.flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| CliError {
+            message: format!("cannot read the answer: {e}"),
+            hints: vec![],
+            code: 2,
+        })?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }

@@ -149,6 +149,17 @@ impl Reporter for Progress {
     }
 }
 
+/// For commands without a progress bar: prints warnings, drops the rest.
+pub struct Warnings;
+
+impl Reporter for Warnings {
+    fn event(&self, event: Event<'_>) {
+        if let Event::Warning { stage, message } = event {
+            eprintln!("warning: stage {stage}: {message}");
+        }
+    }
+}
+
 pub fn secs(d: Duration) -> String {
     let s = d.as_secs_f64();
     if s < 10.0 {

@@ -118,14 +118,7 @@ pub fn run(cwd: &Path, args: ReproArgs) -> Result<ExitCode, CliError> {
             serde_json::to_string_pretty(&summary).expect("a summary serializes")
         ))?;
     }
-    if !summary.gitignores.is_empty() {
-        let files: Vec<String> = summary.gitignores.iter().map(|f| f.to_string()).collect();
-        eprintln!(
-            "To track the changes with git, run:\n\n    git add {} {}\n",
-            files.join(" "),
-            pipe::lock::LOCK_FILE
-        );
-    }
+    print_git_hint(&summary.gitignores);
     let count = |label| summary.count(label);
     eprintln!(
         "{} ran, {} restored, {} up to date, {} failed{} in {}",
@@ -178,4 +171,18 @@ fn dry_run(project: &pipe::project::Project, opts: &ReproOptions) -> Result<Exit
     }
     print(&out)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// After `.gitignore` files were written: what to add to git, as DVC
+/// says it.
+pub fn print_git_hint(gitignores: &[pipe::paths::RelPath]) {
+    if gitignores.is_empty() {
+        return;
+    }
+    let files: Vec<String> = gitignores.iter().map(|f| f.to_string()).collect();
+    eprintln!(
+        "To track the changes with git, run:\n\n    git add {} {}\n",
+        files.join(" "),
+        pipe::lock::LOCK_FILE
+    );
 }

@@ -17,6 +17,7 @@
 
 pub mod command;
 pub mod events;
+pub mod kept;
 pub mod leftovers;
 mod lock_guard;
 mod stage;
@@ -334,7 +335,7 @@ pub fn repro(
 /// Keeps the recorded stage's cached outputs out of git (see
 /// [`crate::gitignore`]); what cannot be done is a warning, not a failure:
 /// the result is recorded already.
-pub(crate) fn ignore_outputs(
+pub fn ignore_outputs(
     project: &Project,
     stage: &crate::spec::Stage,
     ignorer: &mut GitIgnorer,

@@ -9,6 +9,7 @@ use serde_json::Value as Json;
 
 use super::command::{run_commands, Launch};
 use super::events::{Event, Outcome, Reporter};
+use super::kept;
 use super::ReproOptions;
 use crate::builtin::{self, BuiltinCall};
 use crate::cache::runs::{self, RunRecord};
@@ -58,6 +59,7 @@ pub fn process(
                 restoring: true,
                 reasons: &decision.reasons,
             });
+            kept::keep_unrecorded(project, stage, locked, &seen, hasher, reporter)?;
             match restore(project, stage, &seen, record.clone())? {
                 Restored::Done(done) => Ok(done),
                 // A damaged object was moved aside: run the stage instead.
@@ -70,13 +72,13 @@ pub fn process(
                         ),
                     });
                     run_stage(
-                        project, stage, &seen, &decision, hasher, opts, run, reporter,
+                        project, stage, locked, &seen, &decision, hasher, opts, run, reporter,
                     )
                 }
             }
         }
         Verdict::Run => run_stage(
-            project, stage, &seen, &decision, hasher, opts, run, reporter,
+            project, stage, locked, &seen, &decision, hasher, opts, run, reporter,
         ),
     }
 }
@@ -94,6 +96,7 @@ fn unchanged(outcome: Outcome) -> Done {
 fn run_stage(
     project: &Project,
     stage: &Stage,
+    locked: Option<&LockStage>,
     seen: &Observed,
     decision: &Decision,
     hasher: &Hasher,
@@ -108,6 +111,7 @@ fn run_stage(
                 restoring: true,
                 reasons: &decision.reasons,
             });
+            kept::keep_unrecorded(project, stage, locked, seen, hasher, reporter)?;
             match restore(project, stage, seen, record)? {
                 Restored::Done(done) => return Ok(done),
                 Restored::Damaged(e) => {
@@ -137,13 +141,19 @@ fn run_stage(
     if let Some(message) = missing_dep(project, &decision.reasons) {
         return Ok(unchanged(Outcome::Failed(message)));
     }
+    kept::keep_unrecorded(project, stage, locked, seen, hasher, reporter)?;
     if let Err(message) = execute(project, stage, &seen.params, run, &held_claims, reporter) {
+        kept::remember_failed(project, stage, hasher);
         return Ok(unchanged(Outcome::Failed(message)));
     }
     let outs = match commit(project, stage, hasher)? {
         Ok(outs) => outs,
-        Err(message) => return Ok(unchanged(Outcome::Failed(message))),
+        Err(message) => {
+            kept::remember_failed(project, stage, hasher);
+            return Ok(unchanged(Outcome::Failed(message)));
+        }
     };
+    kept::forget_failed(project, &stage.name);
     // The deps as they were when the stage started: that is what it ran on.
     let deps = seen.dep_records();
     if run_cache_eligible(stage) {
@@ -340,6 +350,7 @@ fn restore(
             Err(e) => return Err(e.into()),
         }
     }
+    kept::forget_failed(project, &stage.name);
     Ok(Restored::Done(Done {
         outcome: Outcome::Restored,
         lock_entry: Some(lock_entry(

@@ -233,7 +233,7 @@ fn checkout_keeps_modified_outputs_unless_forced() {
     let out = env.pipe(&["checkout"]).code(1);
     assert_eq!(
         out.stdout,
-        "kept result.txt (modified; use --force to replace it)\n"
+        "kept result.txt: it was edited, and the cache has no copy of this version (record it with `pipe commit make`, or replace it with `pipe checkout -f make`)\n"
     );
     assert_eq!(env.read("result.txt"), "my edit\n");
     let out = env.pipe(&["checkout", "--force"]).ok();

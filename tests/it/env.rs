@@ -141,6 +141,78 @@ impl TestEnv {
         }
     }
 
+    /// Runs `pipe ARGS…` on a pseudo-terminal (its stdin, stdout and
+    /// stderr), as a person at a terminal does, typing `input` (without
+    /// echo). What the terminal showed, stdout and stderr together, is
+    /// [`Output::stdout`].
+    pub fn pipe_on_terminal(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let started = Instant::now();
+        let (mut master, slave) = {
+            let (mut master, mut slave) = (0, 0);
+            // SAFETY: openpty fills two descriptors this function then owns.
+            let rc = unsafe {
+                libc::openpty(
+                    &mut master,
+                    &mut slave,
+                    std::ptr::null_mut(),
+                    std::ptr::null(),
+                    std::ptr::null(),
+                )
+            };
+            assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+            // SAFETY: both descriptors were just opened and are not owned elsewhere.
+            unsafe {
+                let mut t: libc::termios = std::mem::zeroed();
+                libc::tcgetattr(slave, &mut t);
+                t.c_lflag &= !libc::ECHO;
+                t.c_oflag &= !libc::OPOST;
+                libc::tcsetattr(slave, libc::TCSANOW, &t);
+                (
+                    std::fs::File::from_raw_fd(master),
+                    OwnedFd::from_raw_fd(slave),
+                )
+            }
+        };
+        let mut command = self.command(args);
+        command
+            .stdin(slave.try_clone().expect("dup"))
+            .stdout(slave.try_clone().expect("dup"))
+            .stderr(slave);
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {PIPE}: {e}"));
+        // The parent's copies of the terminal's end go, so that reading
+        // ends when pipe exits.
+        drop(command);
+        master.write_all(input.as_bytes()).expect("type the input");
+        let mut reader = master.try_clone().expect("dup");
+        let shown = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            // Ends with EIO once no process has the terminal open.
+            let _ = reader.read_to_end(&mut bytes);
+            bytes
+        });
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("`pipe {}` on a terminal did not finish", args.join(" "));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Output {
+            args: args.join(" "),
+            stdout: String::from_utf8_lossy(&shown.join().expect("terminal reader")).into_owned(),
+            stderr: String::new(),
+            code: status.code(),
+            elapsed: started.elapsed(),
+        }
+    }
+
     /// Starts `pipe ARGS…` without waiting; the process is killed if the
     /// test ends first.
     pub fn spawn(&self, args: &[&str]) -> Running {

@@ -12,6 +12,7 @@ mod concurrency;
 mod containment;
 mod dag;
 mod demo;
+mod edits;
 mod env;
 mod exp;
 mod gitignore;
