@@ -33,6 +33,7 @@ pub mod dag_view;
 pub mod error;
 pub mod exp;
 pub mod fingerprint;
+pub mod gc;
 pub mod git;
 pub mod gitignore;
 pub mod graph;

@@ -1,8 +1,8 @@
 //! `pipe gc`: remove from the cache what nothing refers to.
 //!
 //! What is kept: every object (and directory manifest) of the roots the
-//! caller gives (the outputs `pipeline.lock` records, in the workspace and
-//! in every experiment's commit), and, with `keep_runs`, every object a
+//! caller gives (the outputs the locks in `pipe gc`'s scope record, see
+//! [`crate::gc`]), and, with `keep_runs`, every object a
 //! run-cache entry records. Without `keep_runs` the run-cache entries are
 //! dropped too, except those whose outputs are all kept. The staging areas
 //! of processes that are gone are always removed (see `staging`), and so
@@ -27,13 +27,14 @@ pub struct GcReport {
     pub bytes_removed: u64,
     pub runs_removed: usize,
     pub objects_kept: usize,
-    /// Damaged objects that were set aside in `quarantine/`.
+    /// Damaged objects set aside in `quarantine/` (removed, or with `dry`,
+    /// to be removed).
     pub quarantined_removed: usize,
 }
 
 impl Cache {
     /// Removes unreferenced objects. `roots` are the records to keep (from
-    /// `pipeline.lock`). With `dry`, only counts.
+    /// the locks in scope). With `dry`, only counts what would go.
     pub fn gc(
         &self,
         roots: &[PathRecord],
@@ -82,10 +83,12 @@ impl Cache {
         if !dry {
             self.clean_staging();
             self.remove_free_claims()?;
-            let quarantine = self.dir().join(super::verify::QUARANTINE);
-            if let Ok(entries) = std::fs::read_dir(&quarantine) {
-                for entry in entries.flatten() {
-                    report.quarantined_removed += 1;
+        }
+        let quarantine = self.dir().join(super::verify::QUARANTINE);
+        if let Ok(entries) = std::fs::read_dir(&quarantine) {
+            for entry in entries.flatten() {
+                report.quarantined_removed += 1;
+                if !dry {
                     super::remove_path(&entry.path()).map_err(io("remove", &entry.path()))?;
                 }
             }

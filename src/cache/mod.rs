@@ -112,7 +112,7 @@ impl CacheError {
                 "run `pipe repro` to compute it again (the damaged copy is never used); `pipe cache verify` checks the whole cache".into(),
             ),
             CacheError::NoSpace { needed, free, .. } => Some(format!(
-                "free at least {} on that disk (`pipe gc` removes what no lock records), then run the command again",
+                "free at least {} on that disk (`pipe gc -a` removes what no branch uses), then run the command again",
                 human_bytes(needed.saturating_sub(*free))
             )),
             CacheError::Changed { .. } => Some(

@@ -237,7 +237,7 @@ fn projects_sharing_a_cache_run_a_new_stage_once() {
     // The claim files are gone after gc (nobody holds them).
     let claims = cache.join("v1").join("claims");
     assert_eq!(std::fs::read_dir(&claims).unwrap().count(), 1);
-    a.pipe(&["gc"]).ok();
+    a.pipe(&["gc", "-w", "-f"]).ok();
     assert_eq!(std::fs::read_dir(&claims).unwrap().count(), 0);
 }
 

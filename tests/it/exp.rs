@@ -503,7 +503,7 @@ fn experiment_commits_are_signed_as_git_would_sign_them() {
 fn gc_keeps_what_experiments_recorded() {
     let env = project();
     run_half(&env);
-    env.pipe(&["gc"]).ok();
+    env.pipe(&["gc", "-w", "-f"]).ok();
     env.pipe(&["exp", "apply", "half"]).ok();
     assert!(env.read("model.txt").ends_with("lr=0.5 epochs=3\n"));
 }
@@ -627,7 +627,7 @@ fn a_killed_queue_run_is_queued_again_and_gc_waits_for_running_experiments() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let out = env.pipe(&["gc"]).code(1);
+    let out = env.pipe(&["gc", "-w", "-f"]).code(1);
     assert!(
         out.stderr.contains("experiments are running"),
         "{}",
@@ -649,7 +649,7 @@ fn a_killed_queue_run_is_queued_again_and_gc_waits_for_running_experiments() {
         Vec::<String>::new(),
         "the killed run's copy is removed"
     );
-    env.pipe(&["gc"]).ok();
+    env.pipe(&["gc", "-w", "-f"]).ok();
 }
 
 #[test]

@@ -435,7 +435,7 @@ fn a_full_disk_leaves_no_partial_file_and_says_how_much_space_is_needed() {
     insta::assert_snapshot!(out.stderr, @r"
     Running stage big: never run
     ✗ big  failed: cache: no space left to store `big.bin` in .pipeline-cache/v1: it needs 700.0 kB, [FREE] free
-        hint: free at least [NEEDED] on that disk (`pipe gc` removes what no lock records), then run the command again
+        hint: free at least [NEEDED] on that disk (`pipe gc -a` removes what no branch uses), then run the command again
     0 ran, 0 restored, 0 up to date, 1 failed in [ELAPSED]
     ");
     // Nothing of the failed store takes space: a smaller output fits.

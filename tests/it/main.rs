@@ -15,6 +15,7 @@ mod demo;
 mod edits;
 mod env;
 mod exp;
+mod gc;
 mod gitignore;
 mod integrity;
 mod limits;
