@@ -40,7 +40,7 @@ impl Progress {
         self.bar.finish_and_clear();
     }
 
-    fn say(&self, line: String) {
+    pub fn say(&self, line: String) {
         self.bar.suspend(|| {
             let _ = writeln!(std::io::stderr(), "{line}");
         });
@@ -142,6 +142,7 @@ impl Reporter for Progress {
                         }
                         self.say(text)
                     }
+                    Outcome::Interrupted => self.say(format!("✗ {stage:width$}  interrupted")),
                     Outcome::Skipped(why) => self.say(format!("- {stage:width$}  skipped: {why}")),
                 }
             }

@@ -72,6 +72,7 @@ pub fn run(cwd: &Path, args: ReproArgs) -> Result<ExitCode, CliError> {
         run_id: String::new(),
         supervisor: std::env::current_exe().ok(),
         pull: None,
+        interrupt: run::Interrupt::new(),
     };
     if args.jobs == Some(0) {
         return Err(CliError {
@@ -109,7 +110,12 @@ pub fn run(cwd: &Path, args: ReproArgs) -> Result<ExitCode, CliError> {
         pull,
         ..opts
     };
-    let result = run::repro(&project, &opts, &progress);
+    let result = std::thread::scope(|scope| {
+        let stop = StopSignals::catch(scope, &opts.interrupt, &progress);
+        let result = run::repro(&project, &opts, &progress);
+        stop.close();
+        result
+    });
     progress.finish();
     let summary = result?;
     if args.json {
@@ -126,13 +132,38 @@ pub fn run(cwd: &Path, args: ReproArgs) -> Result<ExitCode, CliError> {
         count("restored"),
         count("up to date"),
         count("failed"),
-        [("frozen", count("frozen")), ("skipped", count("skipped"))]
-            .iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(label, n)| format!(", {n} {label}"))
-            .collect::<String>(),
+        [
+            ("interrupted", count("interrupted")),
+            ("frozen", count("frozen")),
+            ("skipped", count("skipped")),
+        ]
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(label, n)| format!(", {n} {label}"))
+        .collect::<String>(),
         secs(Duration::from_secs_f64(summary.seconds)),
     );
+    if let Some(signal) = opts.interrupt.requested() {
+        let stopped: Vec<&str> = summary
+            .stages
+            .iter()
+            .filter(|s| s.outcome == run::Outcome::Interrupted)
+            .map(|s| s.stage.as_str())
+            .collect();
+        let what = match stopped.as_slice() {
+            [] => "no stage was stopped halfway".to_string(),
+            [one] => format!("{one} was stopped before it finished, and nothing of it is recorded"),
+            many => format!(
+                "{} were stopped before they finished, and nothing of them is recorded",
+                many.join(", ")
+            ),
+        };
+        eprintln!(
+            "Interrupted: {what}; pipeline.lock records the stages that finished, so the next `pipe repro` resumes from there."
+        );
+        drop(guard);
+        die_by(signal);
+    }
     Ok(if summary.failed() {
         ExitCode::from(1)
     } else {
@@ -185,4 +216,82 @@ pub fn print_git_hint(gitignores: &[pipe::paths::RelPath]) {
         files.join(" "),
         pipe::lock::LOCK_FILE
     );
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM while stages run. The first one asks the
+/// run to stop ([`run::Interrupt`]): running commands get the signal, no
+/// stage starts, and pipe ends once the running stages have (a built-in
+/// stage finishes first), dying by the same signal so that a calling
+/// shell script stops too (status 130 for Ctrl-C). A second one ends pipe
+/// at once: everything pipe writes is written whole or not at all, so the
+/// lock and the cache stay valid, as after `kill -9`. A signal that pipe
+/// was started with ignored (`nohup`, a background job) stays ignored.
+struct StopSignals {
+    handle: Option<signal_hook::iterator::Handle>,
+}
+
+impl StopSignals {
+    fn catch<'scope>(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        interrupt: &'scope run::Interrupt,
+        progress: &'scope Progress,
+    ) -> StopSignals {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let wanted: Vec<i32> = [SIGINT, SIGTERM]
+            .into_iter()
+            .filter(|&sig| !ignored(sig))
+            .collect();
+        let Ok(mut signals) = signal_hook::iterator::Signals::new(&wanted) else {
+            // Without handlers a signal ends pipe at once, which is safe too.
+            return StopSignals { handle: None };
+        };
+        let handle = signals.handle();
+        scope.spawn(move || {
+            for signal in signals.forever() {
+                if interrupt.requested().is_none() {
+                    progress.say(
+                        "Stopping: waiting for the running stages to stop (Ctrl-C again stops pipe at once) …"
+                            .into(),
+                    );
+                    interrupt.request(signal);
+                } else {
+                    progress.finish();
+                    eprintln!(
+                        "Stopped at once: the stages that were running are not recorded; the next `pipe repro` resumes from pipeline.lock."
+                    );
+                    die_by(signal);
+                }
+            }
+        });
+        StopSignals {
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops listening (the listening thread ends).
+    fn close(self) {
+        if let Some(handle) = self.handle {
+            handle.close();
+        }
+    }
+}
+
+/// Whether `signal` is ignored (as `nohup` and shells without job control
+/// leave SIGINT for background commands).
+fn ignored(signal: i32) -> bool {
+    // SAFETY: sigaction with a null new action only reads the current one
+    // into a local.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut current) == 0
+            && current.sa_sigaction == libc::SIG_IGN
+    }
+}
+
+/// Ends pipe as `signal` would have, had it not been caught.
+fn die_by(signal: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = signal_hook::low_level::emulate_default_handler(signal);
+    std::process::exit(128 + signal)
 }

@@ -27,6 +27,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use super::events::{Event, Reporter, Stream};
+use super::interrupt::Interrupt;
 
 /// The variable DVC sets to the project root for every stage command.
 pub const DVC_ROOT: &str = "DVC_ROOT";
@@ -43,6 +44,9 @@ pub struct Launch<'a> {
     /// The `pipe` binary to run `sh` under (see [`super::supervisor`]);
     /// `None` runs `sh` directly.
     pub supervisor: Option<&'a Path>,
+    /// A request to stop: no command starts after it, running ones get its
+    /// signal (see [`super::interrupt`]).
+    pub interrupt: &'a Interrupt,
 }
 
 /// Runs the commands; `Err` holds a one-line reason for the failure.
@@ -59,6 +63,12 @@ pub fn run_commands(
 
 fn run_one(launch: &Launch, cmd: &str, reporter: &dyn Reporter) -> Result<(), String> {
     let (stage, cwd) = (launch.stage, launch.cwd);
+    if launch.interrupt.requested().is_some() {
+        return Err(format!(
+            "`{}` was not started: the run was interrupted",
+            short(cmd)
+        ));
+    }
     let supervisor = launch.supervisor.filter(|_| cfg!(target_os = "linux"));
     let mut command = match supervisor {
         Some(exe) => {
@@ -99,9 +109,14 @@ fn run_one(launch: &Launch, cmd: &str, reporter: &dyn Reporter) -> Result<(), St
         .map_err(|e| format!("cannot start `sh -c {cmd}` in {}: {e}", cwd.display()))?;
     let stdout = child.stdout.take().expect("piped stdout");
     let stderr = child.stderr.take().expect("piped stderr");
+    let tracked = launch.interrupt.track(child.id());
     let status = std::thread::scope(|s| {
         s.spawn(|| forward(stage, stdout, Stream::Stdout, reporter));
         s.spawn(|| forward(stage, stderr, Stream::Stderr, reporter));
+        // The process is unregistered once it has exited but before it is
+        // reaped, so that a stop request never signals a reused pid.
+        wait_exited(child.id());
+        drop(tracked);
         child.wait()
     })
     .map_err(|e| format!("lost the command `{cmd}`: {e}"))?;
@@ -115,6 +130,25 @@ fn run_one(launch: &Launch, cmd: &str, reporter: &dyn Reporter) -> Result<(), St
         (None, Some(sig)) => format!("`{cmd}` was killed by signal {sig}"),
         _ => format!("`{cmd}` failed"),
     })
+}
+
+/// Waits until the child `pid` has exited, without reaping it.
+fn wait_exited(pid: u32) {
+    loop {
+        // SAFETY: waitid on our own child, filling a local siginfo_t.
+        let rc = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return;
+        }
+    }
 }
 
 /// The first line of a command, cut to a length that fits a status line.
@@ -202,6 +236,7 @@ mod tests {
             cwd: dir.path(),
             env: &[],
             supervisor: None,
+            interrupt: &Interrupt::new(),
         };
         let err = run_commands(&launch, &cmds, &lines).unwrap_err();
         assert!(err.ends_with("` exited with code 3"), "{err}");

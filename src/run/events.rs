@@ -26,6 +26,8 @@ pub enum Outcome {
     Restored,
     Ran,
     Failed(String),
+    /// Stopped by a request to stop the run (Ctrl-C): nothing recorded.
+    Interrupted,
     /// Not attempted: an upstream stage failed, or the run stopped early.
     Skipped(String),
 }
@@ -38,6 +40,7 @@ impl Outcome {
             Outcome::Restored => "restored",
             Outcome::Ran => "ran",
             Outcome::Failed(_) => "failed",
+            Outcome::Interrupted => "interrupted",
             Outcome::Skipped(_) => "skipped",
         }
     }

@@ -17,6 +17,7 @@
 
 pub mod command;
 pub mod events;
+pub mod interrupt;
 pub mod kept;
 pub mod leftovers;
 mod lock_guard;
@@ -28,6 +29,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub use events::{Event, Outcome, Reporter, Silent, Stream};
+pub use interrupt::Interrupt;
 pub use lock_guard::ReproLock;
 
 use crate::error::Error;
@@ -55,6 +57,8 @@ pub struct ReproOptions {
     /// `--pull`: a stale stage whose fingerprint this remote's run cache
     /// holds is downloaded and restored instead of run.
     pub pull: Option<std::sync::Arc<crate::remote::Remote>>,
+    /// Set by the caller to stop the run (see [`interrupt`]).
+    pub interrupt: Interrupt,
 }
 
 impl Default for ReproOptions {
@@ -71,6 +75,7 @@ impl Default for ReproOptions {
             run_id: String::new(),
             supervisor: None,
             pull: None,
+            interrupt: Interrupt::new(),
         }
     }
 }
@@ -91,6 +96,9 @@ pub struct Summary {
     /// [`crate::gitignore`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub gitignores: Vec<crate::paths::RelPath>,
+    /// The run was stopped by [`ReproOptions::interrupt`].
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 use serde::Serialize;
@@ -223,6 +231,9 @@ pub fn repro(
         let (tx, rx) = mpsc::channel::<(usize, Duration, Result<stage::Done, Error>)>();
         let mut running = 0usize;
         loop {
+            // A stop request: stages running now finish (their commands
+            // get the signal); none starts.
+            stopping |= opts.interrupt.requested().is_some();
             while running < jobs && !stopping {
                 let Some((_, i)) = ready.pop_first() else {
                     break;
@@ -273,7 +284,12 @@ pub fn repro(
                             reporter,
                         );
                     }
-                    done.outcome
+                    match done.outcome {
+                        Outcome::Failed(_) if opts.interrupt.requested().is_some() => {
+                            Outcome::Interrupted
+                        }
+                        outcome => outcome,
+                    }
                 }
             };
             reporter.event(Event::Finished {
@@ -311,11 +327,17 @@ pub fn repro(
         stages: Vec::new(),
         seconds: started.elapsed().as_secs_f64(),
         gitignores: ignorer.written(),
+        interrupted: opts.interrupt.requested().is_some(),
+    };
+    let not_started = if summary.interrupted {
+        "not started: the run was interrupted"
+    } else {
+        "not started: the run stopped after a failure"
     };
     for &i in &selected {
         let name = project.pipeline.stages[i].name.clone();
         let (outcome, elapsed) = outcomes.remove(&i).unwrap_or_else(|| {
-            let outcome = Outcome::Skipped("not started: the run stopped after a failure".into());
+            let outcome = Outcome::Skipped(not_started.into());
             reporter.event(Event::Finished {
                 stage: &name,
                 outcome: &outcome,

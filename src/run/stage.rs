@@ -424,6 +424,7 @@ fn execute(
                 cwd: &cwd,
                 env: &env,
                 supervisor: run.supervisor.as_deref(),
+                interrupt: &run.interrupt,
             };
             run_commands(&launch, commands, reporter)
         }

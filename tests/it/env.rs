@@ -137,6 +137,7 @@ impl TestEnv {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             code: out.status.code(),
+            signal: std::os::unix::process::ExitStatusExt::signal(&out.status),
             elapsed: started.elapsed(),
         }
     }
@@ -209,6 +210,7 @@ impl TestEnv {
             stdout: String::from_utf8_lossy(&shown.join().expect("terminal reader")).into_owned(),
             stderr: String::new(),
             code: status.code(),
+            signal: std::os::unix::process::ExitStatusExt::signal(&status),
             elapsed: started.elapsed(),
         }
     }
@@ -412,6 +414,8 @@ pub struct Output {
     pub stderr: String,
     /// `None` if it was killed by a signal.
     pub code: Option<i32>,
+    /// The signal that ended it, if one did.
+    pub signal: Option<i32>,
     pub elapsed: Duration,
 }
 
@@ -510,6 +514,7 @@ impl Running {
             stderr: String::from_utf8_lossy(&err_thread.join().expect("stderr reader"))
                 .into_owned(),
             code: status.code(),
+            signal: std::os::unix::process::ExitStatusExt::signal(&status),
             elapsed: started.elapsed(),
         }
     }

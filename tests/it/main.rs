@@ -18,6 +18,7 @@ mod exp;
 mod gc;
 mod gitignore;
 mod integrity;
+mod interrupt;
 mod limits;
 mod ml;
 mod remote;

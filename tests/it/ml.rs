@@ -495,6 +495,7 @@ fn pipe_with_stdin(env: &TestEnv, args: &[&str], stdin: &str) -> Output {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         code: out.status.code(),
+        signal: std::os::unix::process::ExitStatusExt::signal(&out.status),
         elapsed: started.elapsed(),
     }
 }
