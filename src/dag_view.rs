@@ -22,7 +22,8 @@
 //!    Several: a *merge line* joins them into the leftmost one
 //!    (`├─┴─╯`), right above the node, and the others become free.
 //! 2. The node row is drawn: `●` in the node's lane, `│` in every other busy
-//!    lane, then the name and, if any, two spaces and the detail.
+//!    lane, then the name and, if any, two spaces and the detail, and two
+//!    spaces and the description.
 //! 3. The node's lane now carries the edge to its first child (or becomes
 //!    free if it has none). Every further child gets the leftmost free lane,
 //!    and a *fork line* (`├─┬─╮`) right below the node spreads the edges out.
@@ -48,7 +49,8 @@
 //! node and one line per edge. [`DagView::mermaid`] writes a `flowchart TD`
 //! with node ids `n0`, `n1`, ... (so equal or odd names stay distinct) and
 //! quoted labels using Mermaid entity codes; [`DagView::markdown`] wraps it in
-//! a fenced block. [`DagView::json`] lists the nodes (name and detail) and
+//! a fenced block. [`DagView::json`] lists the nodes (name, detail and
+//! description) and
 //! the edges by name. Edges are listed per child, in node order, and for each
 //! child in the order of its `parents` list.
 
@@ -62,6 +64,8 @@ use serde_json::{json, Value};
 pub struct NodeView {
     pub name: String,
     pub detail: Option<String>,
+    /// A description (a stage's `desc:`), shown after the detail.
+    pub desc: Option<String>,
     pub parents: Vec<usize>,
 }
 
@@ -110,9 +114,9 @@ impl DagView {
             let mut row = lane_row(&lanes, Some(col));
             row.push(' ');
             push_clean(&mut row, &node.name);
-            if let Some(detail) = &node.detail {
+            for text in [&node.detail, &node.desc].into_iter().flatten() {
                 row.push_str("  ");
-                push_clean(&mut row, detail);
+                push_clean(&mut row, text);
             }
             push_line(&mut out, &row);
 
@@ -169,13 +173,13 @@ impl DagView {
         format!("```mermaid\n{}```\n", self.mermaid())
     }
 
-    /// `{"nodes":[{"name":..,"detail":..}],"edges":[{"from":name,"to":name}]}`;
-    /// a missing detail is `null`.
+    /// `{"nodes":[{"name":..,"detail":..,"desc":..}],"edges":[{"from":name,"to":name}]}`;
+    /// a missing detail or description is `null`.
     pub fn json(&self) -> Value {
         let nodes: Vec<Value> = self
             .nodes
             .iter()
-            .map(|n| json!({ "name": n.name, "detail": n.detail }))
+            .map(|n| json!({ "name": n.name, "detail": n.detail, "desc": n.desc }))
             .collect();
         let edges: Vec<Value> = self
             .edges()
@@ -408,6 +412,7 @@ mod tests {
                 .map(|(name, parents)| NodeView {
                     name: name.to_string(),
                     detail: None,
+                    desc: None,
                     parents: parents.to_vec(),
                 })
                 .collect(),
@@ -721,10 +726,10 @@ mod tests {
             quoted_diamond().json(),
             json!({
                 "nodes": [
-                    { "name": "prep", "detail": "cached" },
-                    { "name": "train \"big\"", "detail": null },
-                    { "name": "train#2", "detail": null },
-                    { "name": "eval", "detail": null },
+                    { "name": "prep", "detail": "cached", "desc": null },
+                    { "name": "train \"big\"", "detail": null, "desc": null },
+                    { "name": "train#2", "detail": null, "desc": null },
+                    { "name": "eval", "detail": null, "desc": null },
                 ],
                 "edges": [
                     { "from": "prep", "to": "train \"big\"" },
@@ -979,6 +984,7 @@ mod tests {
                     NodeView {
                         name: format!("n{i}"),
                         detail: (rand(3) == 0).then(|| format!("d{i}")),
+                        desc: None,
                         parents,
                     }
                 })

@@ -106,7 +106,12 @@ pub fn diff_command(
     let format = &sides.format;
     if format.json {
         print(&pretty(&diff_json(&rows)))?;
-    } else if !rows.is_empty() {
+    } else if rows.is_empty() {
+        // On stderr: stdout stays empty, so that `[ -z "$(pipe metrics
+        // diff)" ]` works in a script, as with `git diff` (and DVC, which
+        // prints nothing at all for this reason).
+        eprintln!("No changes.");
+    } else {
         let t = diff_table(
             &rows,
             request.column,

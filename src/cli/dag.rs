@@ -79,6 +79,7 @@ fn stages_view(project: &Project, selected: &[usize]) -> DagView {
                 NodeView {
                     name: stage.name.clone(),
                     detail: stage.frozen.then(|| "(frozen)".to_string()),
+                    desc: stage.desc.clone(),
                     parents: project
                         .dag
                         .parents(i)
@@ -119,6 +120,7 @@ fn outs_view(project: &Project, selected: &[usize]) -> DagView {
             nodes.push(NodeView {
                 name: out.path.to_string(),
                 detail: None,
+                desc: None,
                 parents: parents.clone(),
             });
         }

@@ -10,9 +10,11 @@ mod cache;
 mod checkout;
 mod commit;
 mod compare;
+mod completions;
 mod dag;
 mod exp;
 mod gc;
+mod init;
 mod metrics;
 mod params;
 mod predict;
@@ -45,6 +47,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Init(init::InitArgs),
     Repro(repro::ReproArgs),
     Status(status::StatusArgs),
     Dag(dag::DagArgs),
@@ -60,6 +63,7 @@ enum Command {
     Metrics(metrics::MetricsArgs),
     Params(params::ParamsArgs),
     Exp(exp::ExpArgs),
+    Completions(completions::CompletionsArgs),
 }
 
 /// An error for the user: the message, hints, and the exit code.
@@ -91,6 +95,7 @@ pub fn main() -> ExitCode {
             })?,
         };
         match cli.command {
+            Command::Init(args) => init::run(&cwd, args),
             Command::Repro(args) => repro::run(&cwd, args),
             Command::Status(args) => status::run(&cwd, args),
             Command::Dag(args) => dag::run(&cwd, args),
@@ -106,6 +111,7 @@ pub fn main() -> ExitCode {
             Command::Metrics(args) => metrics::run(&cwd, args),
             Command::Params(args) => params::run(&cwd, args),
             Command::Exp(args) => exp::run(&cwd, args),
+            Command::Completions(args) => completions::run(args),
         }
     })();
     match result {

@@ -13,6 +13,8 @@ use super::{print, CliError};
 
 /// Classify texts with a fitted model (as written by the `fit` stage), one
 /// JSON line per text: {"text", "prediction", "prediction_score" (0–100)}.
+/// A text none of whose words the model knows gets a warning on stderr:
+/// its prediction is the model's prior alone.
 #[derive(Debug, Args)]
 pub struct PredictArgs {
     /// The model file.
@@ -36,10 +38,22 @@ pub fn run(cwd: &Path, args: PredictArgs) -> Result<ExitCode, CliError> {
     } else {
         args.texts
     };
-    let proba = model.predict_proba(&texts);
+    // Transformed once: the features tell which texts the model knows
+    // nothing of, and give the probabilities.
+    let features = model.vectorizer().transform(&texts);
+    let proba = model
+        .classifier()
+        .predict_proba(&features)
+        .expect("the vectorizer's columns are the classifier's features");
     let classes = model.classes();
     let mut out = String::new();
     for (i, text) in texts.iter().enumerate() {
+        if features.row(i).0.is_empty() {
+            eprintln!(
+                "warning: no word of {} is in the model's vocabulary: its prediction is the model's prior alone",
+                json!(text)
+            );
+        }
         let row = proba.row(i);
         let best = (0..row.len())
             .max_by(|&a, &b| row[a].total_cmp(&row[b]))

@@ -1,7 +1,8 @@
 //! Rendering `repro` events for a person.
 //!
 //! Stage output goes to stdout, each line prefixed with the stage name (so
-//! parallel stages stay readable). Status lines go to stderr. On a terminal
+//! parallel stages stay readable), after the command itself (`> cmd`, as
+//! DVC prints it). Status lines go to stderr. On a terminal
 //! an indicatif bar shows `done/total` and the stages running now; it is
 //! hidden automatically when stderr is not a terminal, and suspended while a
 //! line is printed so that lines never tear.
@@ -85,6 +86,19 @@ impl Reporter for Progress {
                     .expect("progress lock")
                     .insert(stage.to_string());
                 self.update_message();
+            }
+            Event::Command { cmd, .. } => {
+                // On stdout, where DVC prints it, with the stage's output;
+                // further lines of a multi-line command indented.
+                let mut text = String::new();
+                for (i, line) in cmd.trim_end().lines().enumerate() {
+                    text.push_str(if i == 0 { "> " } else { "  " });
+                    text.push_str(line);
+                    text.push('\n');
+                }
+                self.bar.suspend(|| {
+                    let _ = std::io::stdout().write_all(text.as_bytes());
+                });
             }
             Event::Output {
                 stage,

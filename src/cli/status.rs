@@ -17,7 +17,7 @@ pub struct StatusArgs {
     /// Stages to check (with their upstream stages); all when omitted.
     pub targets: Vec<String>,
     /// Print every stage with its verdict and reasons as JSON.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "quiet")]
     pub json: bool,
     /// Instead: which cached outputs of pipeline.lock a remote lacks (not
     /// pushed yet), asking the remote about each.
@@ -26,6 +26,10 @@ pub struct StatusArgs {
     /// The remote for --cloud (default: the default remote).
     #[arg(short = 'r', long, value_name = "NAME", requires = "cloud")]
     pub remote: Option<String>,
+    /// Print nothing; exit 1 if any stage would run (or be restored), 0 if
+    /// every stage is up to date (as `dvc status -q`).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 pub fn run(cwd: &Path, args: StatusArgs) -> Result<ExitCode, CliError> {
@@ -53,6 +57,14 @@ pub fn run(cwd: &Path, args: StatusArgs) -> Result<ExitCode, CliError> {
     // losing that write only costs time.
     let _ = hasher.save();
 
+    if args.quiet {
+        let stale = plans.iter().any(|p| p.verdict.needs_work());
+        return Ok(if stale {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
     if args.json {
         print(&format!(
             "{}\n",

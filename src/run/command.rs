@@ -104,6 +104,7 @@ fn run_one(launch: &Launch, cmd: &str, reporter: &dyn Reporter) -> Result<(), St
         libc::SIGKILL
     };
     die_with_parent(&mut command, signal);
+    reporter.event(Event::Command { stage, cmd });
     let mut child = command
         .spawn()
         .map_err(|e| format!("cannot start `sh -c {cmd}` in {}: {e}", cwd.display()))?;

@@ -61,6 +61,9 @@ pub enum Event<'a> {
         restoring: bool,
         reasons: &'a [StaleReason],
     },
+    /// A command of a `cmd` stage is about to start (as DVC prints
+    /// `> python train.py`).
+    Command { stage: &'a str, cmd: &'a str },
     /// A line a running stage printed.
     Output {
         stage: &'a str,

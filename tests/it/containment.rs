@@ -219,12 +219,13 @@ fn a_stage_may_signal_its_own_process_group() {
     let out = env.spawn(&["repro"]).wait(STARTUP).ok();
     env.settings().bind(|| {
         insta::assert_snapshot!(format!("{}---\n{}", out.stdout, out.stderr), @r"
-        [signals] caught
-        ---
-        Running stage signals: never run
-        ✓ signals  ran  [ELAPSED]
-        1 ran, 0 restored, 0 up to date, 0 failed in [ELAPSED]
-        ");
+            > trap 'echo caught' TERM; sleep 300 & child=$!; until head -c 5 /proc/$child/cmdline | grep -qx sleep; do :; done; kill -TERM 0; wait; echo done > out.txt
+            [signals] caught
+            ---
+            Running stage signals: never run
+            ✓ signals  ran  [ELAPSED]
+            1 ran, 0 restored, 0 up to date, 0 failed in [ELAPSED]
+            ");
     });
     assert_eq!(env.read("out.txt"), "done\n");
 }

@@ -4,7 +4,8 @@
 use crate::env::TestEnv;
 
 /// The demo's shape: synth → split → {train, evaluate}, train → evaluate;
-/// plus `report`, which stands alone and is frozen.
+/// plus `report`, which stands alone and is frozen. `split` and `report`
+/// have a `desc:`.
 fn demo() -> TestEnv {
     TestEnv::new().pipeline(
         "
@@ -13,6 +14,7 @@ fn demo() -> TestEnv {
             uses: synth
             with: {out: data/reviews.tsv}
           split:
+            desc: Split the reviews into train and test
             cmd: cp data/reviews.tsv data/train.tsv; cp data/reviews.tsv data/test.tsv
             deps: [data/reviews.tsv]
             outs: [data/train.tsv, data/test.tsv]
@@ -25,6 +27,7 @@ fn demo() -> TestEnv {
             deps: [model, data/test.tsv]
             metrics: [metrics.json]
           report:
+            desc: The weekly report
             cmd: echo report > report.txt
             outs: [report.txt]
             frozen: true

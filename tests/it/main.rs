@@ -7,6 +7,7 @@
 //! leaves a trace of each time it really ran.
 
 mod cache;
+mod commands;
 mod compare;
 mod concurrency;
 mod containment;
@@ -21,6 +22,7 @@ mod integrity;
 mod interrupt;
 mod limits;
 mod ml;
+mod readme;
 mod remote;
 mod repro;
 mod services;

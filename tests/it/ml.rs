@@ -594,6 +594,28 @@ fn predict_reads_one_text_per_line_from_stdin() {
 }
 
 #[test]
+fn predict_warns_once_per_text_the_model_knows_no_word_of() {
+    let env = demo_run();
+    let model = demo_arg("fit", "model");
+    let texts = [POSITIVE, "zzzz qqqq", "", "zzzz qqqq"];
+    let mut args = vec!["predict", "--model", &model];
+    args.extend(texts);
+    let out = env.pipe(&args).ok();
+    insta::assert_snapshot!(out.stderr, @r#"
+        warning: no word of "zzzz qqqq" is in the model's vocabulary: its prediction is the model's prior alone
+        warning: no word of "" is in the model's vocabulary: its prediction is the model's prior alone
+        warning: no word of "zzzz qqqq" is in the model's vocabulary: its prediction is the model's prior alone
+        "#);
+    let got = predictions(&out);
+    assert_eq!(
+        got.len(),
+        4,
+        "every text is still predicted: {}",
+        out.stdout
+    );
+}
+
+#[test]
 fn predict_refuses_a_missing_model_file() {
     let env = demo_run();
     let out = env

@@ -46,8 +46,14 @@ fn runs_stale_stages_in_dependency_order_and_streams_their_output() {
     let out = env.pipe(&["repro"]).ok();
     assert_eq!(env.runs(), ["prepare", "train"]);
     assert_eq!(env.read("model.txt"), "HELLO\n  C: 100000\n");
-    // The stage's stdout, prefixed with its name, on stdout; status on stderr.
-    assert_eq!(out.stdout, "[prepare] preparing\n");
+    // Each command (`> cmd`, as DVC prints it), then the stage's stdout,
+    // prefixed with its name, on stdout; status on stderr.
+    insta::assert_snapshot!(out.stdout, @r"
+        > echo prepare >> runs.log
+        > echo preparing; tr a-z A-Z < input.txt > prepared.txt
+        [prepare] preparing
+        > echo train >> runs.log; cp prepared.txt model.txt; grep 'C:' params.yaml >> model.txt
+        ");
     let _s = env.settings().bind_to_scope();
     insta::assert_snapshot!(out.stderr);
 }
@@ -63,7 +69,10 @@ fn a_stages_stderr_is_prefixed_too() {
         ",
     );
     let out = env.pipe(&["repro"]).ok();
-    assert_eq!(out.stdout, "[noisy] to-out\n");
+    assert_eq!(
+        out.stdout,
+        "> echo to-out; echo to-err >&2; echo x > x.txt\n[noisy] to-out\n"
+    );
     assert!(
         out.stderr.lines().any(|l| l == "[noisy] to-err"),
         "{}",
@@ -360,7 +369,11 @@ fn a_failing_stage_stops_the_run_exits_1_and_records_nothing() {
     let out = env.pipe(&["repro", "-j", "1"]).code(1);
     assert_eq!(env.runs(), ["good", "bad"]);
     assert_eq!(env.locked_stages(), ["good"]);
-    assert_eq!(out.stdout, "[bad] about to fail\n");
+    insta::assert_snapshot!(out.stdout, @r"
+        > echo good >> runs.log; echo good > good.txt
+        > echo bad >> runs.log; echo about to fail; exit 3
+        [bad] about to fail
+        ");
     let _s = env.settings().bind_to_scope();
     insta::assert_snapshot!(out.stderr);
 }
