@@ -48,12 +48,13 @@ fn runs_stale_stages_in_dependency_order_and_streams_their_output() {
     assert_eq!(env.read("model.txt"), "HELLO\n  C: 100000\n");
     // Each command (`> cmd`, as DVC prints it), then the stage's stdout,
     // prefixed with its name, on stdout; status on stderr.
-    insta::assert_snapshot!(out.stdout, @r"
-        > echo prepare >> runs.log
-        > echo preparing; tr a-z A-Z < input.txt > prepared.txt
-        [prepare] preparing
-        > echo train >> runs.log; cp prepared.txt model.txt; grep 'C:' params.yaml >> model.txt
-        ");
+    assert_eq!(
+        out.stdout,
+        "> echo prepare >> runs.log\n\
+         > echo preparing; tr a-z A-Z < input.txt > prepared.txt\n\
+         [prepare] preparing\n\
+         > echo train >> runs.log; cp prepared.txt model.txt; grep 'C:' params.yaml >> model.txt\n"
+    );
     let _s = env.settings().bind_to_scope();
     insta::assert_snapshot!(out.stderr);
 }
@@ -369,11 +370,12 @@ fn a_failing_stage_stops_the_run_exits_1_and_records_nothing() {
     let out = env.pipe(&["repro", "-j", "1"]).code(1);
     assert_eq!(env.runs(), ["good", "bad"]);
     assert_eq!(env.locked_stages(), ["good"]);
-    insta::assert_snapshot!(out.stdout, @r"
-        > echo good >> runs.log; echo good > good.txt
-        > echo bad >> runs.log; echo about to fail; exit 3
-        [bad] about to fail
-        ");
+    assert_eq!(
+        out.stdout,
+        "> echo good >> runs.log; echo good > good.txt\n\
+         > echo bad >> runs.log; echo about to fail; exit 3\n\
+         [bad] about to fail\n"
+    );
     let _s = env.settings().bind_to_scope();
     insta::assert_snapshot!(out.stderr);
 }
