@@ -3,7 +3,7 @@
 //!
 //! The scopes are DVC's (`dvc gc`): the workspace (`-w`), the tip of every
 //! branch (`-a`), every tag (`-T`), every commit reachable from a branch,
-//! a tag or `HEAD` (`-A`), and chosen revisions (`--rev`, each with its
+//! a remote-tracking branch, a tag or `HEAD` (`-A`), and chosen revisions (`--rev`, each with its
 //! `n - 1` first-parent ancestors). The workspace is always in scope, and
 //! so is every experiment (`refs/exps/`), whose outputs `pipe exp apply`
 //! restores. A scope that names nothing is refused by the caller: gc

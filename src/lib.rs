@@ -16,6 +16,11 @@
 //! 5. [`run`] schedules and runs stale stages, [`cache`] stores and restores
 //!    their outputs, [`lock`] records the results in `pipeline.lock`.
 //!
+//! Outputs outside a run: [`checkout`] restores what the lock records,
+//! [`commit`] records stages as they are, [`gc`] chooses what the cache
+//! keeps, and [`gitignore`] keeps cached outputs out of git as they are
+//! recorded.
+//!
 //! Comparing runs: [`git`] reads the project at any commit, [`compare`]
 //! flattens and diffs metrics and params, and [`exp`] records experiments
 //! as commits under their own refs.
