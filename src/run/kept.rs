@@ -70,7 +70,7 @@ pub fn keep_unrecorded(
         let object = shown(&project.root, &object);
         let message = match recorded {
             Some(_) => format!(
-                "output {} was edited by hand; your version is kept in the cache as {object} (`pipe commit {}` would have recorded it)",
+                "output {} is not what pipe recorded (edited by hand?); this version is kept in the cache as {object} (`pipe commit {}` would have recorded it)",
                 out.path, stage.name
             ),
             None => format!(

@@ -72,7 +72,7 @@ fn repro_keeps_a_hand_edited_output_in_the_cache_before_replacing_it() {
     settings.bind(|| {
         insta::assert_snapshot!(out.stderr, @r"
             Running stage train: forced; output model.txt modified
-            warning: stage train: output model.txt was edited by hand; your version is kept in the cache as [OBJECT] (`pipe commit train` would have recorded it)
+            warning: stage train: output model.txt is not what pipe recorded (edited by hand?); this version is kept in the cache as [OBJECT] (`pipe commit train` would have recorded it)
             ✓ train  ran  [ELAPSED]
             1 ran, 0 restored, 0 up to date, 0 failed in [ELAPSED]
             ");
@@ -93,7 +93,7 @@ fn repro_keeps_a_hand_edited_output_in_the_cache_before_replacing_it() {
     settings.bind(|| {
         insta::assert_snapshot!(out.stderr, @r"
             Restoring stage train: param c changed: 2 → 1; output model.txt modified
-            warning: stage train: output model.txt was edited by hand; your version is kept in the cache as [OBJECT] (`pipe commit train` would have recorded it)
+            warning: stage train: output model.txt is not what pipe recorded (edited by hand?); this version is kept in the cache as [OBJECT] (`pipe commit train` would have recorded it)
             ✓ train  restored  [ELAPSED]
             0 ran, 1 restored, 0 up to date, 0 failed in [ELAPSED]
             ");
