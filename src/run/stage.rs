@@ -59,7 +59,9 @@ pub fn process(
                 restoring: true,
                 reasons: &decision.reasons,
             });
-            kept::keep_unrecorded(project, stage, locked, &seen, hasher, reporter)?;
+            if let Err(message) = keep(project, stage, locked, &seen, hasher, reporter) {
+                return Ok(unchanged(Outcome::Failed(message)));
+            }
             match restore(project, stage, &seen, record.clone())? {
                 Restored::Done(done) => Ok(done),
                 // A damaged object was moved aside: run the stage instead.
@@ -111,7 +113,9 @@ fn run_stage(
                 restoring: true,
                 reasons: &decision.reasons,
             });
-            kept::keep_unrecorded(project, stage, locked, seen, hasher, reporter)?;
+            if let Err(message) = keep(project, stage, locked, seen, hasher, reporter) {
+                return Ok(unchanged(Outcome::Failed(message)));
+            }
             match restore(project, stage, seen, record)? {
                 Restored::Done(done) => return Ok(done),
                 Restored::Damaged(e) => {
@@ -141,7 +145,9 @@ fn run_stage(
     if let Some(message) = missing_dep(project, &decision.reasons) {
         return Ok(unchanged(Outcome::Failed(message)));
     }
-    kept::keep_unrecorded(project, stage, locked, seen, hasher, reporter)?;
+    if let Err(message) = keep(project, stage, locked, seen, hasher, reporter) {
+        return Ok(unchanged(Outcome::Failed(message)));
+    }
     if let Err(message) = execute(project, stage, &seen.params, run, &held_claims, reporter) {
         kept::remember_failed(project, stage, hasher);
         return Ok(unchanged(Outcome::Failed(message)));
@@ -307,6 +313,24 @@ fn claim(
         None => inherited,
     };
     Claim::Run { claim, held }
+}
+
+/// [`kept::keep_unrecorded`]; what prevents it fails the stage (and
+/// nothing of its outputs is replaced).
+fn keep(
+    project: &Project,
+    stage: &Stage,
+    locked: Option<&LockStage>,
+    seen: &Observed,
+    hasher: &Hasher,
+    reporter: &dyn Reporter,
+) -> Result<(), String> {
+    kept::keep_unrecorded(project, stage, locked, seen, hasher, reporter).map_err(|e| {
+        let message = format!(
+            "cannot keep the current version of an output before replacing it, so nothing was replaced: {e}"
+        );
+        project_paths(&project.root, &with_hint(&message, e.hint()))
+    })
 }
 
 /// A failure message with its hint on a line of its own (rendered as

@@ -42,8 +42,10 @@ fn signal_group(pid: i32, signal: libc::c_int) {
 fn ctrl_c_stops_the_running_stage_says_so_and_the_next_run_resumes() {
     let env = project();
     let repro = env.spawn_in_session(&["repro"]);
+    // The pid is whole once its line ends.
     assert!(
-        wait_until(STARTUP, || env.exists("slow.pid")),
+        wait_until(STARTUP, || std::fs::read_to_string(env.path("slow.pid"))
+            .is_ok_and(|pid| pid.ends_with('\n'))),
         "slow never started"
     );
     let shell: i32 = env.read("slow.pid").trim().parse().unwrap();
