@@ -3,7 +3,7 @@
 //!
 //! The scopes are DVC's (`dvc gc`): the workspace (`-w`), the tip of every
 //! branch (`-a`), every tag (`-T`), every commit reachable from a branch,
-//! a remote-tracking branch, a tag or `HEAD` (`-A`), and chosen revisions (`--rev`, each with its
+//! a tag or `HEAD` (`-A`), and chosen revisions (`--rev`, each with its
 //! `n - 1` first-parent ancestors). The workspace is always in scope, and
 //! so is every experiment (`refs/exps/`), whose outputs `pipe exp apply`
 //! restores. A scope that names nothing is refused by the caller: gc
@@ -89,11 +89,13 @@ pub fn kept(project: &Project, scope: &Scope) -> Result<Kept, Error> {
     };
     let mut commits: Vec<(Rev, String)> = Vec::new();
     if scope.all_commits {
-        commits.extend(
-            repo.all_commits()?
-                .into_iter()
-                .map(|r| (r, "a commit".to_string())),
-        );
+        commits.extend(repo.all_commits()?.into_iter().map(|oid| {
+            let rev = Rev {
+                oid,
+                label: Repo::short(oid),
+            };
+            (rev, "a commit".to_string())
+        }));
     } else {
         if scope.all_branches {
             commits.extend(

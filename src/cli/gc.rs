@@ -28,8 +28,8 @@ pub struct GcArgs {
     /// Also keep what every git tag records.
     #[arg(short = 'T', long)]
     pub all_tags: bool,
-    /// Also keep what every commit reachable from a branch (local or
-    /// remote-tracking), a tag or HEAD records.
+    /// Also keep what every commit reachable from a branch, a tag or HEAD
+    /// records.
     #[arg(short = 'A', long)]
     pub all_commits: bool,
     /// Also keep what this revision records (a branch, tag, commit,

@@ -134,6 +134,12 @@ fn run_stage(
         // function.
         Claim::Run { claim, held } => (claim, held),
     };
+    // A restore pulled from a remote replaces the outputs too.
+    if run.pull.is_some() {
+        if let Err(message) = keep(project, stage, locked, seen, hasher, reporter) {
+            return Ok(unchanged(Outcome::Failed(message)));
+        }
+    }
     if let Some(done) = pull(project, stage, seen, decision, opts, run, reporter)? {
         return Ok(done);
     }
@@ -145,6 +151,7 @@ fn run_stage(
     if let Some(message) = missing_dep(project, &decision.reasons) {
         return Ok(unchanged(Outcome::Failed(message)));
     }
+    // (After a keep above, what it stored is held: nothing more to do.)
     if let Err(message) = keep(project, stage, locked, seen, hasher, reporter) {
         return Ok(unchanged(Outcome::Failed(message)));
     }

@@ -34,7 +34,7 @@ fn bash_completion_completes_subcommands_and_flags() {
         );
         String::from_utf8(out.stdout).unwrap()
     };
-    assert_eq!(complete("pipe re"), "repro\n");
+    assert_eq!(complete("pipe rep"), "repro\n");
     assert_eq!(complete("pipe gc --all-c"), "--all-commits\n");
 }
 
