@@ -47,9 +47,20 @@ impl Scope {
 #[derive(Debug, Clone, Default)]
 pub struct Kept {
     pub records: Vec<PathRecord>,
+    /// The fingerprints of the kept stage runs (their run-cache keys).
+    pub runs: BTreeSet<crate::hash::Digest>,
     /// How many commits' locks were read (not counting experiments).
     pub commits: usize,
     pub experiments: usize,
+}
+
+impl Kept {
+    fn add(&mut self, lock: LockFile) {
+        for stage in lock.stages.into_values() {
+            self.runs.insert(stage.fingerprint().digest());
+            self.records.extend(stage.outs);
+        }
+    }
 }
 
 /// Reads the locks of the workspace, of every commit in `scope` and of
@@ -57,8 +68,7 @@ pub struct Kept {
 pub fn kept(project: &Project, scope: &Scope) -> Result<Kept, Error> {
     let mut kept = Kept::default();
     let lock = LockFile::read(&project.root)?;
-    kept.records
-        .extend(lock.stages.into_values().flat_map(|s| s.outs));
+    kept.add(lock);
     let repo = match Repo::discover(&project.root, "pipe gc -a, -T, -A or --rev") {
         Ok(repo) => repo,
         Err(GitError::NotARepo { .. }) if scope.workspace_only() => return Ok(kept),
@@ -83,8 +93,7 @@ pub fn kept(project: &Project, scope: &Scope) -> Result<Kept, Error> {
                     .into(),
             ),
         })?;
-        kept.records
-            .extend(lock.stages.into_values().flat_map(|s| s.outs));
+        kept.add(lock);
         Ok(())
     };
     let mut commits: Vec<(Rev, String)> = Vec::new();

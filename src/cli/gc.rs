@@ -8,6 +8,7 @@ use clap::Args;
 use pipe::cache::gc::GcReport;
 use pipe::cache::human_bytes;
 use pipe::gc::{kept, Kept, Scope};
+use pipe::remote::gc::CloudGcReport;
 
 use super::{confirm, load_project, lock_project, print, CliError};
 
@@ -55,6 +56,36 @@ pub struct GcArgs {
     /// Say what would be removed, remove nothing.
     #[arg(long)]
     pub dry: bool,
+    /// Also remove from the remote what no kept lock records (objects and
+    /// run-cache entries of other stages' runs).
+    #[arg(short = 'c', long)]
+    pub cloud: bool,
+    /// The remote for --cloud (default: the default remote).
+    #[arg(short = 'r', long, value_name = "NAME", requires = "cloud")]
+    pub remote: Option<String>,
+    /// With --cloud: leave unused objects younger than this (a teammate may
+    /// be pushing them): `30m`, `2h`, `1d`, `0` [default: 1h].
+    #[arg(long, value_name = "AGE", requires = "cloud", value_parser = parse_age)]
+    pub min_age: Option<std::time::Duration>,
+}
+
+fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not an age such as 30m, 2h or 1d"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(format!("`{text}` is not an age such as 30m, 2h or 1d")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 pub fn run(cwd: &Path, args: GcArgs) -> Result<ExitCode, CliError> {
@@ -96,20 +127,70 @@ pub fn run(cwd: &Path, args: GcArgs) -> Result<ExitCode, CliError> {
     };
     let plan = gc(true)?;
     let keeping = keeping(&scope, &kept);
-    let going = going(&plan);
+    // With --cloud, the remote's part too.
+    let remote = match args.cloud {
+        true => Some(super::transfer::open_remote(
+            &project,
+            args.remote.as_deref(),
+            None,
+        )?),
+        false => None,
+    };
+    let cloud_keep = pipe::remote::gc::CloudKeep {
+        records: &kept.records,
+        runs: &kept.runs,
+        keep_runs: args.keep_runs,
+        min_age: args.min_age.unwrap_or(std::time::Duration::from_secs(3600)),
+    };
+    let cloud = |dry| -> Result<Option<CloudGcReport>, CliError> {
+        match &remote {
+            Some(r) => Ok(Some(
+                r.gc(&project.cache, &cloud_keep, dry)
+                    .map_err(pipe::Error::from)?,
+            )),
+            None => Ok(None),
+        }
+    };
+    let cloud_plan = cloud(true)?;
+    let cloud_name = remote.as_ref().map(|r| r.name.clone()).unwrap_or_default();
+    let local_going = going(&plan);
+    let cloud_going = cloud_plan.as_ref().map(cloud_counts).unwrap_or_default();
+    // Without --cloud the cache is the only place, and goes unnamed.
+    let going = match (local_going.is_empty(), cloud_going.is_empty()) {
+        _ if remote.is_none() => local_going.clone(),
+        (true, true) => String::new(),
+        (false, true) => format!("{local_going} from the cache"),
+        (true, false) => format!("{cloud_going} from remote {cloud_name}"),
+        (false, false) => {
+            format!("{local_going} from the cache and {cloud_going} from remote {cloud_name}")
+        }
+    };
+    let going_where = match remote {
+        None => format!("{going} from the cache"),
+        Some(_) => going.clone(),
+    };
+    let recent = cloud_plan
+        .as_ref()
+        .map(|c| left_young(c, &cloud_name, cloud_keep.min_age))
+        .unwrap_or_default();
     if going.is_empty() {
         if !args.dry {
             // No object goes; leftovers of processes that are gone do.
             gc(false)?;
         }
         print(&format!(
-            "Nothing to remove: everything in the cache is used by {keeping}.\n"
+            "Nothing to remove: everything in the cache{} is used by {keeping}.\n{recent}",
+            if remote.is_some() {
+                format!(" and on remote {cloud_name}")
+            } else {
+                String::new()
+            }
         ))?;
         return Ok(ExitCode::SUCCESS);
     }
     if args.dry {
         print(&format!(
-            "Would remove {going}, keeping {} used by {keeping}.\n",
+            "Would remove {going}, keeping {} used by {keeping}.\n{recent}",
             count(plan.objects_kept, "object")
         ))?;
         return Ok(ExitCode::SUCCESS);
@@ -126,19 +207,82 @@ pub fn run(cwd: &Path, args: GcArgs) -> Result<ExitCode, CliError> {
                 code: 2,
             });
         }
-        eprintln!("This removes {going} from the cache, keeping only what is used by {keeping}.");
+        eprintln!("This removes {going_where}, keeping only what is used by {keeping}.");
         if !confirm("Remove them?")? {
             eprintln!("Nothing was removed.");
             return Ok(ExitCode::from(1));
         }
     }
     let report = gc(false)?;
-    print(&format!(
-        "Removed {}; kept {}.\n",
+    let mut done = format!(
+        "Removed {}{}; kept {}.\n",
         going_or_nothing(&report),
+        if remote.is_some() {
+            " from the cache"
+        } else {
+            ""
+        },
         count(report.objects_kept, "object")
-    ))?;
+    );
+    if let Some(c) = cloud(false)? {
+        let removed = match cloud_counts(&c) {
+            g if g.is_empty() => "nothing".to_string(),
+            g => g,
+        };
+        done.push_str(&format!(
+            "Removed {removed} from remote {cloud_name}; kept {} there.\n{recent}",
+            count(c.objects_kept as usize, "object")
+        ));
+    }
+    print(&done)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `3 objects (1.2 MB) and 2 run-cache entries`.
+fn cloud_counts(c: &CloudGcReport) -> String {
+    let mut parts = Vec::new();
+    if c.objects_removed > 0 {
+        parts.push(format!(
+            "{} ({})",
+            count(c.objects_removed as usize, "object"),
+            human_bytes(c.bytes_removed)
+        ));
+    }
+    if c.runs_removed > 0 {
+        parts.push(count(c.runs_removed as usize, "run-cache entry"));
+    }
+    parts.join(" and ")
+}
+
+/// `Left on remote origin: 2 unused objects younger than 1h (--min-age).`
+/// as a line; empty when nothing was left for its age.
+fn left_young(c: &CloudGcReport, name: &str, min_age: std::time::Duration) -> String {
+    let mut parts = Vec::new();
+    if c.too_recent > 0 {
+        parts.push(count(c.too_recent as usize, "unused object"));
+    }
+    if c.too_recent_runs > 0 {
+        parts.push(count(c.too_recent_runs as usize, "unused run-cache entry"));
+    }
+    if parts.is_empty() {
+        return String::new();
+    }
+    format!(
+        "Left on remote {name}: {} younger than {} (--min-age; a push may be under way).\n",
+        parts.join(" and "),
+        show_age(min_age)
+    )
+}
+
+/// `1h`, `30m`, `90s`: the way --min-age is written.
+fn show_age(age: std::time::Duration) -> String {
+    let s = age.as_secs();
+    match s {
+        s if s >= 86400 && s % 86400 == 0 => format!("{}d", s / 86400),
+        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 /// `the workspace, all branches and 2 experiments`.

@@ -29,6 +29,7 @@
 //! status), [`scope`] (which outputs a command moves).
 
 pub mod config;
+pub mod gc;
 pub mod known;
 pub mod profile;
 pub mod scope;

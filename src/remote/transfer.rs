@@ -513,6 +513,9 @@ impl Remote {
             Ok::<(), RemoteError>(())
         });
         progress.finish();
+        // What arrived was verified: the checkout that follows need not
+        // read it again.
+        cache.save_verified();
         result?;
         Ok(report.into_inner().expect("report lock"))
     }

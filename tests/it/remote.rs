@@ -397,3 +397,72 @@ fn a_run_entry_that_names_paths_outside_the_project_is_refused() {
     1 ran, 0 restored, 0 up to date, 0 failed in [ELAPSED]
     ");
 }
+
+#[test]
+fn gc_cloud_removes_only_what_no_kept_lock_records_after_a_dry_run() {
+    let Some(s3) = services::s3() else { return };
+    let env = project();
+    let bucket = on_s3(&env, s3, "gc");
+    env.pipe(&["repro"]).ok();
+    env.pipe(&["push", "--run-cache"]).ok();
+    // A new version of one.txt (and so of count.txt): the old ones and the
+    // old stage runs are used by no lock any more.
+    let yaml = env
+        .read("pipeline.yaml")
+        .replace("seq 1 10 >", "seq 1 20 >");
+    env.write("pipeline.yaml", &yaml);
+    env.pipe(&["repro"]).ok();
+    env.pipe(&["push", "--run-cache"]).ok();
+    let before = s3.keys(&bucket, "team/");
+    assert_eq!(before.len(), 7 + 4, "{before:?}");
+
+    let mut s = env.settings();
+    s.add_filter(r"\d+(\.\d+)? (B|kB)", "[SIZE]");
+    let _s = s.bind_to_scope();
+    // Just pushed: a teammate's push could be under way, nothing goes.
+    let young = env.pipe(&["gc", "-w", "--cloud", "--dry"]).ok();
+    insta::assert_snapshot!(young.stdout, @r"
+    Would remove 2 objects ([SIZE]) and 2 run-cache entries from the cache, keeping 5 objects used by the workspace.
+    Left on remote origin: 2 unused run-cache entries younger than 1h (--min-age; a push may be under way).
+    ");
+    let dry = env
+        .pipe(&["gc", "-w", "--cloud", "--min-age", "0", "--dry"])
+        .ok();
+    insta::assert_snapshot!(dry.stdout, @"Would remove 2 objects ([SIZE]) and 2 run-cache entries from the cache and 2 objects ([SIZE]) and 2 run-cache entries from remote origin, keeping 5 objects used by the workspace.");
+    assert_eq!(
+        s3.keys(&bucket, "team/"),
+        before,
+        "a dry run removes nothing"
+    );
+    // Without -f on no terminal: refused, nothing removed.
+    let refused = env.pipe(&["gc", "-w", "--cloud", "--min-age", "0"]).code(2);
+    insta::assert_snapshot!(refused.stderr, @r"
+    error: pipe gc would remove 2 objects ([SIZE]) and 2 run-cache entries from the cache and 2 objects ([SIZE]) and 2 run-cache entries from remote origin, keeping only what is used by the workspace; it asks before it removes anything, and there is no terminal to ask on
+      hint: add -f to remove them; --dry only says what would go; -a, -T, -A or --rev keep more
+    ");
+    assert_eq!(s3.keys(&bucket, "team/"), before);
+    let done = env
+        .pipe(&["gc", "-w", "--cloud", "--min-age", "0", "-f"])
+        .ok();
+    insta::assert_snapshot!(done.stdout, @r"
+    Removed 2 objects ([SIZE]) and 2 run-cache entries from the cache; kept 5 objects.
+    Removed 2 objects ([SIZE]) and 2 run-cache entries from remote origin; kept 5 objects there.
+    ");
+    let after = s3.keys(&bucket, "team/");
+    assert_eq!(after.len(), 5 + 2, "{after:?}");
+
+    // What is left is whole: a teammate pulls it, and gets the stages from
+    // the run cache without running them.
+    let other = teammate(&env);
+    other.pipe(&["pull"]).ok();
+    assert_eq!(other.read("one.txt"), env.read("one.txt"));
+    let fresh = teammate(&env);
+    fresh.remove("pipeline.lock");
+    fresh.pipe(&["repro", "--pull"]).ok();
+    assert!(fresh.runs().is_empty(), "{:?}", fresh.runs());
+    // Once more: nothing to remove.
+    let again = env
+        .pipe(&["gc", "-w", "--cloud", "--min-age", "0", "-f"])
+        .ok();
+    insta::assert_snapshot!(again.stdout, @"Nothing to remove: everything in the cache and on remote origin is used by the workspace.");
+}
