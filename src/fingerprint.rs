@@ -463,7 +463,14 @@ fn explained_by_params(stage: &Stage, locked: &LockStage) -> bool {
     let rendered: Result<Vec<String>, _> = stage
         .cmd_template
         .iter()
-        .map(|t| crate::spec::template::render_with(t, old_value))
+        .map(|t| {
+            crate::spec::template::render_with(
+                t,
+                crate::spec::template::Field::Cmd,
+                crate::spec::template::Parsing::default(),
+                old_value,
+            )
+        })
         .collect();
     rendered.as_ref() == Ok(old_cmd)
 }
@@ -530,12 +537,15 @@ mod tests {
                 cache: true,
                 persist: false,
                 dir: false,
+                plot: None,
             }],
+            inner: vec![],
             params: vec![],
             frozen: false,
             always_changed: false,
             cmd_template: vec![],
             cmd_vars: BTreeMap::new(),
+            file: 0,
         }
     }
 
@@ -579,6 +589,7 @@ mod tests {
             cache: false,
             persist: true,
             dir: false,
+            plot: None,
         });
         let mut p = ParamValues::new();
         p.entry("params.yaml".into())

@@ -21,7 +21,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::paths::RelPath;
 use crate::spec::diagnostic::did_you_mean;
-use crate::spec::{Diagnostic, Pipeline, PipelineError, PIPELINE_FILE};
+use crate::spec::{Diagnostic, Pipeline, PipelineError};
 
 /// The most edges (stage → stage dependencies) a graph may have. Many
 /// stages that each read a directory many others write make a number of
@@ -201,7 +201,7 @@ impl Dag {
             }
             if picked.len() == before {
                 let names = p.stages.iter().map(|s| s.name.as_str());
-                let mut d = Diagnostic::new(PIPELINE_FILE, format!("no stage named `{t}`"));
+                let mut d = Diagnostic::new(p.file_name(), format!("no stage named `{t}`"));
                 d = match did_you_mean(t, names) {
                     Some(s) => d.hint(format!("did you mean `{s}`?")),
                     None => d.hint("`pipe dag` lists the stages"),
@@ -233,6 +233,163 @@ impl Dag {
             .copied()
             .filter(|i| picked.contains(i))
             .collect())
+    }
+}
+
+/// How command-line targets are read (see [`expand_targets`]).
+#[derive(Debug, Clone, Default)]
+pub struct TargetSpec {
+    /// `-R/--recursive`: each target is a directory, and means the stages
+    /// of the pipeline files inside it.
+    pub recursive: bool,
+    /// `--glob`: the stage name of each target is a wildcard pattern
+    /// (`train*`, `sub/dvc.yaml:eval-?`), matched against stage names.
+    pub glob: bool,
+    /// The directory the command runs in, relative to the project root:
+    /// a bare stage name means a stage of the `dvc.yaml` there, as in DVC.
+    pub cwd: RelPath,
+}
+
+/// Turns targets as a DVC user writes them into the stage (or group)
+/// names [`Dag::select`] takes:
+///
+/// | target | stages |
+/// | --- | --- |
+/// | `train`, `train@cnn` | that stage (or the stages `train@…`) of the pipeline file in the current directory, or else of the root one |
+/// | `sub/dvc.yaml:train` | stage `train` of `sub/dvc.yaml` (named so) |
+/// | `sub/dvc.yaml` | every stage of that file |
+/// | `data/features` | the stage whose output that is (when no stage has that name) |
+/// | `-R sub` | every stage of the pipeline files inside `sub` |
+/// | `--glob 'train*'` | every stage of the file whose name matches |
+///
+/// Paths are relative to the current directory. A target that matches
+/// nothing is passed on as it is, for [`Dag::select`] to report.
+pub fn expand_targets(
+    p: &Pipeline,
+    targets: &[String],
+    spec: &TargetSpec,
+) -> Result<Vec<String>, PipelineError> {
+    let mut out = Vec::new();
+    let mut diags = Vec::new();
+    let is_file_name = |t: &str| {
+        let name = t.rsplit('/').next().unwrap_or(t);
+        name == crate::spec::DVC_FILE || name == crate::spec::PIPELINE_FILE
+    };
+    let file_of = |path: &str| -> Option<usize> {
+        let rel = RelPath::parse(path, Some(&spec.cwd)).ok()?;
+        p.files.iter().position(|f| f.path == rel)
+    };
+    // The file a bare name refers to: the one in the current directory,
+    // else the root one.
+    let here = p
+        .files
+        .iter()
+        .position(|f| f.dir() == spec.cwd)
+        .or_else(|| p.files.iter().position(|f| f.dir().is_root()));
+    let names_in = |file: usize| {
+        p.stages
+            .iter()
+            .filter(move |s| s.file == file)
+            .map(|s| s.name.clone())
+    };
+    for t in targets {
+        if spec.recursive {
+            let Ok(dir) = RelPath::parse(t, Some(&spec.cwd)) else {
+                diags.push(Diagnostic::new(
+                    p.file_name(),
+                    format!("-R {t}: not a directory of the project"),
+                ));
+                continue;
+            };
+            let files: Vec<usize> = (0..p.files.len())
+                .filter(|&i| p.files[i].dir().is_within(&dir))
+                .collect();
+            if files.is_empty() {
+                diags.push(
+                    Diagnostic::new(p.file_name(), format!("-R {t}: no pipeline file in `{t}`"))
+                        .hint("give a directory that holds a dvc.yaml, or drop -R to name stages"),
+                );
+            }
+            for f in files {
+                out.extend(names_in(f));
+            }
+            continue;
+        }
+        let (file, name) = match t.rsplit_once(':') {
+            Some((file, name)) if is_file_name(file) => match file_of(file) {
+                Some(i) => (Some(i), Some(name)),
+                None => {
+                    diags.push(
+                        Diagnostic::new(
+                            p.file_name(),
+                            format!("`{file}` is not a pipeline file of this project"),
+                        )
+                        .hint("`pipe dag` lists the stages and the files they come from"),
+                    );
+                    continue;
+                }
+            },
+            _ if is_file_name(t) => match file_of(t) {
+                Some(i) => (Some(i), None),
+                None => (None, Some(t.as_str())),
+            },
+            _ => (here, Some(t.as_str())),
+        };
+        let Some(file) = file else {
+            out.push(t.clone());
+            continue;
+        };
+        let prefix = &p.files[file].prefix;
+        match name {
+            None => out.extend(names_in(file)),
+            Some(pattern) if spec.glob => {
+                let matched: Vec<String> = match glob::Pattern::new(pattern) {
+                    Ok(pat) => names_in(file)
+                        .filter(|n| pat.matches(n.strip_prefix(prefix.as_str()).unwrap_or(n)))
+                        .collect(),
+                    Err(e) => {
+                        diags.push(Diagnostic::new(
+                            p.file_name(),
+                            format!("--glob `{pattern}`: {e}"),
+                        ));
+                        continue;
+                    }
+                };
+                if matched.is_empty() {
+                    diags.push(
+                        Diagnostic::new(p.files[file].path.as_str(), format!("no stage matches `{pattern}`"))
+                            .hint("`*` matches any text and `?` one character; `pipe dag` lists the stages"),
+                    );
+                }
+                out.extend(matched);
+            }
+            Some(name) => {
+                let full = format!("{prefix}{name}");
+                let known = p.stage(&full).is_some()
+                    || p.stages
+                        .iter()
+                        .any(|s| s.name.split_once('@').is_some_and(|(base, _)| base == full));
+                if known {
+                    out.push(full);
+                    continue;
+                }
+                // An output path names the stage that writes it.
+                let producer = RelPath::parse(name, Some(&spec.cwd)).ok().and_then(|path| {
+                    p.stages
+                        .iter()
+                        .find(|s| s.outs.iter().any(|o| o.path == path))
+                });
+                match producer {
+                    Some(s) => out.push(s.name.clone()),
+                    None => out.push(full),
+                }
+            }
+        }
+    }
+    if diags.is_empty() {
+        Ok(out)
+    } else {
+        Err(PipelineError { diagnostics: diags })
     }
 }
 

@@ -35,6 +35,7 @@ pub mod commit;
 pub mod compare;
 pub mod config;
 pub mod dag_view;
+pub mod dvc;
 pub mod error;
 pub mod exp;
 pub mod fingerprint;

@@ -34,7 +34,7 @@ impl<'de> Deserialize<'de> for RelPath {
 /// Why a path written by the user cannot be a project path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
-    #[error("`{0}` is an absolute path; paths in pipeline.yaml are relative to the project root")]
+    #[error("`{0}` is an absolute path; paths in the pipeline file are relative to its directory")]
     Absolute(String),
     #[error("`{0}` points outside the project (it climbs above the project root with `..`)")]
     Escapes(String),

@@ -2,7 +2,10 @@
 //!
 //! Commands start here. [`Project::find_root`] walks up from the current
 //! directory to the nearest `pipeline.yaml`, so `pipe` works from any
-//! sub-directory, like git and cargo.
+//! sub-directory, like git and cargo. A DVC project without
+//! `pipeline.yaml` is found as DVC finds it: its root is the directory
+//! holding `.dvc/` (whose `dvc.yaml` files, at the root and below, make the
+//! pipeline); without `.dvc/`, the nearest directory holding `dvc.yaml`.
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +14,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::graph::Dag;
 use crate::hash::{Hasher, StatCache};
-use crate::spec::{self, Pipeline, PIPELINE_FILE};
+use crate::spec::{self, Pipeline, DVC_FILE, PIPELINE_FILE};
 use crate::workspace::Workspace;
 
 /// Names another project's `.pipeline-cache/` whose objects and run
@@ -31,11 +34,14 @@ pub struct Project {
 }
 
 impl Project {
-    /// The nearest directory at or above `start` holding `pipeline.yaml`.
+    /// The nearest directory at or above `start` holding `pipeline.yaml`
+    /// or `.dvc/` (a DVC repository's root); else the nearest one holding
+    /// `dvc.yaml`.
     pub fn find_root(start: &Path) -> Option<PathBuf> {
         start
             .ancestors()
-            .find(|dir| dir.join(PIPELINE_FILE).is_file())
+            .find(|dir| dir.join(PIPELINE_FILE).is_file() || is_dvc_root(dir))
+            .or_else(|| start.ancestors().find(|dir| dir.join(DVC_FILE).is_file()))
             .map(Path::to_path_buf)
     }
 
@@ -64,6 +70,19 @@ impl Project {
         })
     }
 
+    /// The project's `dvc.lock` files, beside its `dvc.yaml` files (none
+    /// for a `pipeline.yaml` project).
+    pub fn dvc_locks(&self) -> Vec<crate::paths::RelPath> {
+        if self.pipeline.format != spec::Format::Dvc {
+            return Vec::new();
+        }
+        self.pipeline
+            .files
+            .iter()
+            .map(|f| f.dir().join(spec::DVC_LOCK_FILE))
+            .collect()
+    }
+
     /// A hasher backed by the project's stat cache.
     pub fn hasher(&self) -> Hasher {
         Hasher::new(&self.root, StatCache::load(&self.stat_cache_path()))
@@ -79,4 +98,10 @@ impl Project {
     pub fn cache_root(&self) -> PathBuf {
         self.root.join(CACHE_DIR)
     }
+}
+
+/// True for a DVC repository's root that has a pipeline (a `dvc.yaml`
+/// somewhere below it).
+fn is_dvc_root(dir: &Path) -> bool {
+    dir.join(".dvc").is_dir() && !spec::dvc_files(dir).is_empty()
 }

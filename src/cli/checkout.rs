@@ -26,9 +26,10 @@ pub struct CheckoutArgs {
 
 pub fn run(cwd: &Path, args: CheckoutArgs) -> Result<ExitCode, CliError> {
     let project = load_project(cwd)?;
+    let targets = super::stage_targets(&project, cwd, &args.targets, false, false)?;
     let selected = project
         .dag
-        .select(&project.pipeline, &args.targets, Selection::Single)
+        .select(&project.pipeline, &targets, Selection::Single)
         .map_err(pipe::Error::from)?;
     let _guard = lock_project(&project)?;
     let report = checkout(&project, &selected, args.force)?;

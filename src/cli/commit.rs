@@ -30,9 +30,10 @@ pub struct CommitArgs {
 
 pub fn run(cwd: &Path, args: CommitArgs) -> Result<ExitCode, CliError> {
     let project = load_project(cwd)?;
+    let targets = super::stage_targets(&project, cwd, &args.targets, false, false)?;
     let selected = project
         .dag
-        .select(&project.pipeline, &args.targets, Selection::Single)
+        .select(&project.pipeline, &targets, Selection::Single)
         .map_err(pipe::Error::from)?;
     let _guard = lock_project(&project)?;
     let mut lock = LockFile::read(&project.root).map_err(pipe::Error::from)?;

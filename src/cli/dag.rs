@@ -10,7 +10,7 @@ use pipe::dag_view::{DagView, NodeView};
 use pipe::graph::Selection;
 use pipe::project::Project;
 
-use super::{load_project, print, CliError};
+use super::{load_project, print, stage_targets, CliError};
 
 /// Show the pipeline as a graph of stages (or of outputs with --outs).
 #[derive(Debug, Args)]
@@ -38,6 +38,7 @@ pub struct DagArgs {
 pub fn run(cwd: &Path, args: DagArgs) -> Result<ExitCode, CliError> {
     let project = load_project(cwd)?;
     let targets: Vec<String> = args.target.into_iter().collect();
+    let targets = stage_targets(&project, cwd, &targets, false, false)?;
     let selected = project
         .dag
         .select(&project.pipeline, &targets, Selection::WithUpstream)

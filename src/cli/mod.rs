@@ -14,6 +14,7 @@ mod completions;
 mod dag;
 mod exp;
 mod gc;
+mod import_dvc;
 mod init;
 mod metrics;
 mod params;
@@ -27,6 +28,7 @@ mod transfer;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 
@@ -41,6 +43,9 @@ struct Cli {
     /// Run as if started in this directory.
     #[arg(short = 'C', long = "directory", global = true, value_name = "DIR")]
     directory: Option<PathBuf>,
+    /// Say more: the fields of dvc.yaml that pipe accepts and ignores.
+    #[arg(short = 'v', long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -64,6 +69,7 @@ enum Command {
     Params(params::ParamsArgs),
     Exp(exp::ExpArgs),
     Completions(completions::CompletionsArgs),
+    ImportDvc(import_dvc::ImportDvcArgs),
 }
 
 /// An error for the user: the message, hints, and the exit code.
@@ -83,8 +89,15 @@ impl From<Error> for CliError {
     }
 }
 
+/// `-v/--verbose`, set once from the command line.
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// Whether the note on the pipeline files was printed (once per command).
+static SOURCE_NOTED: AtomicBool = AtomicBool::new(false);
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    VERBOSE.store(cli.verbose, Ordering::Relaxed);
     let result = (|| {
         let cwd = match &cli.directory {
             Some(dir) => dir.clone(),
@@ -112,6 +125,7 @@ pub fn main() -> ExitCode {
             Command::Params(args) => params::run(&cwd, args),
             Command::Exp(args) => exp::run(&cwd, args),
             Command::Completions(args) => completions::run(args),
+            Command::ImportDvc(args) => import_dvc::run(&cwd, args),
         }
     })();
     match result {
@@ -148,14 +162,77 @@ pub fn lock_project(project: &Project) -> Result<ReproLock, CliError> {
     })?)
 }
 
-/// Finds the project above `cwd` and loads it.
+/// Finds the project above `cwd` and loads it. Says on stderr (once per
+/// command) when the pipeline comes from `dvc.yaml`, then the pipeline's
+/// warnings, and under `--verbose` what it accepted and ignores.
 pub fn load_project(cwd: &std::path::Path) -> Result<Project, CliError> {
     let root = Project::find_root(cwd).ok_or_else(|| CliError {
-        message: format!("no pipeline.yaml in {} or any parent directory", cwd.display()),
+        message: format!(
+            "no pipeline.yaml (or dvc.yaml) in {} or any parent directory",
+            cwd.display()
+        ),
         hints: vec!["create pipeline.yaml with a `stages:` mapping (see the README), or run pipe inside a project".into()],
         code: 2,
     })?;
-    Ok(Project::load(&root)?)
+    let project = Project::load(&root)?;
+    if !SOURCE_NOTED.swap(true, Ordering::Relaxed) {
+        let p = &project.pipeline;
+        let mut err = std::io::stderr().lock();
+        if p.format == pipe::spec::Format::Dvc {
+            let names: Vec<String> = p.files.iter().map(|f| f.path.to_string()).collect();
+            let _ = writeln!(err, "Using {} (no pipeline.yaml here).", join_and(&names));
+        }
+        for w in &p.warnings {
+            let _ = writeln!(err, "warning: {w}");
+        }
+        if VERBOSE.load(Ordering::Relaxed) {
+            for n in &p.notes {
+                let _ = writeln!(err, "note: {n}");
+            }
+        }
+    }
+    Ok(project)
+}
+
+/// `a`, `a and b`, `a, b and c`.
+pub fn join_and(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// The command line's targets as stage names (see
+/// [`pipe::graph::expand_targets`]): `file:stage`, files, output paths,
+/// `-R DIR` and `--glob PATTERN`, relative to `cwd`.
+pub fn stage_targets(
+    project: &Project,
+    cwd: &std::path::Path,
+    targets: &[String],
+    recursive: bool,
+    glob: bool,
+) -> Result<Vec<String>, CliError> {
+    let here = cwd
+        .canonicalize()
+        .ok()
+        .and_then(|c| {
+            let root = project.root.canonicalize().ok()?;
+            let rel = c.strip_prefix(&root).ok()?.to_str()?.to_string();
+            pipe::paths::RelPath::parse(&rel, None)
+                .ok()
+                .or_else(|| rel.is_empty().then(pipe::paths::RelPath::root))
+        })
+        .unwrap_or_else(pipe::paths::RelPath::root);
+    let spec = pipe::graph::TargetSpec {
+        recursive,
+        glob,
+        cwd: here,
+    };
+    Ok(
+        pipe::graph::expand_targets(&project.pipeline, targets, &spec)
+            .map_err(pipe::Error::from)?,
+    )
 }
 
 /// Writes to stdout, treating a closed pipe (`pipe dag | head`) as success.

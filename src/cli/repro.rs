@@ -11,15 +11,25 @@ use pipe::plan::{self, DecideOptions, Verdict};
 use pipe::run::{self, Reporter, ReproLock, ReproOptions};
 
 use super::progress::{secs, Progress};
-use super::{load_project, print, CliError};
+use super::{load_project, print, stage_targets, CliError};
 
 /// Run the stages that are stale, in order, restoring from the cache what
 /// has been computed before.
 #[derive(Debug, Args)]
 pub struct ReproArgs {
     /// Stages to reproduce (with their upstream stages); all when omitted.
-    /// `name` also selects the generated stages `name@…`.
+    /// `name` also selects the generated stages `name@…`; in a DVC project
+    /// `sub/dvc.yaml:name` names a stage of another dvc.yaml, `sub/dvc.yaml`
+    /// all of its stages, and an output path the stage that writes it.
     pub targets: Vec<String>,
+    /// Targets are directories: reproduce the stages of the pipeline files
+    /// inside them (as `dvc repro -R`).
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    /// Targets' stage names are wildcard patterns (`train*`,
+    /// `sub/dvc.yaml:eval-?`), as `dvc repro --glob`.
+    #[arg(long)]
+    pub glob: bool,
     /// Run the stages even if nothing changed.
     #[arg(short, long)]
     pub force: bool,
@@ -55,9 +65,10 @@ pub struct ReproArgs {
 
 pub fn run(cwd: &Path, args: ReproArgs) -> Result<ExitCode, CliError> {
     let project = load_project(cwd)?;
+    let targets = stage_targets(&project, cwd, &args.targets, args.recursive, args.glob)?;
     let defaults = ReproOptions::default();
     let opts = ReproOptions {
-        targets: args.targets,
+        targets,
         selection: if args.single_item {
             Selection::Single
         } else if args.downstream {
@@ -105,6 +116,7 @@ pub fn run(cwd: &Path, args: ReproArgs) -> Result<ExitCode, CliError> {
         )?)),
         false => None,
     };
+    take_over_dvc_lock(&project, true, false)?;
     let opts = ReproOptions {
         run_id: guard.run_id().to_string(),
         pull,
@@ -173,7 +185,7 @@ pub fn run(cwd: &Path, args: ReproArgs) -> Result<ExitCode, CliError> {
 
 fn dry_run(project: &pipe::project::Project, opts: &ReproOptions) -> Result<ExitCode, CliError> {
     let selected = run::select(project, opts)?;
-    let lock = pipe::lock::LockFile::read(&project.root).map_err(pipe::Error::from)?;
+    let lock = take_over_dvc_lock(project, false, false)?;
     let hasher = project.hasher();
     let plans = plan::plan(
         project,
@@ -202,6 +214,52 @@ fn dry_run(project: &pipe::project::Project, opts: &ReproOptions) -> Result<Exit
     }
     print(&out)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `pipeline.lock`, with the stages of a DVC project that it lacks taken
+/// over from `dvc.lock` where their files have the md5s DVC recorded (see
+/// [`pipe::dvc`]). With `write` (under the repro lock), their outputs are
+/// stored in the cache and `pipeline.lock` is written; without, nothing
+/// is. Says on stderr what was taken over and what was not.
+pub fn take_over_dvc_lock(
+    project: &pipe::project::Project,
+    write: bool,
+    quiet: bool,
+) -> Result<pipe::lock::LockFile, CliError> {
+    let mut lock = pipe::lock::LockFile::read(&project.root).map_err(pipe::Error::from)?;
+    if project.pipeline.format != pipe::spec::Format::Dvc {
+        return Ok(lock);
+    }
+    let hasher = project.hasher();
+    let adoption = pipe::dvc::adopt::adopt(project, &mut lock, &hasher, write)?;
+    let _ = hasher.save();
+    if quiet {
+        if write && !adoption.adopted.is_empty() {
+            lock.write(&project.root).map_err(pipe::Error::from)?;
+        }
+        return Ok(lock);
+    }
+    if !adoption.adopted.is_empty() {
+        if write {
+            lock.write(&project.root).map_err(pipe::Error::from)?;
+            eprintln!(
+                "Took over {} stage(s) that DVC ran, from dvc.lock (their files have the md5s it records): {}; recorded in {}.",
+                adoption.adopted.len(),
+                adoption.adopted.join(", "),
+                pipe::lock::LOCK_FILE
+            );
+        } else {
+            eprintln!(
+                "note: {} stage(s) that DVC ran are taken over from dvc.lock: {}",
+                adoption.adopted.len(),
+                adoption.adopted.join(", ")
+            );
+        }
+    }
+    for (stage, why) in &adoption.skipped {
+        eprintln!("note: dvc.lock: stage {stage} is not taken over, it runs: {why}");
+    }
+    Ok(lock)
 }
 
 /// After `.gitignore` files were written: what to add to git, as DVC

@@ -9,13 +9,21 @@ use pipe::graph::Selection;
 use pipe::lock::LockFile;
 use pipe::plan::{self, DecideOptions, Verdict};
 
-use super::{load_project, print, CliError};
+use super::{load_project, print, stage_targets, CliError};
 
 /// Show which stages `pipe repro` would run, and why.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Stages to check (with their upstream stages); all when omitted.
+    /// Stages to check (with their upstream stages); all when omitted
+    /// (the same forms as `pipe repro` takes).
     pub targets: Vec<String>,
+    /// Targets are directories: the stages of the pipeline files inside
+    /// them.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    /// Targets' stage names are wildcard patterns.
+    #[arg(long)]
+    pub glob: bool,
     /// Print every stage with its verdict and reasons as JSON.
     #[arg(long, conflicts_with = "quiet")]
     pub json: bool,
@@ -37,11 +45,12 @@ pub fn run(cwd: &Path, args: StatusArgs) -> Result<ExitCode, CliError> {
     if args.cloud {
         return cloud(&project, &args);
     }
+    let targets = stage_targets(&project, cwd, &args.targets, args.recursive, args.glob)?;
     let selected = project
         .dag
-        .select(&project.pipeline, &args.targets, Selection::WithUpstream)
+        .select(&project.pipeline, &targets, Selection::WithUpstream)
         .map_err(pipe::Error::from)?;
-    let lock = LockFile::read(&project.root).map_err(pipe::Error::from)?;
+    let lock = super::repro::take_over_dvc_lock(&project, false, args.quiet || args.json)?;
     let hasher = project.hasher();
     let plans = plan::plan(
         &project,

@@ -108,6 +108,34 @@ impl SourceMap {
         out
     }
 
+    /// The 1-based line of the top-level key `key` (`plots:`).
+    pub fn top_line(&self, key: &str) -> Option<usize> {
+        (0..self.lines.len())
+            .find(|&i| {
+                let line = self.line(i);
+                indent_of(line) == 0 && key_of(line).as_deref() == Some(key)
+            })
+            .map(|i| i + 1)
+    }
+
+    /// The 1-based line and column of `needle` inside the top-level
+    /// section `section` (its key line and the indented lines below it).
+    pub fn find_in_top(&self, section: &str, needle: &str) -> Option<(usize, usize)> {
+        let start = self.top_line(section)? - 1;
+        let end = (start + 1..self.lines.len())
+            .find(|&i| is_content(self.line(i)) && indent_of(self.line(i)) == 0)
+            .unwrap_or(self.lines.len());
+        if needle.is_empty() {
+            return Some((start + 1, 1));
+        }
+        (start..end).find_map(|i| {
+            self.line(i)
+                .find(needle)
+                .filter(|_| i > start || needle == section)
+                .map(|col| (i + 1, col + 1))
+        })
+    }
+
     /// Stage names in the order they are written.
     pub fn declaration_order(&self) -> impl Iterator<Item = &str> {
         self.blocks.iter().map(|(n, _, _)| n.as_str())

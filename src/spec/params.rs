@@ -94,23 +94,82 @@ fn load(path: &Path, file: &RelPath) -> Result<Option<Value>, Diagnostic> {
     if text.trim().is_empty() {
         return Ok(Some(Value::Mapping(Default::default())));
     }
-    super::yaml::from_str::<Value>(&text)
-        .map(Some)
-        .map_err(|e| {
-            let loc = e.location();
-            let d = Diagnostic::new(
+    parse_text(file, &text).map(Some)
+}
+
+/// The format of a params file, by its extension: JSON for `.json`, TOML
+/// for `.toml`, YAML for anything else (DVC's formats, less Python).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Yaml,
+    Json,
+    Toml,
+    Python,
+}
+
+impl Format {
+    pub fn of(path: &str) -> Format {
+        match path
+            .rsplit_once('.')
+            .map(|(_, ext)| ext.to_ascii_lowercase())
+        {
+            Some(ext) if ext == "json" => Format::Json,
+            Some(ext) if ext == "toml" => Format::Toml,
+            Some(ext) if ext == "py" => Format::Python,
+            _ => Format::Yaml,
+        }
+    }
+}
+
+/// Parses the text of a params (or vars) file in the format its name says,
+/// keeping the order of its keys.
+pub fn parse_text(file: &RelPath, text: &str) -> Result<Value, Diagnostic> {
+    match Format::of(file.as_str()) {
+        Format::Json => serde_json::from_str::<Value>(text).map_err(|e| {
+            Diagnostic::new(file.as_str(), format!("invalid JSON: {e}"))
+                .at(Some(e.line()), Some(e.column()))
+        }),
+        Format::Toml => toml::from_str::<Value>(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|span| {
+                    let before = &text[..span.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    (Some(line), Some(column))
+                })
+                .unwrap_or((None, None));
+            Diagnostic::new(
                 file.as_str(),
-                format!("invalid YAML: {}", strip_location(&e.to_string())),
+                format!("invalid TOML: {}", e.message().trim_end()),
             )
-            .at(
-                loc.as_ref().map(|l| l.line()),
-                loc.as_ref().map(|l| l.column()),
-            );
-            match super::yaml::hint(&e) {
-                Some(h) => d.hint(h),
-                None => d,
-            }
-        })
+            .at(line, column)
+        }),
+        Format::Python => Err(Diagnostic::new(
+            file.as_str(),
+            "Python params files are not supported (pipe runs without Python)",
+        )
+        .hint("write the values in params.yaml (or a JSON or TOML file)")),
+        Format::Yaml => parse_yaml(file, text),
+    }
+}
+
+fn parse_yaml(file: &RelPath, text: &str) -> Result<Value, Diagnostic> {
+    super::yaml::from_str::<Value>(text).map_err(|e| {
+        let loc = e.location();
+        let d = Diagnostic::new(
+            file.as_str(),
+            format!("invalid YAML: {}", strip_location(&e.to_string())),
+        )
+        .at(
+            loc.as_ref().map(|l| l.line()),
+            loc.as_ref().map(|l| l.column()),
+        );
+        match super::yaml::hint(&e) {
+            Some(h) => d.hint(h),
+            None => d,
+        }
+    })
 }
 
 /// serde_yaml appends " at line L column C" to its messages; diagnostics

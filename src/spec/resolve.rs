@@ -1,20 +1,37 @@
-//! From the raw schema to typed stages.
+//! From the files as written to typed stages.
 //!
-//! Order of work: parse the YAML (syntax and unknown-field errors carry
-//! serde's line and column, plus a "did you mean"; alias bombs are refused
-//! by [`super::yaml`]), build the template context (`params.yaml`, then
-//! `vars:`), expand `foreach`/`matrix` into `name@item` stages (counted
-//! against [`limits::MAX_STAGES`] before any is made), render templates,
-//! convert each stage and check its paths (length, [`reserved`] outputs,
-//! symlinks out of the project) and params. Problems are collected, not
-//! returned at the first one, and reported once each: a broken params file
-//! is one error, not one per stage that reads it, and the names it would
-//! have defined are not reported as undefined on top of it.
+//! A pipeline is one `pipeline.yaml`, or one or more `dvc.yaml` files (a
+//! DVC project may keep one per directory). Each file is read the same way,
+//! as DVC reads `dvc.yaml`:
 //!
-//! The work is linear in the size of the files: stages are put in
-//! declaration order through a name → position map, generated stages share
-//! the template context instead of copying it, and what the disk says about
-//! a directory (is it a symlink leading out?) is asked once per directory.
+//! 1. Parse the YAML into a value (syntax errors carry serde's line and
+//!    column; alias bombs are refused by [`super::yaml`]).
+//! 2. Check the top-level sections and every stage's fields against the
+//!    schema ([`super::raw`]): every unknown field is reported, each with
+//!    the nearest known name, in the same pass.
+//! 3. Build the template context ([`super::template`]): the `params.yaml`
+//!    beside the file, then `vars:`, merged key by key.
+//! 4. Expand `foreach`/`matrix` into `name@item` stages (counted against
+//!    [`limits::MAX_STAGES`] before any is made), add each stage's own
+//!    `vars:` (relative to its `wdir`), render its fields, convert it and
+//!    check its paths (length, [`reserved`] outputs, symlinks out of the
+//!    project) and params.
+//! 5. Read the top-level `metrics:`, `params:` and `plots:` sections
+//!    ([`super::plots`]), and accept `artifacts:` and `datasets:`.
+//!
+//! Paths in a file are relative to its directory (and a stage's to its
+//! `wdir`); they come out relative to the project root. Stages of a file in
+//! a sub-directory are named as DVC addresses them, `sub/dvc.yaml:train`.
+//!
+//! Problems are collected, not returned at the first one, and reported once
+//! each: a broken params file is one error, not one per stage that reads
+//! it, and the names it would have defined are not reported as undefined on
+//! top of it. Fields DVC accepts that change nothing in pipe are kept as
+//! notes for `--verbose`.
+//!
+//! The work is linear in the size of the files: generated stages share the
+//! template context instead of copying it, and what the disk says about a
+//! directory (is it a symlink leading out?) is asked once per directory.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
@@ -26,145 +43,87 @@ use serde_yaml::{Mapping, Value};
 use super::diagnostic::{did_you_mean, Diagnostic, PipelineError};
 use super::limits::{self, Generator};
 use super::params::{self, ParamsFiles, DEFAULT_PARAMS_FILE};
-use super::raw::{RawPipeline, RawStage, OUTPUT_FIELDS, STAGE_FIELDS};
-use super::template::{scalar_plain, Context};
+use super::plots::{self, PlotOptions};
+use super::raw::{
+    self, key_text, Problem, RawStage, ARTIFACT_FIELDS, IGNORED_OUTPUT_FIELDS, OUTPUT_FIELDS,
+    PLOT_OUTPUT_FIELDS, TOP_FIELDS,
+};
+use super::template::{self, scalar_plain, Context, Field, Parsing, TemplateError};
 use super::{reserved, yaml};
-use super::{Action, OutKind, Output, ParamRef, Pipeline, SourceMap, Stage, PIPELINE_FILE};
+use super::{
+    Action, Format, OutKind, Output, ParamRef, Pipeline, SourceFile, Stage, PIPELINE_FILE,
+};
 use crate::builtin::{self, ArgRole};
 use crate::paths::RelPath;
 
+/// Resolves the text of a `pipeline.yaml` in `root`.
 pub fn resolve(root: &Path, text: &str) -> Result<Pipeline, PipelineError> {
-    let empty = || -> PipelineError {
-        Diagnostic::new(PIPELINE_FILE, "the pipeline file is empty")
-            .hint("declare stages under `stages:`, e.g.\n  stages:\n    hello:\n      cmd: echo hello > hello.txt\n      outs: [hello.txt]")
-            .into()
-    };
-    if text.trim().is_empty() {
-        return Err(empty());
-    }
-    let source = SourceMap::new(text);
-    let duplicates: Vec<Diagnostic> = source
-        .duplicates()
-        .into_iter()
-        .map(|(name, first, second)| {
-            Diagnostic::new(
-                PIPELINE_FILE,
-                format!("stage `{name}` is declared twice (first on line {first})"),
-            )
-            .at(Some(second), None)
-            .hint("give each stage its own name; YAML keeps only the last of two equal keys")
+    resolve_files(
+        root,
+        Format::Pipe,
+        &[(RelPath::from_normalized(PIPELINE_FILE), text.to_string())],
+        Parsing::default(),
+    )
+}
+
+/// Resolves pipeline files (project path and text), in order, into one
+/// pipeline.
+pub fn resolve_files(
+    root: &Path,
+    format: Format,
+    files: &[(RelPath, String)],
+    parsing: Parsing,
+) -> Result<Pipeline, PipelineError> {
+    let reserved_paths: Vec<RelPath> = files
+        .iter()
+        .filter(|_| format == Format::Dvc)
+        .flat_map(|(path, _)| {
+            let dir = path.parent().unwrap_or_else(RelPath::root);
+            [path.clone(), dir.join("dvc.lock")]
         })
         .collect();
-    if !duplicates.is_empty() {
-        return Err(PipelineError {
-            diagnostics: duplicates,
-        });
-    }
-    // One parse when the file is right; what a wrong one is (empty, not a
-    // mapping, a syntax or schema error) is worked out only then.
-    let not_a_mapping = || -> PipelineError {
-        Diagnostic::new(
-            PIPELINE_FILE,
-            "the pipeline file must be a mapping with a `stages:` key",
-        )
-        .at(Some(1), Some(1))
-        .hint("start it with `stages:` and put one stage name per line below it")
-        .into()
+    let mut r = Reader {
+        parsing,
+        params_files: ParamsFiles::new(root),
+        paths: PathRules {
+            checker: PathChecker::new(root),
+            reserved: reserved_paths,
+        },
+        made: 0,
+        too_many: false,
+        out: Declared::default(),
+        diags: Vec::new(),
     };
-    let raw: RawPipeline = match yaml::from_str(text) {
-        Ok(raw) => raw,
-        Err(e) => {
-            return Err(match yaml::from_str::<Value>(text) {
-                Ok(v) if v.is_null() => empty(),
-                Ok(v) if !v.is_mapping() => not_a_mapping(),
-                _ => yaml_error(e, text).into(),
-            })
-        }
-    };
-    if raw.stages.is_empty() {
-        if raw.vars.is_empty() && yaml::from_str::<Value>(text).is_ok_and(|v| v.is_null()) {
-            return Err(empty());
-        }
-        return Err(Diagnostic::new(PIPELINE_FILE, "no stages are declared")
-            .hint("add at least one stage under `stages:`")
-            .into());
+    let mut sources = Vec::new();
+    for (i, (path, text)) in files.iter().enumerate() {
+        let file = SourceFile::new(path.clone(), text, format);
+        r.read_file(i, &file, text);
+        sources.push(file);
     }
-
-    let mut diags = Vec::new();
-    let mut files = ParamsFiles::new(root);
-    let mut ctx = build_context(&raw.vars, &mut files, &mut diags);
-    if !diags.is_empty() {
-        ctx.mark_incomplete();
-    }
-    let checker = PathChecker::new(root);
-
-    // Declaration order from the text; serde's map is sorted by name.
-    let position: FxHashMap<&str, usize> = source
-        .declaration_order()
-        .enumerate()
-        .map(|(i, name)| (name, i))
-        .collect();
-    let mut order: Vec<&String> = raw.stages.keys().collect();
-    order.sort_by_key(|n| position.get(n.as_str()).copied().unwrap_or(usize::MAX));
-
-    let mut stages = Vec::new();
-    let mut too_many = false;
-    // Stages made so far (even those with errors), and their names.
-    let mut made = 0;
-    let mut names: FxHashSet<String> = FxHashSet::default();
-    for name in order {
-        let body = &raw.stages[name];
-        let here = |msg: String| {
-            Diagnostic::new(PIPELINE_FILE, msg)
-                .at(source.stage_line(name), None)
-                .stage(name.as_str())
-        };
-        if name.contains('@') || name.contains('/') || name.trim().is_empty() {
-            diags.push(here(format!("`{name}` is not a valid stage name")).hint(
-                "use letters, digits, `-` and `_`; `@` is reserved for stages made by foreach/matrix",
-            ));
-            continue;
-        }
-        match expand(name, body, &ctx, made) {
-            Ok(generated) => {
-                made += generated.len();
-                let mut reported = false;
-                for (stage_name, stage_body, stage_ctx) in generated {
-                    if !names.insert(stage_name.clone()) {
-                        // `foreach: [a, a]`, or matrix values `1` and "1".
-                        if !reported {
-                            diags.push(here(format!("makes two stages named `{stage_name}`: items that read the same give the same name"))
-                                .hint("make the items distinct, or name each one with a mapping: `foreach: {name: item, …}`"));
-                            reported = true;
-                        }
-                        continue;
-                    }
-                    match convert(
-                        &stage_name,
-                        stage_body,
-                        &stage_ctx,
-                        &source,
-                        &mut files,
-                        &checker,
-                    ) {
-                        Ok(stage) => stages.push(stage),
-                        Err(mut d) => diags.append(&mut d),
-                    }
-                }
-            }
-            Err(Refused::Invalid(msg)) => diags.push(here(msg)),
-            Err(Refused::TooMany(msg)) => {
-                // The generator makes no stage; the first one over the
-                // limit is enough to report.
-                if !too_many {
-                    diags.push(here(msg).hint(limits::TOO_MANY_STAGES_HINT));
-                    too_many = true;
-                }
-            }
+    let Reader { out, mut diags, .. } = r;
+    if diags.is_empty() && out.stages.is_empty() {
+        let empty_dvc = format == Format::Dvc
+            && !(out.metrics.is_empty() && out.params.is_empty() && out.plots.is_empty());
+        if !empty_dvc {
+            let file = sources
+                .first()
+                .map(|f| f.path.as_str().to_string())
+                .unwrap_or_else(|| PIPELINE_FILE.to_string());
+            diags.push(
+                Diagnostic::new(file, "no stages are declared")
+                    .hint("add at least one stage under `stages:`"),
+            );
         }
     }
     if diags.is_empty() {
-        Ok(Pipeline::new(root.to_path_buf(), stages, source))
+        let mut p = Pipeline::new(root.to_path_buf(), out.stages, sources);
+        p.format = format;
+        p.metrics = out.metrics;
+        p.params = out.params;
+        p.plots = out.plots;
+        p.notes = out.notes;
+        p.warnings = out.warnings;
+        Ok(p)
     } else {
         // A file that is wrong (an invalid params.yaml) is reported once,
         // not once per stage that reads it.
@@ -174,37 +133,767 @@ pub fn resolve(root: &Path, text: &str) -> Result<Pipeline, PipelineError> {
     }
 }
 
-/// Turns a serde_yaml error into a diagnostic with a location and, for an
-/// unknown field, the closest known one.
-fn yaml_error(e: serde_yaml::Error, text: &str) -> Diagnostic {
-    let loc = e.location();
-    let full = e.to_string();
-    let mut message = params::strip_location(&full);
-    let mut stage = None;
-    let mut hint = yaml::hint(&e).map(str::to_string);
-    // "stages.train: unknown field `cmdd`, expected one of …"
-    if let Some(rest) = message.strip_prefix("stages.") {
-        if let Some((name, msg)) = rest.split_once(": ") {
-            stage = Some(name.split('.').next().unwrap_or(name).to_string());
-            message = msg.to_string();
+/// What the files declare, gathered across files.
+#[derive(Default)]
+struct Declared {
+    stages: Vec<Stage>,
+    metrics: Vec<RelPath>,
+    params: Vec<RelPath>,
+    plots: Vec<plots::PlotDef>,
+    notes: Vec<String>,
+    warnings: Vec<String>,
+}
+
+/// The state of one resolution, across files.
+struct Reader {
+    parsing: Parsing,
+    params_files: ParamsFiles,
+    paths: PathRules,
+    /// Stages made so far (even those with errors).
+    made: usize,
+    too_many: bool,
+    out: Declared,
+    diags: Vec<Diagnostic>,
+}
+
+/// One file being read: where it is, and how to point into it.
+struct FileCx<'f> {
+    index: usize,
+    file: &'f SourceFile,
+    /// Its directory: paths in it are relative to this.
+    dir: RelPath,
+}
+
+impl FileCx<'_> {
+    fn name(&self) -> &str {
+        self.file.path.as_str()
+    }
+
+    fn diag(&self, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(self.name(), message)
+    }
+
+    /// A diagnostic at the top-level key `section`, pointing at `word` in
+    /// it when it can be found.
+    fn at_top(&self, section: &str, word: &str, message: impl Into<String>) -> Diagnostic {
+        let d = self.diag(message);
+        match self.file.source.find_in_top(section, word) {
+            Some((l, c)) => d.at(Some(l), Some(c)),
+            None => d.at(self.file.source.top_line(section), None),
         }
     }
-    if let Some(field) = message
-        .strip_prefix("unknown field `")
-        .and_then(|r| r.split('`').next())
-    {
-        let field = field.to_string();
-        let candidates: &[&str] = if stage.is_some() {
-            STAGE_FIELDS
-        } else {
-            &["stages", "vars"]
-        };
-        message = format!("unknown field `{field}`");
-        hint = Some(match did_you_mean(&field, candidates.iter().copied()) {
-            Some(s) => format!("did you mean `{s}`?"),
-            None => format!("known fields are: {}", candidates.join(", ")),
-        });
+
+    fn problem_at_top(&self, section: &str, p: Problem) -> Diagnostic {
+        let d = self.at_top(section, &p.word, format!("{section}: {}", p.message));
+        match p.hint {
+            Some(h) => d.hint(h),
+            None => d,
+        }
     }
+
+    /// A diagnostic at `word` inside stage `local` (its name in the file),
+    /// or at the stage's line.
+    fn at_stage(&self, local: &str, shown: &str, word: &str, message: String) -> Diagnostic {
+        let d = self.diag(message).stage(shown);
+        match self.file.source.find_in_stage(local, word) {
+            Some((l, c)) => d.at(Some(l), Some(c)),
+            None => d.at(self.file.source.stage_line(local), None),
+        }
+    }
+}
+
+impl Reader {
+    fn read_file(&mut self, index: usize, file: &SourceFile, text: &str) {
+        let cx = FileCx {
+            index,
+            file,
+            dir: file.path.parent().unwrap_or_else(RelPath::root),
+        };
+        let empty = || {
+            cx.diag("the pipeline file is empty")
+                .hint("declare stages under `stages:`, e.g.\n  stages:\n    hello:\n      cmd: echo hello > hello.txt\n      outs: [hello.txt]")
+        };
+        if text.trim().is_empty() {
+            self.diags.push(empty());
+            return;
+        }
+        let duplicates: Vec<Diagnostic> = file
+            .source
+            .duplicates()
+            .into_iter()
+            .map(|(name, first, second)| {
+                cx.diag(format!(
+                    "stage `{name}` is declared twice (first on line {first})"
+                ))
+                .at(Some(second), None)
+                .hint("give each stage its own name; YAML keeps only the last of two equal keys")
+            })
+            .collect();
+        if !duplicates.is_empty() {
+            self.diags.extend(duplicates);
+            return;
+        }
+        let doc: Value = match yaml::from_str(text) {
+            Ok(doc) => doc,
+            Err(e) => {
+                self.diags.push(yaml_error(cx.name(), e, text));
+                return;
+            }
+        };
+        let top = match doc {
+            Value::Null => {
+                self.diags.push(empty());
+                return;
+            }
+            Value::Mapping(m) => m,
+            _ => {
+                self.diags.push(
+                    cx.diag("the pipeline file must be a mapping with a `stages:` key")
+                        .at(Some(1), Some(1))
+                        .hint("start it with `stages:` and put one stage name per line below it"),
+                );
+                return;
+            }
+        };
+        let mut sections: BTreeMap<&str, &Value> = BTreeMap::new();
+        for (k, v) in &top {
+            let key = key_text(k);
+            match TOP_FIELDS.iter().find(|f| **f == key) {
+                Some(f) => {
+                    sections.insert(f, v);
+                }
+                None => {
+                    let p = raw::unknown(&key, TOP_FIELDS, "top-level sections");
+                    let line = file.source.top_line(&key);
+                    let mut d = cx.diag(p.message).at(line, line.map(|_| 1));
+                    if let Some(h) = p.hint {
+                        d = d.hint(h);
+                    }
+                    self.diags.push(d);
+                }
+            }
+        }
+
+        let before = self.diags.len();
+        let mut ctx = self.global_context(&cx, sections.get("vars").copied());
+        if self.diags.len() > before {
+            ctx.mark_incomplete();
+        }
+        if let Some(v) = sections.get("metrics") {
+            let paths = self.top_paths(&cx, &ctx, "metrics", v);
+            self.out.metrics.extend(paths);
+        }
+        if let Some(v) = sections.get("params") {
+            let paths = self.top_paths(&cx, &ctx, "params", v);
+            self.out.params.extend(paths);
+        }
+        if let Some(v) = sections.get("plots") {
+            self.top_plots(&cx, &ctx, v);
+        }
+        if let Some(v) = sections.get("artifacts") {
+            self.artifacts(&cx, &ctx, v);
+        }
+        if sections.contains_key("datasets") {
+            self.out.notes.push(format!(
+                "{}: `datasets` is accepted and ignored (pipe has no use for it)",
+                cx.name()
+            ));
+        }
+        match sections.get("stages") {
+            None | Some(Value::Null) => {}
+            Some(Value::Mapping(stages)) => {
+                for (k, body) in stages {
+                    self.stage(&cx, &ctx, &key_text(k), body);
+                }
+            }
+            Some(_) => self.diags.push(
+                cx.at_top("stages", "stages", "`stages` must be a mapping of stage names to stages")
+                    .hint("write one stage name per line below `stages:`, each with its fields indented under it"),
+            ),
+        }
+    }
+
+    /// `params.yaml` beside the file, then the top-level `vars:`.
+    fn global_context(&mut self, cx: &FileCx, vars: Option<&Value>) -> Context {
+        let mut ctx = Context::new();
+        ctx.parsing = self.parsing;
+        let default = cx.dir.join(DEFAULT_PARAMS_FILE);
+        match self.params_files.get(&default) {
+            Ok(Some(Value::Mapping(m))) => {
+                let _ = ctx.import(default.as_str(), &[]);
+                if let Err(e) = ctx.merge(m, default.as_str()) {
+                    self.diags.push(cx.diag(e.to_string()));
+                }
+            }
+            Ok(Some(_)) => self.diags.push(
+                Diagnostic::new(default.as_str(), "is not a mapping of names to values").hint(
+                    "write `name: value` lines (nested names are indented below their section)",
+                ),
+            ),
+            Ok(None) => {}
+            Err(d) => self.diags.push(d),
+        }
+        if let Some(vars) = vars {
+            let here = |msg: String| cx.at_top("vars", "vars", msg);
+            let problems = self.load_vars(&mut ctx, vars, &cx.dir, "");
+            for (word, message, hint) in problems {
+                let mut d = match word {
+                    Some(w) => cx.at_top("vars", &w, message),
+                    None => here(message),
+                };
+                if let Some(h) = hint {
+                    d = d.hint(h);
+                }
+                self.diags.push(d);
+            }
+        }
+        ctx
+    }
+
+    /// Merges `vars:` entries into `ctx`: files relative to `dir`, inline
+    /// mappings named `{stage}.vars[i]`. Returns the problems: (the word to
+    /// point at, message, hint).
+    #[allow(clippy::type_complexity)]
+    fn load_vars(
+        &mut self,
+        ctx: &mut Context,
+        vars: &Value,
+        dir: &RelPath,
+        stage: &str,
+    ) -> Vec<(Option<String>, String, Option<String>)> {
+        let mut problems = Vec::new();
+        let Value::Sequence(entries) = vars else {
+            problems.push((
+                None,
+                "`vars` must be a list of files and mappings".to_string(),
+                Some("e.g. vars: [config.yaml, {model_dir: model}]".to_string()),
+            ));
+            return problems;
+        };
+        let prefix = if stage.is_empty() {
+            String::new()
+        } else {
+            format!("{stage}.")
+        };
+        for (i, var) in entries.iter().enumerate() {
+            if let Err(e) = template::check_no_templates(var) {
+                problems.push((
+                    None,
+                    format!("vars: {e}"),
+                    Some(
+                        "`vars` are read before any template is expanded: write the values out"
+                            .into(),
+                    ),
+                ));
+                continue;
+            }
+            match var {
+                Value::Mapping(m) => {
+                    if let Err(e) = ctx.merge(m, &format!("{prefix}vars[{i}]")) {
+                        problems.push((None, format!("vars: {e}"), None));
+                    }
+                }
+                Value::String(spec) => {
+                    // `file.yaml` or `file.yaml:key1,key2`
+                    let (file, keys) = match spec.split_once(':') {
+                        Some((f, k)) => (
+                            f,
+                            k.split(',')
+                                .map(str::trim)
+                                .filter(|k| !k.is_empty())
+                                .map(str::to_string)
+                                .collect(),
+                        ),
+                        None => (spec.as_str(), Vec::new()),
+                    };
+                    let rel = match RelPath::parse(file, Some(dir)) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            problems.push((Some(file.to_string()), format!("vars: {e}"), None));
+                            continue;
+                        }
+                    };
+                    match self.params_files.get(&rel) {
+                        Ok(Some(Value::Mapping(m))) => {
+                            let m = m.clone();
+                            match ctx.import(rel.as_str(), &keys) {
+                                Ok(false) => continue,
+                                Ok(true) => {}
+                                Err(e) => {
+                                    problems.push((
+                                        Some(file.to_string()),
+                                        format!("vars: {e}"),
+                                        None,
+                                    ));
+                                    continue;
+                                }
+                            }
+                            let selected = if keys.is_empty() {
+                                m
+                            } else {
+                                let mut sel = Mapping::new();
+                                for key in &keys {
+                                    match m.get(key.as_str()) {
+                                        Some(v) => {
+                                            sel.insert(Value::String(key.clone()), v.clone());
+                                        }
+                                        None => problems.push((
+                                            Some(file.to_string()),
+                                            format!("vars: could not find `{key}` in {rel}"),
+                                            None,
+                                        )),
+                                    }
+                                }
+                                sel
+                            };
+                            if let Err(e) = ctx.merge(&selected, rel.as_str()) {
+                                problems.push((Some(file.to_string()), format!("vars: {e}"), None));
+                            }
+                        }
+                        Ok(Some(_)) => problems.push((
+                            Some(file.to_string()),
+                            format!("vars: {rel} is not a mapping of names to values"),
+                            None,
+                        )),
+                        Ok(None) => problems.push((
+                            Some(file.to_string()),
+                            format!("vars: file `{rel}` does not exist"),
+                            Some("create it, or remove it from `vars:`".into()),
+                        )),
+                        Err(d) => {
+                            self.diags.push(d);
+                            ctx.mark_incomplete();
+                        }
+                    }
+                }
+                other => problems.push((
+                    None,
+                    format!(
+                        "vars: each entry is a mapping or a file name, not `{}`",
+                        serde_yaml::to_string(other).unwrap_or_default().trim()
+                    ),
+                    None,
+                )),
+            }
+        }
+        problems
+    }
+
+    /// The top-level `metrics:` or `params:`: a list of files.
+    fn top_paths(
+        &mut self,
+        cx: &FileCx,
+        ctx: &Context,
+        section: &str,
+        value: &Value,
+    ) -> Vec<RelPath> {
+        let mut out = Vec::new();
+        let rendered = match ctx.render_value(value, Field::Any) {
+            Ok(v) => v,
+            Err(e) => {
+                if !ctx.explained(&e) {
+                    self.diags
+                        .push(cx.at_top(section, "${", format!("{section}: {e}")));
+                }
+                return out;
+            }
+        };
+        let Value::Sequence(items) = rendered else {
+            self.diags.push(
+                cx.at_top(
+                    section,
+                    section,
+                    format!("`{section}` must be a list of files"),
+                )
+                .hint(format!("write `{section}:` then one `- path` per line")),
+            );
+            return out;
+        };
+        for item in items {
+            let Some(text) = scalar_plain(&item).filter(|_| !item.is_mapping()) else {
+                self.diags.push(cx.at_top(
+                    section,
+                    section,
+                    format!("{section}: each entry is a file path"),
+                ));
+                continue;
+            };
+            match self.paths.project_path(&cx.dir, &text, false) {
+                Ok(p) => {
+                    if !out.contains(&p) {
+                        out.push(p)
+                    }
+                }
+                Err(p) => self.diags.push(cx.problem_at_top(section, p)),
+            }
+        }
+        out
+    }
+
+    fn top_plots(&mut self, cx: &FileCx, ctx: &Context, value: &Value) {
+        let rendered = match ctx.render_value(value, Field::Any) {
+            Ok(v) => v,
+            Err(e) => {
+                if !ctx.explained(&e) {
+                    self.diags
+                        .push(cx.at_top("plots", "${", format!("plots: {e}")));
+                }
+                return;
+            }
+        };
+        let dir = cx.dir.clone();
+        let (defs, problems) = {
+            let rules = &self.paths;
+            plots::read_top_level(&rendered, &|text: &str| {
+                rules.project_path(&dir, text, false)
+            })
+        };
+        for p in problems {
+            self.diags.push(cx.problem_at_top("plots", p));
+        }
+        self.out.plots.extend(defs);
+    }
+
+    /// `artifacts:` name → {path, type, desc, labels, meta}: checked, then
+    /// ignored (a model registry's business).
+    fn artifacts(&mut self, cx: &FileCx, ctx: &Context, value: &Value) {
+        let rendered = match ctx.render_value(value, Field::Any) {
+            Ok(v) => v,
+            Err(e) => {
+                if !ctx.explained(&e) {
+                    self.diags
+                        .push(cx.at_top("artifacts", "${", format!("artifacts: {e}")));
+                }
+                return;
+            }
+        };
+        let Value::Mapping(map) = rendered else {
+            self.diags.push(cx.at_top(
+                "artifacts",
+                "artifacts",
+                "`artifacts` must be a mapping of artifact names to their fields",
+            ));
+            return;
+        };
+        for (k, v) in &map {
+            let name = key_text(k);
+            let Value::Mapping(fields) = v else {
+                self.diags.push(cx.at_top(
+                    "artifacts",
+                    &name,
+                    format!("artifacts: `{name}` must be a mapping with at least a `path`"),
+                ));
+                continue;
+            };
+            for (fk, _) in fields {
+                let field = key_text(fk);
+                if !ARTIFACT_FIELDS.contains(&field.as_str()) {
+                    let p = raw::unknown(&field, ARTIFACT_FIELDS, "artifact fields");
+                    self.diags.push(cx.problem_at_top("artifacts", p));
+                }
+            }
+            if !fields.contains_key("path") {
+                self.diags.push(
+                    cx.at_top(
+                        "artifacts",
+                        &name,
+                        format!("artifacts: `{name}` has no `path`"),
+                    )
+                    .hint("add `path:` with the artifact's file (or URL)"),
+                );
+            }
+        }
+        if !map.is_empty() {
+            self.out.notes.push(format!(
+                "{}: `artifacts` ({}) are accepted and ignored (pipe keeps no model registry)",
+                cx.name(),
+                map.keys().map(key_text).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+
+    /// One entry of `stages:`: expanded, and each stage it makes converted.
+    fn stage(&mut self, cx: &FileCx, ctx: &Context, name: &str, body: &Value) {
+        let here = |msg: String| {
+            cx.diag(msg)
+                .at(cx.file.source.stage_line(name), None)
+                .stage(format!("{}{name}", cx.file.prefix))
+        };
+        if name.contains('@') || name.contains('/') || name.contains(':') || name.trim().is_empty()
+        {
+            self.diags.push(here(format!("`{name}` is not a valid stage name")).hint(
+                "use letters, digits, `-` and `_`; `@` is reserved for stages made by foreach/matrix",
+            ));
+            return;
+        }
+        let Value::Mapping(map) = body else {
+            self.diags.push(
+                here("a stage is a mapping of fields (`cmd`, `deps`, `outs`, …)".into())
+                    .hint("indent the stage's fields below its name"),
+            );
+            return;
+        };
+        let shown = format!("{}{name}", cx.file.prefix);
+        let (outer, problems) = RawStage::read(map, true);
+        let mut bad = false;
+        for p in problems {
+            bad = true;
+            self.push_problem(cx, name, &shown, p);
+        }
+        let template = if let Some(foreach) = outer.foreach {
+            let _ = foreach;
+            let stray: Vec<&str> = map
+                .keys()
+                .map(|k| k.as_str().unwrap_or_default())
+                .filter(|k| !["foreach", "do"].contains(k) && raw::STAGE_FIELDS.contains(k))
+                .collect();
+            if !stray.is_empty() {
+                self.diags.push(
+                    cx.at_stage(
+                        name,
+                        &shown,
+                        stray[0],
+                        format!(
+                            "a `foreach` stage puts its fields under `do:` (found `{}` beside it)",
+                            stray.join("`, `")
+                        ),
+                    )
+                    .hint("indent them below `do:`"),
+                );
+                return;
+            }
+            match outer.do_ {
+                Some(Value::Mapping(body)) => {
+                    let (inner, problems) = RawStage::read(body, false);
+                    for p in problems {
+                        bad = true;
+                        self.push_problem(cx, name, &shown, p);
+                    }
+                    inner
+                }
+                Some(_) => {
+                    self.diags.push(here(
+                        "`do:` must hold the stage to repeat, as a mapping of fields".into(),
+                    ));
+                    return;
+                }
+                None => {
+                    self.diags.push(here(
+                        "`foreach` needs a `do:` with the stage to repeat".into(),
+                    ));
+                    return;
+                }
+            }
+        } else {
+            if outer.do_.is_some() {
+                self.diags.push(here("`do:` goes with `foreach:`".into()));
+                return;
+            }
+            outer.clone()
+        };
+        for field in &template.ignored {
+            self.out.notes.push(format!(
+                "{}: stage `{shown}`: `{field}` is accepted and ignored (pipe has no use for it)",
+                cx.name()
+            ));
+        }
+        if bad {
+            // The fields are wrong: what they would make is not checked.
+            return;
+        }
+        let generated = match self.expand(name, &outer, ctx) {
+            Ok(g) => g,
+            Err(Refused::Invalid(msg)) => {
+                self.diags.push(here(msg));
+                return;
+            }
+            Err(Refused::TooMany(msg)) => {
+                if !self.too_many {
+                    self.diags
+                        .push(here(msg).hint(limits::TOO_MANY_STAGES_HINT));
+                    self.too_many = true;
+                }
+                return;
+            }
+        };
+        self.made += generated.len();
+        let mut names: FxHashSet<String> = FxHashSet::default();
+        let mut reported = false;
+        for (local, stage_ctx) in generated {
+            if !names.insert(local.clone()) {
+                // `foreach: [a, a]`, or matrix values `1` and "1".
+                if !reported {
+                    self.diags.push(here(format!("makes two stages named `{local}`: items that read the same give the same name"))
+                        .hint("make the items distinct, or name each one with a mapping: `foreach: {name: item, …}`"));
+                    reported = true;
+                }
+                continue;
+            }
+            match self.convert(cx, name, &local, &template, stage_ctx) {
+                Ok(stage) => self.out.stages.push(stage),
+                Err(mut d) => self.diags.append(&mut d),
+            }
+        }
+    }
+
+    fn push_problem(&mut self, cx: &FileCx, local: &str, shown: &str, p: Problem) {
+        let mut d = cx.at_stage(local, shown, &p.word, p.message);
+        if let Some(h) = p.hint {
+            d = d.hint(h);
+        }
+        self.diags.push(d);
+    }
+
+    /// Expands `foreach`/`do` and `matrix` into named stages with `item`
+    /// (and `key`) in their template context. The stages one makes are
+    /// counted, and refused past the limit, before any of them is made.
+    fn expand(
+        &mut self,
+        name: &str,
+        body: &RawStage,
+        ctx: &Context,
+    ) -> Result<Vec<(String, Context)>, Refused> {
+        let before = self.made;
+        let count =
+            |generator: Generator| limits::generated(&generator, before).map_err(Refused::TooMany);
+        let overwrites = |keys: &[&str]| -> Option<String> {
+            let defined: Vec<&str> = keys.iter().copied().filter(|k| ctx.defines(k)).collect();
+            (!defined.is_empty()).then(|| {
+                format!(
+                    "stage `{name}`: `{}` {} already defined (in params.yaml or `vars`); the stages generated from `{name}` see their own",
+                    defined.join("` and `"),
+                    if defined.len() == 1 { "is" } else { "are" }
+                )
+            })
+        };
+        if let Some(foreach) = body.foreach {
+            let items = match ctx.render_value(foreach, Field::Any) {
+                Ok(items) => items,
+                Err(e) if ctx.explained(&e) => return Ok(Vec::new()),
+                Err(e) => return Err(format!("foreach: {e}").into()),
+            };
+            let mut out = Vec::new();
+            match items {
+                Value::Sequence(list) => {
+                    count(Generator::Foreach(list.len()))?;
+                    if let Some(w) = overwrites(&["item"]) {
+                        self.out.warnings.push(w);
+                    }
+                    let all_scalars = list.iter().all(|v| scalar_plain(v).is_some());
+                    for (i, item) in list.into_iter().enumerate() {
+                        let label = if all_scalars {
+                            scalar_plain(&item).unwrap_or_default()
+                        } else {
+                            i.to_string()
+                        };
+                        let mut c = ctx.clone();
+                        c.set("item", item);
+                        out.push((format!("{name}@{label}"), c));
+                    }
+                }
+                Value::Mapping(map) => {
+                    count(Generator::Foreach(map.len()))?;
+                    if let Some(w) = overwrites(&["item", "key"]) {
+                        self.out.warnings.push(w);
+                    }
+                    for (key, item) in map {
+                        let label = scalar_plain(&key).unwrap_or_default();
+                        let mut c = ctx.clone();
+                        c.set("key", Value::String(label.clone()));
+                        c.set("item", item);
+                        out.push((format!("{name}@{label}"), c));
+                    }
+                }
+                other => {
+                    return Err(format!(
+                        "`foreach` takes a list or a mapping, not {}",
+                        kind_of(&other)
+                    )
+                    .into())
+                }
+            }
+            if out.is_empty() {
+                return Err("`foreach` has no items".into());
+            }
+            return Ok(out);
+        }
+        if let Some(matrix) = body.matrix {
+            let Value::Mapping(matrix) = matrix else {
+                return Err("`matrix` must be a mapping of names to lists of values".into());
+            };
+            let mut lists = Vec::with_capacity(matrix.len());
+            for (key, values) in matrix {
+                let key_text = key_text(key);
+                let values = match ctx.render_value(values, Field::Any) {
+                    Ok(values) => values,
+                    Err(e) if ctx.explained(&e) => return Ok(Vec::new()),
+                    Err(e) => return Err(format!("matrix.{key_text}: {e}").into()),
+                };
+                let Value::Sequence(values) = values else {
+                    return Err(format!("matrix.{key_text} must be a list of values").into());
+                };
+                // Also keeps the combinations built so far within the limit.
+                if values.is_empty() {
+                    return Err(format!("matrix.{key_text} has no values").into());
+                }
+                lists.push((key, key_text, values));
+            }
+            if lists.is_empty() {
+                return Err("`matrix` has no names".into());
+            }
+            count(Generator::Matrix(
+                lists.iter().map(|(_, _, values)| values.len()).collect(),
+            ))?;
+            if let Some(w) = overwrites(&["item", "key"]) {
+                self.out.warnings.push(w);
+            }
+            let mut combos: Vec<(Vec<String>, Mapping)> = vec![(Vec::new(), Mapping::new())];
+            for (key, key_text, values) in &lists {
+                let mut next = Vec::with_capacity(combos.len() * values.len());
+                for (labels, item) in &combos {
+                    for (i, v) in values.iter().enumerate() {
+                        let mut labels = labels.clone();
+                        labels.push(scalar_plain(v).unwrap_or_else(|| format!("{key_text}{i}")));
+                        let mut item = item.clone();
+                        item.insert((*key).clone(), v.clone());
+                        next.push((labels, item));
+                    }
+                }
+                combos = next;
+            }
+            return Ok(combos
+                .into_iter()
+                .map(|(labels, item)| {
+                    let key = labels.join("-");
+                    let mut c = ctx.clone();
+                    c.set("item", Value::Mapping(item));
+                    c.set("key", Value::String(key.clone()));
+                    (format!("{name}@{key}"), c)
+                })
+                .collect());
+        }
+        count(Generator::One)?;
+        Ok(vec![(name.to_string(), ctx.clone())])
+    }
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+/// Turns a serde_yaml error into a diagnostic with a location.
+fn yaml_error(file: &str, e: serde_yaml::Error, text: &str) -> Diagnostic {
+    let loc = e.location();
+    let message = params::strip_location(&e.to_string());
+    let mut hint = yaml::hint(&e).map(str::to_string);
     // `[${item}.txt]`: in a flow sequence `{` opens a mapping.
     let line_text = loc
         .as_ref()
@@ -216,85 +905,15 @@ fn yaml_error(e: serde_yaml::Error, text: &str) -> Diagnostic {
                 .into(),
         );
     }
-    let mut d = Diagnostic::new(PIPELINE_FILE, message).at(
+    let mut d = Diagnostic::new(file, message).at(
         loc.as_ref().map(|l| l.line()),
         loc.as_ref().map(|l| l.column()),
     );
-    if let Some(s) = stage {
-        d = d.stage(s);
-    }
     if let Some(h) = hint {
         d = d.hint(h);
     }
     d
 }
-
-fn build_context(vars: &[Value], files: &mut ParamsFiles, diags: &mut Vec<Diagnostic>) -> Context {
-    let mut ctx = Context::new();
-    let default = RelPath::from_normalized(DEFAULT_PARAMS_FILE);
-    match files.get(&default) {
-        Ok(Some(Value::Mapping(m))) => ctx.merge(m),
-        Ok(_) => {}
-        Err(d) => diags.push(d),
-    }
-    for var in vars {
-        match var {
-            Value::Mapping(m) => ctx.merge(m),
-            Value::String(spec) => {
-                // `file.yaml` or `file.yaml:key1,key2`
-                let (file, keys) = match spec.split_once(':') {
-                    Some((f, k)) => (f, Some(k)),
-                    None => (spec.as_str(), None),
-                };
-                let rel = match RelPath::parse(file, None) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        diags.push(Diagnostic::new(PIPELINE_FILE, format!("vars: {e}")));
-                        continue;
-                    }
-                };
-                match files.get(&rel) {
-                    Ok(Some(Value::Mapping(m))) => match keys {
-                        None => ctx.merge(m),
-                        Some(keys) => {
-                            for key in keys.split(',').map(str::trim) {
-                                match params::lookup(&Value::Mapping(m.clone()), key) {
-                                    Some(v) => ctx.set(key, v.clone()),
-                                    None => diags.push(Diagnostic::new(
-                                        PIPELINE_FILE,
-                                        format!("vars: key `{key}` is not in {file}"),
-                                    )),
-                                }
-                            }
-                        }
-                    },
-                    Ok(Some(_)) => diags.push(Diagnostic::new(
-                        PIPELINE_FILE,
-                        format!("vars: {file} is not a mapping of names to values"),
-                    )),
-                    Ok(None) => diags.push(
-                        Diagnostic::new(
-                            PIPELINE_FILE,
-                            format!("vars: file `{file}` does not exist"),
-                        )
-                        .hint("create it, or remove it from `vars:`"),
-                    ),
-                    Err(d) => diags.push(d),
-                }
-            }
-            other => diags.push(Diagnostic::new(
-                PIPELINE_FILE,
-                format!(
-                    "vars: each entry is a mapping or a file name, not `{}`",
-                    serde_yaml::to_string(other).unwrap_or_default().trim()
-                ),
-            )),
-        }
-    }
-    ctx
-}
-
-type Generated<'a> = Vec<(String, &'a RawStage, Context)>;
 
 /// Why a stage could not be expanded.
 enum Refused {
@@ -315,391 +934,455 @@ impl From<&str> for Refused {
         Refused::Invalid(message.to_string())
     }
 }
-
-/// Expands `foreach`/`do` and `matrix` into named stages with `item`/`key`
-/// in their template context. `before` stages exist already: the stages
-/// this one makes are counted, and refused past the limit, before any of
-/// them is made.
-fn expand<'a>(
-    name: &str,
-    body: &'a RawStage,
-    ctx: &Context,
-    before: usize,
-) -> Result<Generated<'a>, Refused> {
-    let count =
-        |generator: Generator| limits::generated(&generator, before).map_err(Refused::TooMany);
-    if let Some(foreach) = &body.foreach {
-        let Some(template) = &body.do_ else {
-            return Err("`foreach` needs a `do:` with the stage to repeat".into());
-        };
-        if body.cmd.is_some() || body.uses.is_some() || body.matrix.is_some() {
-            return Err("a `foreach` stage puts its fields under `do:`".into());
-        }
-        let items = match ctx.render_value(foreach) {
-            Ok(items) => items,
-            Err(e) if ctx.explained(&e) => return Ok(Vec::new()),
-            Err(e) => return Err(format!("foreach: {e}").into()),
-        };
-        let template: &RawStage = template;
-        let mut out = Vec::new();
-        match items {
-            Value::Sequence(list) => {
-                count(Generator::Foreach(list.len()))?;
-                let all_scalars = list.iter().all(|v| scalar_plain(v).is_some());
-                for (i, item) in list.into_iter().enumerate() {
-                    let label = if all_scalars {
-                        scalar_plain(&item).unwrap_or_default()
-                    } else {
-                        i.to_string()
-                    };
-                    let mut c = ctx.clone();
-                    c.set("item", item);
-                    out.push((format!("{name}@{label}"), template, c));
-                }
-            }
-            Value::Mapping(map) => {
-                count(Generator::Foreach(map.len()))?;
-                for (key, item) in map {
-                    let label = scalar_plain(&key).unwrap_or_default();
-                    let mut c = ctx.clone();
-                    c.set("key", Value::String(label.clone()));
-                    c.set("item", item);
-                    out.push((format!("{name}@{label}"), template, c));
-                }
-            }
-            _ => return Err("`foreach` takes a list or a mapping".into()),
-        }
-        if out.is_empty() {
-            return Err("`foreach` has no items".into());
-        }
-        return Ok(out);
-    }
-    if body.do_.is_some() {
-        return Err("`do:` goes with `foreach:`".into());
-    }
-    if let Some(matrix) = &body.matrix {
-        let mut lists = Vec::with_capacity(matrix.len());
-        for (key, values) in matrix {
-            let key_text = scalar_plain(key).unwrap_or_default();
-            let values = match ctx.render_value(values) {
-                Ok(values) => values,
-                Err(e) if ctx.explained(&e) => return Ok(Vec::new()),
-                Err(e) => return Err(format!("matrix.{key_text}: {e}").into()),
-            };
-            let Value::Sequence(values) = values else {
-                return Err(format!("matrix.{key_text} must be a list of values").into());
-            };
-            // Also keeps the combinations built so far within the limit.
-            if values.is_empty() {
-                return Err(format!("matrix.{key_text} has no values").into());
-            }
-            lists.push((key, key_text, values));
-        }
-        count(Generator::Matrix(
-            lists.iter().map(|(_, _, values)| values.len()).collect(),
-        ))?;
-        let mut combos: Vec<(Vec<String>, Mapping)> = vec![(Vec::new(), Mapping::new())];
-        for (key, key_text, values) in &lists {
-            let mut next = Vec::with_capacity(combos.len() * values.len());
-            for (labels, item) in &combos {
-                for (i, v) in values.iter().enumerate() {
-                    let mut labels = labels.clone();
-                    labels.push(scalar_plain(v).unwrap_or_else(|| format!("{key_text}{i}")));
-                    let mut item = item.clone();
-                    item.insert((*key).clone(), v.clone());
-                    next.push((labels, item));
-                }
-            }
-            combos = next;
-        }
-        // `convert` does not read `matrix`: the stage is its own template.
-        return Ok(combos
-            .into_iter()
-            .map(|(labels, item)| {
-                let mut c = ctx.clone();
-                c.set("item", Value::Mapping(item));
-                (format!("{name}@{}", labels.join("-")), body, c)
-            })
-            .collect());
-    }
-    count(Generator::One)?;
-    Ok(vec![(name.to_string(), body, ctx.clone())])
+/// How paths written in the files become project paths.
+struct PathRules {
+    checker: PathChecker,
+    /// The pipeline files and their locks, which no stage may write.
+    reserved: Vec<RelPath>,
 }
 
-/// Converts one (expanded) stage and checks it on its own.
-fn convert(
-    name: &str,
-    body: &RawStage,
-    ctx: &Context,
-    source: &SourceMap,
-    files: &mut ParamsFiles,
-    checker: &PathChecker,
-) -> Result<Stage, Vec<Diagnostic>> {
-    let mut diags = Vec::new();
-    let at = |word: &str, msg: String| {
-        let d = Diagnostic::new(PIPELINE_FILE, msg).stage(name);
-        match source.find_in_stage(name, word) {
-            Some((l, c)) => d.at(Some(l), Some(c)),
-            None => d.at(source.stage_line(name), None),
+impl PathRules {
+    /// A path written in the file (relative to `base`) as a project path,
+    /// checked against the disk and the system's limits; `output` also
+    /// refuses the paths no stage may write.
+    fn project_path(&self, base: &RelPath, text: &str, output: bool) -> Result<RelPath, Problem> {
+        let p = RelPath::parse(text, Some(base)).map_err(|e| {
+            let hint = match e {
+                crate::paths::PathError::Absolute(_) => {
+                    "write it relative to the project root (or to the stage's `wdir`)"
+                }
+                _ => "keep every path inside the project: the directory holding the pipeline file",
+            };
+            Problem::new(text, e.to_string()).hint(hint)
+        })?;
+        if p.is_root() {
+            return Err(Problem::new(
+                text,
+                format!("`{text}` is the project root itself"),
+            ));
         }
-    };
-    let render = |text: &str, diags: &mut Vec<Diagnostic>| match ctx.render(text) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            if !ctx.explained(&e) {
-                diags.push(
-                    at(text, e.to_string()).hint("define it in params.yaml or under `vars:`"),
-                );
-            }
-            None
+        if let Some(msg) = self.checker.too_long(&p) {
+            return Err(Problem::new(text, msg).hint(limits::LONG_PATH_HINT));
         }
-    };
-
-    let wdir = match body.wdir.as_deref().map(|w| render(w, &mut diags)) {
-        None => RelPath::root(),
-        Some(None) => RelPath::root(),
-        Some(Some(w)) => match RelPath::parse(&w, None) {
-            Ok(p) => match checker.too_long(&p) {
-                Some(msg) => {
-                    diags.push(at(&w, format!("wdir: {msg}")).hint(limits::LONG_PATH_HINT));
-                    RelPath::root()
-                }
-                None => p,
-            },
-            Err(e) => {
-                diags.push(at(&w, format!("wdir: {e}")));
-                RelPath::root()
-            }
-        },
-    };
-    let path = |text: &str, field: &str, output: bool, diags: &mut Vec<Diagnostic>| {
-        let rendered = render(text, diags)?;
-        match RelPath::parse(&rendered, Some(&wdir)) {
-            Ok(p) if p.is_root() => {
-                diags.push(at(
-                    text,
-                    format!("{field}: `{text}` is the project root itself"),
-                ));
-                None
-            }
-            Ok(p) => {
-                if let Some(msg) = checker.too_long(&p) {
-                    diags.push(at(text, format!("{field}: {msg}")).hint(limits::LONG_PATH_HINT));
-                    return None;
-                }
-                if let Some(msg) = reserved::reserved(&p).filter(|_| output) {
-                    diags.push(at(text, format!("{field}: {msg}")).hint(reserved::HINT));
-                    return None;
-                }
-                if let Some(msg) = checker.symlink_escape(&p) {
-                    diags.push(
-                        at(text, format!("{field}: {msg}"))
-                            .hint("pipe only tracks files inside the project: copy the data in, or point the symlink inside it"),
-                    );
-                    return None;
-                }
-                Some(p)
-            }
-            Err(e) => {
-                let hint = match e {
-                    crate::paths::PathError::Absolute(_) => {
-                        "write it relative to the project root (or to the stage's `wdir`)"
-                    }
-                    _ => "keep every path inside the project: the directory holding pipeline.yaml",
-                };
-                diags.push(at(text, format!("{field}: {e}")).hint(hint));
-                None
+        if output {
+            let msg = reserved::reserved(&p).or_else(|| {
+                self.reserved
+                    .iter()
+                    .find(|r| r.is_within(&p))
+                    .map(|r| format!("`{p}` is or holds `{r}`, a file of the pipeline"))
+            });
+            if let Some(msg) = msg {
+                return Err(Problem::new(text, msg).hint(reserved::HINT));
             }
         }
-    };
-
-    let mut deps: Vec<RelPath> = Vec::new();
-    for d in &body.deps {
-        if let Some(p) = path(d, "deps", false, &mut diags) {
-            deps.push(p);
+        if let Some(msg) = self.checker.symlink_escape(&p) {
+            return Err(Problem::new(text, msg).hint(
+                "pipe only tracks files inside the project: copy the data in, or point the symlink inside it",
+            ));
         }
+        Ok(p)
     }
-    let mut outs: Vec<Output> = Vec::new();
-    for (field, kind, entries) in [
-        ("outs", OutKind::Out, &body.outs),
-        ("metrics", OutKind::Metric, &body.metrics),
-        ("plots", OutKind::Plot, &body.plots),
-    ] {
-        for entry in entries {
-            match output_entry(entry) {
-                Ok((text, cache, persist)) => {
-                    if let Some(p) = path(&text, field, true, &mut diags) {
-                        outs.push(Output {
-                            path: p,
-                            kind,
-                            cache,
-                            persist,
-                            dir: text.trim_end().ends_with('/'),
-                        });
+}
+
+impl Reader {
+    /// Converts one (expanded) stage and checks it on its own. `base` is
+    /// its name in the file (`train`), `local` the generated one
+    /// (`train@cnn`); the stage is named `local` with the file's prefix.
+    fn convert(
+        &mut self,
+        cx: &FileCx,
+        base: &str,
+        local: &str,
+        body: &RawStage,
+        ctx: Context,
+    ) -> Result<Stage, Vec<Diagnostic>> {
+        let name = format!("{}{local}", cx.file.prefix);
+        let mut diags = Vec::new();
+        let at = |word: &str, msg: String| cx.at_stage(base, &name, word, msg);
+
+        // `wdir` first (with the context before the stage's `vars`), as DVC.
+        let wdir = match body.wdir {
+            None => cx.dir.clone(),
+            Some(w) => {
+                let shown = scalar_plain(w).unwrap_or_default();
+                match ctx.render_value(w, Field::Scalar) {
+                    Ok(v) => match scalar_plain(&v).filter(|_| !v.is_null()) {
+                        Some(text) => match RelPath::parse(&text, Some(&cx.dir)) {
+                            Ok(p) => match self.paths.checker.too_long(&p) {
+                                Some(msg) => {
+                                    diags.push(
+                                        at(&shown, format!("wdir: {msg}"))
+                                            .hint(limits::LONG_PATH_HINT),
+                                    );
+                                    cx.dir.clone()
+                                }
+                                None => p,
+                            },
+                            Err(e) => {
+                                diags.push(at(&shown, format!("wdir: {e}")));
+                                cx.dir.clone()
+                            }
+                        },
+                        None => {
+                            diags.push(at("wdir", "`wdir` must be a path".into()));
+                            cx.dir.clone()
+                        }
+                    },
+                    Err(e) => {
+                        if !ctx.explained(&e) {
+                            diags.push(template_diag(&at, &shown, "wdir", &e));
+                        }
+                        cx.dir.clone()
                     }
                 }
-                Err((word, msg, hint)) => {
-                    let mut d = at(&word, format!("{field}: {msg}"));
-                    if let Some(h) = hint {
+            }
+        };
+        // The stage's own `vars`, relative to its wdir.
+        let mut ctx = ctx;
+        if let Some(vars) = body.vars {
+            let problems = self.load_vars(&mut ctx, vars, &wdir, local);
+            for (word, message, hint) in problems {
+                let mut d = at(word.as_deref().unwrap_or("vars"), message);
+                if let Some(h) = hint {
+                    d = d.hint(h);
+                }
+                diags.push(d);
+            }
+            if !diags.is_empty() {
+                return Err(diags);
+            }
+        }
+        let ctx = &ctx;
+        let render = |text: &str, field: Field, what: &str, diags: &mut Vec<Diagnostic>| match ctx
+            .render(text, field)
+        {
+            Ok(t) => Some(t),
+            Err(e) => {
+                if !ctx.explained(&e) {
+                    diags.push(template_diag(&at, text, what, &e));
+                }
+                None
+            }
+        };
+        let path = |text: &str, field: &str, output: bool, diags: &mut Vec<Diagnostic>| {
+            let rendered = render(text, Field::Scalar, field, diags)?;
+            match self.paths.project_path(&wdir, &rendered, output) {
+                Ok(p) => Some(p),
+                Err(p) => {
+                    let mut d = at(text, format!("{field}: {}", p.message));
+                    if let Some(h) = p.hint {
                         d = d.hint(h);
                     }
                     diags.push(d);
+                    None
+                }
+            }
+        };
+        let list = |value: Option<&Value>,
+                    field: &str,
+                    diags: &mut Vec<Diagnostic>|
+         -> Vec<Value> {
+            match value {
+                None => Vec::new(),
+                Some(Value::Sequence(items)) => items.clone(),
+                Some(Value::String(s)) if template::has_reference(s) => {
+                    diags.push(at(s, format!("{field}: `{s}`: a list cannot come from a template; list the entries")).hint(format!("write `{field}:` then one `- ${{…}}` entry per line")));
+                    Vec::new()
+                }
+                Some(other) => {
+                    diags.push(
+                        at(
+                            field,
+                            format!("`{field}` must be a list, not {}", kind_of(other)),
+                        )
+                        .hint(format!("write `{field}:` then one `- entry` per line")),
+                    );
+                    Vec::new()
+                }
+            }
+        };
+        let flag = |value: Option<&Value>, field: &str, diags: &mut Vec<Diagnostic>| -> bool {
+            let Some(v) = value else { return false };
+            match ctx.render_value(v, Field::Scalar) {
+                Ok(Value::Bool(b)) => b,
+                Ok(other) => {
+                    let shown = scalar_plain(v).unwrap_or_default();
+                    diags.push(at(
+                        if shown.is_empty() { field } else { &shown },
+                        format!(
+                            "`{field}` must be true or false, not {}",
+                            scalar_plain(&other)
+                                .map(|s| format!("`{s}`"))
+                                .unwrap_or_else(|| kind_of(&other).to_string())
+                        ),
+                    ));
+                    false
+                }
+                Err(e) => {
+                    if !ctx.explained(&e) {
+                        diags.push(template_diag(
+                            &at,
+                            &scalar_plain(v).unwrap_or_default(),
+                            field,
+                            &e,
+                        ));
+                    }
+                    false
+                }
+            }
+        };
+
+        let mut deps: Vec<RelPath> = Vec::new();
+        for entry in list(body.deps, "deps", &mut diags) {
+            match scalar_plain(&entry).filter(|_| !entry.is_null()) {
+                Some(text) => {
+                    if let Some(p) = path(&text, "deps", false, &mut diags) {
+                        deps.push(p);
+                    }
+                }
+                None => diags.push(at("deps", "deps: each entry is a path".into())),
+            }
+        }
+        let mut outs: Vec<Output> = Vec::new();
+        for (field, kind, value) in [
+            ("outs", OutKind::Out, body.outs),
+            ("metrics", OutKind::Metric, body.metrics),
+            ("plots", OutKind::Plot, body.plots),
+        ] {
+            for entry in list(value, field, &mut diags) {
+                match output_entry(&entry, kind, ctx) {
+                    Ok(entry) => {
+                        for option in &entry.ignored {
+                            self.out.notes.push(format!(
+                                "{}: stage `{name}`: {field} `{}`: `{option}` is accepted and ignored (pipe has no use for it)",
+                                cx.name(),
+                                entry.text
+                            ));
+                        }
+                        if let Some(p) = path(&entry.text, field, true, &mut diags) {
+                            outs.push(Output {
+                                path: p,
+                                kind,
+                                cache: entry.cache,
+                                persist: entry.persist,
+                                dir: entry.text.trim_end().ends_with('/'),
+                                plot: entry.plot,
+                            });
+                        }
+                    }
+                    Err(p) => {
+                        let mut d = at(&p.word, format!("{field}: {}", p.message));
+                        if let Some(h) = p.hint {
+                            d = d.hint(h);
+                        }
+                        diags.push(d);
+                    }
                 }
             }
         }
-    }
 
-    let action = match (&body.cmd, &body.uses) {
-        (Some(_), Some(_)) => {
-            diags.push(at(
-                "uses",
-                "has both `cmd` and `uses`; a stage does one of the two".into(),
-            ));
-            None
-        }
-        (None, None) => {
-            diags.push(
-                at(name, "has neither `cmd` nor `uses`".into())
-                    .hint("add `cmd: <shell command>` or `uses: <built-in stage>`"),
-            );
-            None
-        }
-        (Some(cmd), None) => {
-            let texts: Vec<String> = match cmd {
-                Value::String(s) => vec![s.clone()],
-                Value::Sequence(items)
-                    if items.iter().all(|v| v.is_string()) && !items.is_empty() =>
-                {
+        let cmd_texts: Option<Vec<String>> = match body.cmd {
+            None => None,
+            Some(Value::String(s)) => Some(vec![s.clone()]),
+            Some(Value::Sequence(items))
+                if !items.is_empty() && items.iter().all(|v| v.is_string()) =>
+            {
+                Some(
                     items
                         .iter()
                         .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                }
-                _ => {
-                    diags.push(at(
-                        "cmd",
-                        "`cmd` must be a string or a list of strings".into(),
-                    ));
-                    Vec::new()
-                }
-            };
-            let rendered: Vec<String> =
-                texts.iter().filter_map(|t| render(t, &mut diags)).collect();
-            if rendered.iter().any(|c| c.trim().is_empty()) {
-                diags.push(at("cmd", "`cmd` is empty".into()));
+                        .collect(),
+                )
             }
-            Some(Action::Cmd(rendered))
-        }
-        (None, Some(uses)) => builtin_action(
-            uses, body, &wdir, &mut deps, &mut outs, ctx, &at, &path, &mut diags,
-        ),
-    };
+            Some(_) => {
+                diags.push(at(
+                    "cmd",
+                    "`cmd` must be a string or a list of strings".into(),
+                ));
+                Some(Vec::new())
+            }
+        };
+        let action = match (&cmd_texts, body.uses) {
+            (Some(_), Some(_)) => {
+                diags.push(at(
+                    "uses",
+                    "has both `cmd` and `uses`; a stage does one of the two".into(),
+                ));
+                None
+            }
+            (None, None) => {
+                diags.push(
+                    at(base, "has neither `cmd` nor `uses`".into())
+                        .hint("add `cmd: <shell command>` or `uses: <built-in stage>`"),
+                );
+                None
+            }
+            (Some(texts), None) => {
+                let rendered: Vec<String> = texts
+                    .iter()
+                    .filter_map(|t| render(t, Field::Cmd, "cmd", &mut diags))
+                    .collect();
+                if rendered.iter().any(|c| c.trim().is_empty()) {
+                    diags.push(at("cmd", "`cmd` is empty".into()));
+                }
+                Some(Action::Cmd(rendered))
+            }
+            (None, Some(uses)) => match ctx.render_value(uses, Field::Scalar) {
+                Ok(Value::String(uses)) => builtin_action(
+                    &uses, body.with, &mut deps, &mut outs, ctx, &at, &path, &mut diags,
+                ),
+                Ok(_) => {
+                    diags.push(at("uses", "`uses` must name a built-in stage".into()));
+                    None
+                }
+                Err(e) => {
+                    diags.push(template_diag(
+                        &at,
+                        &scalar_plain(uses).unwrap_or_default(),
+                        "uses",
+                        &e,
+                    ));
+                    None
+                }
+            },
+        };
 
-    let mut params_refs = Vec::new();
-    for entry in &body.params {
-        match param_entry(entry, ctx) {
-            Ok(refs) => {
-                for (file_text, key) in refs {
-                    let file = match RelPath::parse(&file_text, Some(&wdir)) {
-                        Ok(f) => f,
-                        Err(e) => {
-                            diags.push(at(&file_text, format!("params: {e}")));
+        let default = wdir.join(DEFAULT_PARAMS_FILE);
+        let mut params_refs = Vec::new();
+        for entry in list(body.params, "params", &mut diags) {
+            match param_entry(&entry, ctx) {
+                Ok(refs) => {
+                    for (file_text, key) in refs {
+                        let file = match RelPath::parse(&file_text, Some(&wdir)) {
+                            Ok(f) => f,
+                            Err(e) => {
+                                diags.push(at(&file_text, format!("params: {e}")));
+                                continue;
+                            }
+                        };
+                        if let Some(msg) = self.paths.checker.too_long(&file) {
+                            diags.push(
+                                at(&file_text, format!("params: {msg}"))
+                                    .hint(limits::LONG_PATH_HINT),
+                            );
                             continue;
                         }
-                    };
-                    if let Some(msg) = checker.too_long(&file) {
-                        diags.push(
-                            at(&file_text, format!("params: {msg}")).hint(limits::LONG_PATH_HINT),
-                        );
-                        continue;
+                        check_param(&file, &key, &mut self.params_files, &at, &mut diags);
+                        params_refs.push(ParamRef { file, key });
                     }
-                    check_param(&file, &key, files, &at, &mut diags);
-                    params_refs.push(ParamRef { file, key });
+                }
+                Err(msg) => diags.push(at("params", format!("params: {msg}"))),
+            }
+        }
+        // Like DVC: a value of the default params file written into the
+        // command is a param dependency even when `params:` does not list
+        // it, so that `pipe status` names the param rather than only a
+        // changed command.
+        let references: Vec<String> = cmd_texts
+            .iter()
+            .flatten()
+            .flat_map(|t| Context::references(t))
+            .collect();
+        if let Some(Action::Cmd(_)) = &action {
+            for name in &references {
+                let from_params = ctx.origin(name) == Some(default.as_str());
+                let covered = params_refs.iter().any(|r| {
+                    r.file == default
+                        && (r.key.is_empty()
+                            || *name == r.key
+                            || name.starts_with(&format!("{}.", r.key)))
+                });
+                if from_params && !covered {
+                    params_refs.push(ParamRef {
+                        file: default.clone(),
+                        key: name.clone(),
+                    });
                 }
             }
-            Err(msg) => diags.push(at("params", format!("params: {msg}"))),
         }
-    }
-    // Like DVC: a params.yaml value written into the command is a param
-    // dependency even when `params:` does not list it, so that `pipe status`
-    // names the param rather than only a changed command.
-    if let Some(Action::Cmd(_)) = &action {
-        let default = RelPath::from_normalized(DEFAULT_PARAMS_FILE);
-        let texts: Vec<String> = match &body.cmd {
-            Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Sequence(items)) => items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect(),
+        params_refs.sort();
+        params_refs.dedup();
+        if let Some(Action::Builtin { name: uses, .. }) = &action {
+            check_builtin_params(uses, &params_refs, &mut self.params_files, &at, &mut diags);
+        }
+
+        let mut seen = BTreeMap::new();
+        for o in &outs {
+            if seen.insert(o.path.clone(), o.kind).is_some() {
+                diags.push(at(
+                    o.path.as_str(),
+                    format!("`{}` is listed as an output twice", o.path),
+                ));
+            }
+        }
+        // A metrics or plots file inside a directory output of the same
+        // stage (`outs: [eval]`, `metrics: [eval/metrics.json]`) is part of
+        // that directory: read by `pipe metrics`, stored with it.
+        let (inner, outs): (Vec<Output>, Vec<Output>) = outs.into_iter().partition(|o| {
+            o.kind != OutKind::Out && seen.keys().any(|p| *p != o.path && o.path.is_within(p))
+        });
+        deps.sort();
+        deps.dedup();
+
+        let desc = match body.desc {
+            None => None,
+            Some(v) => match ctx.render_value(v, Field::Scalar) {
+                Ok(v) => scalar_plain(&v),
+                Err(e) => {
+                    if !ctx.explained(&e) {
+                        diags.push(template_diag(
+                            &at,
+                            &scalar_plain(v).unwrap_or_default(),
+                            "desc",
+                            &e,
+                        ));
+                    }
+                    None
+                }
+            },
+        };
+        let frozen = flag(body.frozen, "frozen", &mut diags);
+        let always_changed = flag(body.always_changed, "always_changed", &mut diags);
+        let cmd_template: Vec<String> = match &action {
+            Some(Action::Cmd(_)) => cmd_texts.clone().unwrap_or_default(),
             _ => Vec::new(),
         };
-        for name in texts.iter().flat_map(|t| Context::references(t)) {
-            let from_params = match files.get(&default) {
-                Ok(Some(doc)) => {
-                    params::lookup(doc, &name).is_some_and(|v| ctx.lookup(&name) == Some(v))
-                }
-                _ => false,
-            };
-            let covered = params_refs.iter().any(|r| {
-                r.file == default
-                    && (r.key.is_empty()
-                        || name == r.key
-                        || name.starts_with(&format!("{}.", r.key)))
-            });
-            if from_params && !covered {
-                params_refs.push(ParamRef {
-                    file: default.clone(),
-                    key: name,
-                });
-            }
+        match action {
+            Some(action) if diags.is_empty() => Ok(Stage {
+                name,
+                desc,
+                action,
+                wdir,
+                deps,
+                outs,
+                inner,
+                params: params_refs,
+                frozen,
+                always_changed,
+                cmd_vars: references
+                    .iter()
+                    .filter_map(|name| ctx.lookup(name).map(|v| (name.clone(), params::to_json(v))))
+                    .collect(),
+                cmd_template,
+                file: cx.index,
+            }),
+            _ => Err(diags),
         }
     }
-    params_refs.sort();
-    params_refs.dedup();
-    if let Some(Action::Builtin { name: uses, .. }) = &action {
-        check_builtin_params(uses, &params_refs, files, &at, &mut diags);
-    }
+}
 
-    let mut seen = BTreeMap::new();
-    for o in &outs {
-        if let Some(prev) = seen.insert(o.path.clone(), o.kind) {
-            let _ = prev;
-            diags.push(at(
-                o.path.as_str(),
-                format!("`{}` is listed as an output twice", o.path),
-            ));
+/// A template error in field `what`, pointing at `text`.
+fn template_diag(at: &Locate, text: &str, what: &str, e: &TemplateError) -> Diagnostic {
+    let d = at(text, format!("{what}: {e}"));
+    match e {
+        TemplateError::Undefined(_) => d.hint("define it in params.yaml or under `vars:`"),
+        TemplateError::BadExpression { .. } => {
+            d.hint("write a name with `.key`, `[key]` or `[index]` steps: `${a.b}`, `${a[b]}`, `${list[0]}`")
         }
-    }
-    deps.sort();
-    deps.dedup();
-
-    let cmd_template: Vec<String> = match (&action, &body.cmd) {
-        (Some(Action::Cmd(_)), Some(Value::String(s))) => vec![s.clone()],
-        (Some(Action::Cmd(_)), Some(Value::Sequence(items))) => items
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect(),
-        _ => Vec::new(),
-    };
-    match action {
-        Some(action) if diags.is_empty() => Ok(Stage {
-            name: name.to_string(),
-            desc: body.desc.clone(),
-            action,
-            wdir,
-            deps,
-            outs,
-            params: params_refs,
-            frozen: body.frozen.unwrap_or(false),
-            always_changed: body.always_changed.unwrap_or(false),
-            cmd_vars: cmd_template
-                .iter()
-                .flat_map(|t| Context::references(t))
-                .filter_map(|name| ctx.lookup(&name).map(|v| (name, params::to_json(v))))
-                .collect(),
-            cmd_template,
-        }),
-        _ => Err(diags),
+        TemplateError::NotInCmd { .. } | TemplateError::NotScalar(_) => {
+            d.hint("refer to one value inside it, e.g. `${name.key}` or `${name[0]}`")
+        }
+        _ => d,
     }
 }
 
@@ -711,8 +1394,7 @@ type PathOf<'a> = dyn Fn(&str, &str, bool, &mut Vec<Diagnostic>) -> Option<RelPa
 #[allow(clippy::too_many_arguments)]
 fn builtin_action(
     uses: &str,
-    body: &RawStage,
-    wdir: &RelPath,
+    with: Option<&Value>,
     deps: &mut Vec<RelPath>,
     outs: &mut Vec<Output>,
     ctx: &Context,
@@ -729,7 +1411,15 @@ fn builtin_action(
         diags.push(at(uses, format!("unknown built-in stage `{uses}`")).hint(hint));
         return None;
     };
-    let with = body.with.clone().unwrap_or_default();
+    // In name order, as the outputs a built-in declares are recorded.
+    let with: BTreeMap<String, Value> = match with {
+        None => BTreeMap::new(),
+        Some(Value::Mapping(m)) => m.iter().map(|(k, v)| (key_text(k), v.clone())).collect(),
+        Some(_) => {
+            diags.push(at("with", "`with` must be a mapping of arguments".into()));
+            return None;
+        }
+    };
     let mut args = BTreeMap::new();
     let before = diags.len();
     for (key, value) in &with {
@@ -742,7 +1432,7 @@ fn builtin_action(
             diags.push(at(key, format!("`{}` has no argument `{key}`", b.name)).hint(hint));
             continue;
         };
-        let value = match ctx.render_value(value) {
+        let value = match ctx.render_value(value, Field::Any) {
             Ok(v) => v,
             Err(e) => {
                 if !ctx.explained(&e) {
@@ -769,6 +1459,7 @@ fn builtin_action(
                         cache: true,
                         persist: false,
                         dir: text.ends_with('/'),
+                        plot: None,
                     }),
                     ArgRole::Option => unreachable!(),
                 }
@@ -788,7 +1479,6 @@ fn builtin_action(
             );
         }
     }
-    let _ = wdir;
     (diags.len() == before).then(|| Action::Builtin {
         name: b.name.to_string(),
         version: b.version,
@@ -796,63 +1486,103 @@ fn builtin_action(
     })
 }
 
-/// `path` or `path: {cache, persist}` → (path, cache, persist).
-#[allow(clippy::type_complexity)]
-fn output_entry(entry: &Value) -> Result<(String, bool, bool), (String, String, Option<String>)> {
+/// An output entry as written: its path and options.
+struct OutputEntry {
+    text: String,
+    cache: bool,
+    persist: bool,
+    plot: Option<PlotOptions>,
+    /// Options DVC accepts and pipe ignores.
+    ignored: Vec<String>,
+}
+
+/// `path` or `path: {cache, persist, …}` (and for plots, the plot's
+/// options), with templates in the options rendered.
+fn output_entry(entry: &Value, kind: OutKind, ctx: &Context) -> Result<OutputEntry, Problem> {
+    let plot = (kind == OutKind::Plot).then(PlotOptions::default);
     match entry {
-        Value::String(s) => Ok((s.clone(), true, false)),
         Value::Mapping(m) if m.len() == 1 => {
             let (k, v) = m.iter().next().expect("one entry");
-            let Some(path) = k.as_str() else {
-                return Err((String::new(), "an output is a path".into(), None));
+            let Some(path) = scalar_plain(k).filter(|_| !k.is_null()) else {
+                return Err(Problem::new("", "an output is a path"));
             };
-            let (mut cache, mut persist) = (true, false);
+            let mut out = OutputEntry {
+                text: path.clone(),
+                cache: true,
+                persist: false,
+                plot,
+                ignored: Vec::new(),
+            };
             match v {
                 Value::Null => {}
                 Value::Mapping(opts) => {
                     for (ok, ov) in opts {
-                        let key = ok.as_str().unwrap_or_default();
-                        match (key, ov.as_bool()) {
-                            ("cache", Some(b)) => cache = b,
-                            ("persist", Some(b)) => persist = b,
-                            ("desc", _) => {}
-                            ("cache" | "persist", None) => {
-                                return Err((
-                                    key.into(),
+                        let key = key_text(ok);
+                        let value = ctx
+                            .render_value(ov, Field::Scalar)
+                            .map_err(|e| Problem::new(&key, format!("`{key}` of `{path}`: {e}")))?;
+                        let boolean = |value: &Value| {
+                            value.as_bool().ok_or_else(|| {
+                                Problem::new(
+                                    &key,
                                     format!("`{key}` of `{path}` must be true or false"),
-                                    None,
-                                ))
+                                )
+                            })
+                        };
+                        match key.as_str() {
+                            "cache" => out.cache = boolean(&value)?,
+                            "persist" => out.persist = boolean(&value)?,
+                            "desc" => {}
+                            k if IGNORED_OUTPUT_FIELDS.contains(&k) => {
+                                out.ignored.push(key.clone())
                             }
                             _ => {
-                                let hint = did_you_mean(key, OUTPUT_FIELDS.iter().copied())
-                                    .map(|s| format!("did you mean `{s}`?"))
-                                    .unwrap_or_else(|| {
-                                        format!("output options are: {}", OUTPUT_FIELDS.join(", "))
-                                    });
-                                return Err((
-                                    key.into(),
-                                    format!("unknown option `{key}` of `{path}`"),
-                                    Some(hint),
-                                ));
+                                let handled = match out.plot.as_mut() {
+                                    Some(options) => {
+                                        plots::output_option(options, &path, &key, &value)?
+                                    }
+                                    None => false,
+                                };
+                                if !handled {
+                                    let known = if kind == OutKind::Plot {
+                                        PLOT_OUTPUT_FIELDS
+                                    } else {
+                                        OUTPUT_FIELDS
+                                    };
+                                    let mut p = raw::unknown(&key, known, "output options");
+                                    p.message = format!("unknown option `{key}` of `{path}`");
+                                    return Err(p);
+                                }
                             }
                         }
                     }
                 }
                 _ => {
-                    return Err((
-                        path.into(),
+                    return Err(Problem::new(
+                        path.clone(),
                         format!("options of `{path}` must be a mapping such as {{cache: false}}"),
-                        None,
                     ))
                 }
             }
-            Ok((path.to_string(), cache, persist))
+            Ok(out)
         }
-        _ => Err((
-            String::new(),
-            "each entry is a path or `path: {cache: false, persist: true}`".into(),
-            None,
+        Value::Mapping(_) => Err(Problem::new(
+            "",
+            "each entry is a path or `path: {cache: false, persist: true}`",
         )),
+        other => match scalar_plain(other).filter(|_| !other.is_null()) {
+            Some(text) => Ok(OutputEntry {
+                text,
+                cache: true,
+                persist: false,
+                plot,
+                ignored: Vec::new(),
+            }),
+            None => Err(Problem::new(
+                "",
+                "each entry is a path or `path: {cache: false, persist: true}`",
+            )),
+        },
     }
 }
 
@@ -860,10 +1590,13 @@ fn output_entry(entry: &Value) -> Result<(String, bool, bool), (String, String, 
 fn param_entry(entry: &Value, ctx: &Context) -> Result<Vec<(String, String)>, String> {
     match entry {
         Value::String(key) => {
-            let key = ctx.render(key).map_err(|e| e.to_string())?;
+            let key = ctx.render(key, Field::Scalar).map_err(|e| e.to_string())?;
             // A bare file name (`- other.yaml`) means the whole file, as in DVC
             // when written as a mapping; a key never ends in .yaml.
-            if key.ends_with(".yaml") || key.ends_with(".yml") || key.ends_with(".json") {
+            if [".yaml", ".yml", ".json", ".toml"]
+                .iter()
+                .any(|ext| key.ends_with(ext))
+            {
                 Ok(vec![(key, String::new())])
             } else {
                 Ok(vec![(DEFAULT_PARAMS_FILE.to_string(), key)])
@@ -872,17 +1605,18 @@ fn param_entry(entry: &Value, ctx: &Context) -> Result<Vec<(String, String)>, St
         Value::Mapping(m) => {
             let mut out = Vec::new();
             for (file, keys) in m {
-                let file = file
-                    .as_str()
-                    .ok_or("a params file name must be a string")?
-                    .to_string();
+                let file = file.as_str().ok_or("a params file name must be a string")?;
+                let file = ctx.render(file, Field::Scalar).map_err(|e| e.to_string())?;
                 match keys {
                     Value::Null => out.push((file, String::new())),
                     Value::Sequence(list) if list.is_empty() => out.push((file, String::new())),
                     Value::Sequence(list) => {
                         for k in list {
                             let k = scalar_plain(k).ok_or("param keys must be strings")?;
-                            out.push((file.clone(), ctx.render(&k).map_err(|e| e.to_string())?));
+                            out.push((
+                                file.clone(),
+                                ctx.render(&k, Field::Scalar).map_err(|e| e.to_string())?,
+                            ));
                         }
                     }
                     _ => return Err(format!("`{file}:` takes a list of keys")),
