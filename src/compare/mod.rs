@@ -8,7 +8,9 @@
 //!
 //! Where a file comes from at a commit: the commit's tree when git tracks
 //! it; otherwise, when the commit's `pipeline.lock` records it as a cached
-//! output, the cache object (as DVC reads its cached metrics). A file that
+//! output, or as a file inside a cached directory output (a metrics file
+//! in `eval/`, as DVC's example project has), the cache object (as DVC
+//! reads its cached metrics). A file that
 //! is absent, or that does not parse, is [`Loaded::Missing`] or
 //! [`Loaded::Bad`]: its keys show as missing, and the reason is reported
 //! once as a warning instead of failing the whole comparison.
@@ -25,7 +27,7 @@ use crate::git::{Repo, Rev};
 use crate::lock::LockFile;
 use crate::paths::RelPath;
 use crate::project::Project;
-use crate::spec::{params, OutKind};
+use crate::spec::params;
 
 /// Dotted key → value.
 pub type Flat = BTreeMap<String, Json>;
@@ -84,25 +86,22 @@ impl Loaded {
 /// Project-relative file → what it holds at one side.
 pub type Files = BTreeMap<RelPath, Loaded>;
 
-/// The pipeline's metric files (the `metrics:` outputs of every stage).
+/// The pipeline's metric files: the `metrics:` outputs of every stage
+/// (those inside a directory output too) and the top-level `metrics:`.
 pub fn metric_files(project: &Project) -> Vec<RelPath> {
-    let set: BTreeSet<RelPath> = project
-        .pipeline
-        .stages
-        .iter()
-        .flat_map(|s| s.outs.iter())
-        .filter(|o| o.kind == OutKind::Metric)
-        .map(|o| o.path.clone())
-        .collect();
-    set.into_iter().collect()
+    project.pipeline.metric_files()
 }
 
 /// The params files the pipeline's stages read, with the keys they depend
-/// on (an empty key: the whole file).
+/// on (an empty key: the whole file), and the top-level `params:` files
+/// (whole).
 pub fn params_files(project: &Project) -> BTreeMap<RelPath, BTreeSet<String>> {
     let mut out: BTreeMap<RelPath, BTreeSet<String>> = BTreeMap::new();
     for p in project.pipeline.stages.iter().flat_map(|s| s.params.iter()) {
         out.entry(p.file.clone()).or_default().insert(p.key.clone());
+    }
+    for file in &project.pipeline.params {
+        out.entry(file.clone()).or_default().insert(String::new());
     }
     out
 }
@@ -160,21 +159,30 @@ impl<'a> Reader<'a> {
         let Some(Some(lock)) = &self.lock else {
             return Ok(None);
         };
-        let record = lock
-            .stages
-            .values()
-            .flat_map(|s| s.outs.iter())
-            .find(|r| &r.path == path && !r.is_dir());
-        let Some(record) = record else {
+        let outs = || lock.stages.values().flat_map(|s| s.outs.iter());
+        let cache = &self.project.cache;
+        if let Some(record) = outs().find(|r| &r.path == path && !r.is_dir()) {
+            // Verified: a damaged copy is set aside and shows as missing.
+            return Ok(cache.read_object(&record.blake3, path).ok().flatten());
+        }
+        // A file inside a directory output: through the directory's
+        // manifest (verified too).
+        let Some(dir) = outs().find(|r| r.is_dir() && path.is_within(&r.path) && *path != r.path)
+        else {
             return Ok(None);
         };
-        // Verified: a damaged copy is set aside and shows as missing.
-        Ok(self
-            .project
-            .cache
-            .read_object(&record.blake3, path)
-            .ok()
-            .flatten())
+        let inside = &path.as_str()[dir.path.as_str().len() + 1..];
+        let Ok(manifest) = cache.manifest(&dir.blake3) else {
+            return Ok(None);
+        };
+        let Some(entry) = manifest
+            .entries
+            .iter()
+            .find(|e| e.path == inside && e.link.is_none())
+        else {
+            return Ok(None);
+        };
+        Ok(cache.read_object(&entry.hash, path).ok().flatten())
     }
 
     fn read_lock_text(&self) -> Result<Option<String>, Error> {
@@ -231,7 +239,7 @@ impl<'a> Reader<'a> {
 }
 
 /// A metrics or params file flattened: JSON for `.json`, YAML for `.yaml`
-/// and `.yml`, and for anything else JSON, then YAML. Nested mappings
+/// and `.yml`, TOML for `.toml`, and for anything else JSON, then YAML. Nested mappings
 /// become dotted keys; lists stay values. A dotted key that two spellings
 /// give (`"a.b": 1` and `a: {b: 2}`) is left out, and returned beside the
 /// values: neither value could be shown under its name.
@@ -248,6 +256,9 @@ pub fn parse(path: &RelPath, bytes: &[u8]) -> Result<(Flat, Vec<String>), String
     let value = match ext {
         "json" => json()?,
         "yaml" | "yml" => yaml()?,
+        "toml" => toml::from_str::<serde_yaml::Value>(text)
+            .map(|v| params::to_json(&v))
+            .map_err(|e| format!("it is not valid TOML ({})", e.message().trim_end()))?,
         _ => json().or_else(|_| yaml())?,
     };
     if !value.is_object() {

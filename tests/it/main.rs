@@ -13,6 +13,7 @@ mod concurrency;
 mod containment;
 mod dag;
 mod demo;
+mod dvc;
 mod edits;
 mod env;
 mod exp;
