@@ -697,10 +697,6 @@ impl Reader {
                 cx.name()
             ));
         }
-        if bad {
-            // The fields are wrong: what they would make is not checked.
-            return;
-        }
         let generated = match self.expand(name, &outer, ctx) {
             Ok(g) => g,
             Err(Refused::Invalid(msg)) => {
@@ -729,8 +725,9 @@ impl Reader {
                 }
                 continue;
             }
-            match self.convert(cx, name, &local, &template, stage_ctx) {
-                Ok(stage) => self.out.stages.push(stage),
+            match self.convert(cx, name, &local, &template, stage_ctx, bad) {
+                Ok(stage) if !bad => self.out.stages.push(stage),
+                Ok(_) => {}
                 Err(mut d) => self.diags.append(&mut d),
             }
         }
@@ -988,6 +985,8 @@ impl Reader {
     /// Converts one (expanded) stage and checks it on its own. `base` is
     /// its name in the file (`train`), `local` the generated one
     /// (`train@cnn`); the stage is named `local` with the file's prefix.
+    /// `misspelt`: the stage has unknown fields (reported already), so a
+    /// missing `cmd` is no news.
     fn convert(
         &mut self,
         cx: &FileCx,
@@ -995,6 +994,7 @@ impl Reader {
         local: &str,
         body: &RawStage,
         ctx: Context,
+        misspelt: bool,
     ) -> Result<Stage, Vec<Diagnostic>> {
         let name = format!("{}{local}", cx.file.prefix);
         let mut diags = Vec::new();
@@ -1211,10 +1211,13 @@ impl Reader {
                 None
             }
             (None, None) => {
-                diags.push(
-                    at(base, "has neither `cmd` nor `uses`".into())
-                        .hint("add `cmd: <shell command>` or `uses: <built-in stage>`"),
-                );
+                // A misspelt `cmd` is reported as such already.
+                if !misspelt {
+                    diags.push(
+                        at(base, "has neither `cmd` nor `uses`".into())
+                            .hint("add `cmd: <shell command>` or `uses: <built-in stage>`"),
+                    );
+                }
                 None
             }
             (Some(texts), None) => {

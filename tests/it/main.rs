@@ -14,6 +14,7 @@ mod containment;
 mod dag;
 mod demo;
 mod dvc;
+mod dvc_syntax;
 mod edits;
 mod env;
 mod exp;
