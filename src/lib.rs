@@ -7,8 +7,8 @@
 //!
 //! The flow of one `pipe repro`, module by module:
 //!
-//! 1. [`spec`] reads `pipeline.yaml` / `params.yaml` into typed stages, with
-//!    located errors.
+//! 1. [`spec`] reads `pipeline.yaml` (or a DVC project's `dvc.yaml` files)
+//!    and the params files into typed stages, with located errors.
 //! 2. [`graph`] builds the DAG and rejects cycles and conflicting outputs.
 //! 3. [`hash`] hashes deps and outputs (stat cache first).
 //! 4. [`fingerprint`] and [`plan`] decide what is fresh, restorable or stale,
@@ -20,6 +20,9 @@
 //! [`commit`] records stages as they are, [`gc`] chooses what the cache
 //! keeps, and [`gitignore`] keeps cached outputs out of git as they are
 //! recorded.
+//!
+//! DVC projects: [`dvc`] takes over from `dvc.lock` the stages DVC ran,
+//! once their files are checked against DVC's md5s.
 //!
 //! Comparing runs: [`git`] reads the project at any commit, [`compare`]
 //! flattens and diffs metrics and params, and [`exp`] records experiments

@@ -60,8 +60,14 @@ pub fn run(cwd: &Path, _args: InitArgs) -> Result<ExitCode, CliError> {
         "Initialized a pipe project in {}:\n",
         cwd.display()
     ));
+    // A pipeline.yaml would hide the DVC project's dvc.yaml from pipe.
+    let dvc_here = !pipeline_existed && cwd.join(pipe::spec::DVC_FILE).is_file();
     if pipeline_existed {
         out.push_str(&format!("  {PIPELINE_FILE:<17} kept as it was\n"));
+    } else if dvc_here {
+        out.push_str(&format!(
+            "  {PIPELINE_FILE:<17} not written: pipe runs dvc.yaml as it is (`pipe import-dvc` converts it)\n"
+        ));
     } else {
         ws.write(
             &RelPath::from_normalized(PIPELINE_FILE),
@@ -85,7 +91,7 @@ pub fn run(cwd: &Path, _args: InitArgs) -> Result<ExitCode, CliError> {
             "  {CACHE_DIR}/  the cache (its own .gitignore keeps it out of git)\n"
         ));
     }
-    out.push_str(if pipeline_existed {
+    out.push_str(if pipeline_existed || dvc_here {
         "Next: run `pipe repro`"
     } else {
         "Next: declare a stage in pipeline.yaml, then run `pipe repro`"

@@ -363,3 +363,17 @@ fn several_dvc_yaml_files_make_one_pipeline_addressed_as_dvc_does() {
       hint: `*` matches any text and `?` one character; `pipe dag` lists the stages
     ");
 }
+
+#[test]
+fn init_in_a_dvc_project_writes_no_pipeline_yaml_that_would_hide_dvc_yaml() {
+    let env = TestEnv::new().file("dvc.yaml", "stages:\n  a:\n    cmd: echo a\n");
+    let out = env.pipe(&["init"]).ok();
+    assert!(!env.exists("pipeline.yaml"));
+    let _s = env.settings().bind_to_scope();
+    insta::assert_snapshot!(out.stdout, @r"
+    Initialized a pipe project in [ROOT]:
+      pipeline.yaml     not written: pipe runs dvc.yaml as it is (`pipe import-dvc` converts it)
+      .pipeline-cache/  the cache (its own .gitignore keeps it out of git)
+    Next: run `pipe repro`.
+    ");
+}
