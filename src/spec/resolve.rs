@@ -1895,6 +1895,73 @@ mod tests {
     }
 
     #[test]
+    fn plots_are_typed_and_metrics_inside_a_directory_output_are_part_of_it() {
+        let p = resolve_in(
+            &[],
+            "plots:\n  - ROC:\n      x: fpr\n      y: {eval/roc.json: tpr}\n  - eval/loss.csv\nmetrics: [eval/metrics.json]\nstages:\n  evaluate:\n    cmd: make\n    outs: [eval]\n    metrics: [eval/metrics.json]\n    plots:\n      - eval/roc.json: {x: fpr, y: tpr, template: simple, header: false}\n",
+        )
+        .unwrap();
+        let s = &p.stages[0];
+        assert_eq!(s.outs.len(), 1, "only the directory is an output");
+        let inner: Vec<(&str, OutKind)> =
+            s.inner.iter().map(|o| (o.path.as_str(), o.kind)).collect();
+        assert_eq!(
+            inner,
+            [
+                ("eval/metrics.json", OutKind::Metric),
+                ("eval/roc.json", OutKind::Plot)
+            ]
+        );
+        let options = s.plot_outputs().next().unwrap().plot.clone().unwrap();
+        assert_eq!(
+            (
+                options.x.as_deref(),
+                options.y.as_deref(),
+                options.template.as_deref(),
+                options.header
+            ),
+            (Some("fpr"), Some("tpr"), Some("simple"), Some(false))
+        );
+        assert_eq!(
+            p.metric_files(),
+            [RelPath::from_normalized("eval/metrics.json")]
+        );
+        let ids: Vec<&str> = p.plots.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["ROC", "eval/loss.csv"]);
+        assert_eq!(p.plots[0].file, None);
+        assert_eq!(
+            p.plots[1].file,
+            Some(RelPath::from_normalized("eval/loss.csv"))
+        );
+    }
+
+    #[test]
+    fn a_file_in_a_sub_directory_names_its_stages_and_paths_from_there() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/params.yaml"), "n: 3\n").unwrap();
+        let p = resolve_files(
+            dir.path(),
+            Format::Dvc,
+            &[(
+                RelPath::from_normalized("sub/dvc.yaml"),
+                "stages:\n  train:\n    cmd: echo ${n}\n    deps: [../raw.txt]\n    outs: [model.txt]\n    params: [n]\n".into(),
+            )],
+            Parsing::default(),
+        )
+        .unwrap();
+        let s = &p.stages[0];
+        assert_eq!(s.name, "sub/dvc.yaml:train");
+        assert_eq!(s.wdir.as_str(), "sub");
+        assert_eq!(s.deps[0].as_str(), "raw.txt");
+        assert_eq!(s.outs[0].path.as_str(), "sub/model.txt");
+        assert_eq!(s.params[0].file.as_str(), "sub/params.yaml");
+        assert_eq!(s.action, Action::Cmd(vec!["echo 3".into()]));
+        let err = p.diagnostic("sub/dvc.yaml:train", "boom").to_string();
+        assert_eq!(err, "sub/dvc.yaml:2: stage `sub/dvc.yaml:train`: boom");
+    }
+
+    #[test]
     fn an_unknown_field_is_located_with_a_suggestion() {
         let err = first_error(&[], "stages:\n  train:\n    cmd: x\n    dpes: [a]\n");
         assert_eq!(
