@@ -22,6 +22,7 @@ mod predict;
 mod progress;
 mod remote;
 mod repro;
+mod stage;
 mod status;
 mod transfer;
 
@@ -58,6 +59,15 @@ enum Command {
     Dag(dag::DagArgs),
     Checkout(checkout::CheckoutArgs),
     Commit(commit::CommitArgs),
+    Stage(stage::StageArgs),
+    Remove(stage::RemoveArgs),
+    /// Freeze stages, as `dvc freeze` does: `frozen: true` in the pipeline
+    /// file, so that `pipe repro` neither runs them nor looks at their deps
+    /// (it uses their outputs as they are) until `pipe unfreeze`.
+    Freeze(stage::FreezeArgs),
+    /// Unfreeze stages: remove their `frozen: true`, so that `pipe repro`
+    /// runs them again when they are stale.
+    Unfreeze(stage::FreezeArgs),
     Cache(cache::CacheArgs),
     Remote(remote::RemoteArgs),
     Push(transfer::PushArgs),
@@ -114,6 +124,10 @@ pub fn main() -> ExitCode {
             Command::Dag(args) => dag::run(&cwd, args),
             Command::Checkout(args) => checkout::run(&cwd, args),
             Command::Commit(args) => commit::run(&cwd, args),
+            Command::Stage(args) => stage::run_stage(&cwd, args),
+            Command::Remove(args) => stage::run_remove(&cwd, args),
+            Command::Freeze(args) => stage::run_freeze(&cwd, args, true),
+            Command::Unfreeze(args) => stage::run_freeze(&cwd, args, false),
             Command::Cache(args) => cache::run(&cwd, args),
             Command::Remote(args) => remote::run(&cwd, args),
             Command::Push(args) => transfer::push(&cwd, args),

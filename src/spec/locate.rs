@@ -148,16 +148,16 @@ impl SourceMap {
     }
 }
 
-fn indent_of(line: &str) -> usize {
+pub(crate) fn indent_of(line: &str) -> usize {
     line.len() - line.trim_start().len()
 }
 
-fn is_content(line: &str) -> bool {
+pub(crate) fn is_content(line: &str) -> bool {
     let t = line.trim_start();
     !t.is_empty() && !t.starts_with('#')
 }
 
-fn key_of(line: &str) -> Option<String> {
+pub(crate) fn key_of(line: &str) -> Option<String> {
     let t = line.trim();
     let colon = t.find(':')?;
     let key = t[..colon].trim().trim_matches(|c| c == '"' || c == '\'');
@@ -166,7 +166,10 @@ fn key_of(line: &str) -> Option<String> {
 
 /// The blocks of the stages under `stages:`, in a file of `count` lines
 /// (`line(i)` is the text of line `i`).
-fn stage_blocks<'t>(count: usize, line: impl Fn(usize) -> &'t str) -> Vec<(String, usize, usize)> {
+pub(crate) fn stage_blocks<'t>(
+    count: usize,
+    line: impl Fn(usize) -> &'t str,
+) -> Vec<(String, usize, usize)> {
     let Some(stages_at) = (0..count)
         .map(&line)
         .position(|l| indent_of(l) == 0 && l.trim_end().starts_with("stages:"))

@@ -24,6 +24,7 @@
 //! number of stages.
 
 pub mod diagnostic;
+pub mod edit;
 pub mod limits;
 pub mod locate;
 pub mod params;
@@ -325,12 +326,22 @@ impl Stage {
 /// Reads and resolves the pipeline of the project at `root`:
 /// `pipeline.yaml`, or else its `dvc.yaml` files.
 pub fn load(root: &Path) -> Result<Pipeline, PipelineError> {
+    load_with(root, None)
+}
+
+/// [`load`], with the text of one file given instead of read: what the
+/// pipeline would be if that file were written so.
+pub fn load_with(root: &Path, edited: Option<(&RelPath, &str)>) -> Result<Pipeline, PipelineError> {
     let read = |path: &RelPath| -> Result<String, PipelineError> {
+        if let Some((file, text)) = edited.filter(|(file, _)| *file == path) {
+            debug_assert_eq!(file, path);
+            return Ok(text.to_string());
+        }
         std::fs::read_to_string(path.to_path(root))
             .map_err(|e| Diagnostic::new(path.as_str(), format!("cannot read: {e}")).into())
     };
     let pipe = RelPath::from_normalized(PIPELINE_FILE);
-    if pipe.to_path(root).is_file() {
+    if pipe.to_path(root).is_file() || edited.is_some_and(|(file, _)| *file == pipe) {
         let text = read(&pipe)?;
         let parsing = dvc_parsing(root)?;
         return resolve::resolve_files(root, Format::Pipe, &[(pipe, text)], parsing);

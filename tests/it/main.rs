@@ -29,6 +29,7 @@ mod remote;
 mod repro;
 mod services;
 mod spec;
+mod stage_edit;
 mod status;
 mod templating;
 mod validation;
