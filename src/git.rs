@@ -148,6 +148,15 @@ enum RefKind {
     Other,
 }
 
+/// The baseline and name of an experiment ref in DVC's layout
+/// (`refs/exps/ab/cdef…/name`); `None` for any other ref.
+pub fn exp_ref_parts(refname: &str) -> Option<(Oid, String)> {
+    match parse_exp_ref(refname) {
+        RefKind::Experiment { baseline, name } => Some((baseline, name)),
+        _ => None,
+    }
+}
+
 fn parse_exp_ref(refname: &str) -> RefKind {
     let Some(rest) = refname.strip_prefix(EXP_REF_PREFIX) else {
         return RefKind::Other;

@@ -110,6 +110,7 @@ fn scope(t: &TransferArgs) -> Scope {
         all_commits: t.all_commits,
         experiments: t.exp.clone(),
         run_cache: t.run_cache,
+        skip_workspace: false,
     }
 }
 
@@ -165,7 +166,7 @@ impl pipe::remote::Progress for Bars {
 }
 
 /// Takes the project's lock (a transfer must not race a `repro` or `gc`).
-fn lock(project: &Project) -> Result<ReproLock, CliError> {
+pub fn lock(project: &Project) -> Result<ReproLock, CliError> {
     let progress = Progress::new();
     let guard = ReproLock::acquire(&project.cache_root(), |holder| {
         progress.event(Event::WaitingForLock { holder });
@@ -175,10 +176,15 @@ fn lock(project: &Project) -> Result<ReproLock, CliError> {
     Ok(guard)
 }
 
-fn summary(verb: &str, report: &TransferReport, remote: &Remote, took: Duration) -> String {
+pub fn summary(verb: &str, report: &TransferReport, remote: &Remote, took: Duration) -> String {
     let mut out = format!(
-        "{verb} {} objects ({}){} in {}; {} already {}",
+        "{verb} {} {} ({}){} in {}; {} already {}",
         report.moved,
+        if report.moved == 1 {
+            "object"
+        } else {
+            "objects"
+        },
         human_bytes(report.bytes),
         if report.runs > 0 {
             format!(" and {} run-cache entries", report.runs)

@@ -166,7 +166,7 @@ pub fn run(
     root: &Path,
     shared_cache: &Path,
     (queued, claim): (&Queued, &NameClaim),
-    pipe_exe: &Path,
+    (pipe_exe, repro_args): (&Path, &[String]),
     output: Output,
     stop: &Stop,
 ) -> Result<Oid, Failure> {
@@ -199,7 +199,7 @@ pub fn run(
         (baseline, start),
         shared_cache,
         queued,
-        (pipe_exe, output),
+        (pipe_exe, repro_args, output),
         stop,
     );
     let removed = copy.remove();
@@ -228,7 +228,7 @@ fn run_in(
     (baseline, start): (Oid, Oid),
     shared_cache: &Path,
     queued: &Queued,
-    (pipe_exe, output): (&Path, Output),
+    (pipe_exe, repro_args, output): (&Path, &[String], Output),
     stop: &Stop,
 ) -> Result<Oid, Failure> {
     let cache_root = root.join(crate::cache::CACHE_DIR);
@@ -262,11 +262,29 @@ fn run_in(
         return Err(interrupted(sig));
     }
 
+    if !repro_args.is_empty() {
+        // `repro --pull` in the copy reaches the remotes the workspace
+        // has, those configured but not committed too (the copy's files
+        // are removed with it).
+        for file in [
+            crate::config::CONFIG_FILE,
+            crate::remote::config::LOCAL_CONFIG_FILE,
+        ] {
+            let (from, to) = (root.join(file), dir.join(file));
+            if from.is_file() && !to.exists() {
+                std::fs::copy(&from, &to).map_err(Error::io(format!(
+                    "cannot copy {} into the experiment's copy",
+                    from.display()
+                )))?;
+            }
+        }
+    }
     let mut child = Command::new(pipe_exe);
     child
         .arg("-C")
         .arg(dir)
         .arg("repro")
+        .args(repro_args)
         .env(CACHE_DIR_ENV, shared_cache)
         .env(DVC_EXP_BASELINE_REV, baseline.to_string())
         .env(DVC_EXP_NAME, &queued.name)

@@ -31,6 +31,7 @@ pub mod isolated;
 pub mod overrides;
 pub mod queue;
 pub mod record;
+pub mod share;
 
 use git2::Oid;
 

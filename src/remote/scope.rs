@@ -24,12 +24,17 @@ pub struct Scope {
     pub experiments: Vec<String>,
     /// The run-cache entries of the stages in scope.
     pub run_cache: bool,
+    /// Leave out the workspace's lock (only the experiments', say).
+    pub skip_workspace: bool,
 }
 
 /// The cached outputs (and, with `run_cache`, the run entries) in `scope`.
 pub fn collect(project: &Project, scope: &Scope) -> Result<ObjectSet, Error> {
     let mut set = ObjectSet::default();
-    let lock = LockFile::read(&project.root)?;
+    let lock = match scope.skip_workspace {
+        true => LockFile::default(),
+        false => LockFile::read(&project.root)?,
+    };
     let names: Vec<String> = if scope.targets.is_empty() {
         lock.stages.keys().cloned().collect()
     } else {

@@ -466,3 +466,155 @@ fn gc_cloud_removes_only_what_no_kept_lock_records_after_a_dry_run() {
         .ok();
     insta::assert_snapshot!(again.stdout, @"Nothing to remove: everything in the cache and on remote origin is used by the workspace.");
 }
+
+/// A project with a param, committed and pushed to a bare repository
+/// (`origin`) that teammates clone.
+fn shared_repo(s3: &S3, tag: &str) -> (TestEnv, tempfile::TempDir) {
+    let env = TestEnv::new()
+        .params("c: 1\n")
+        .pipeline(
+            "
+            stages:
+              train:
+                cmd: >-
+                  echo train >> runs.log; echo model ${c} > model.txt;
+                  echo '{\"score\": ${c}}' > score.json
+                params: [c]
+                outs: [model.txt]
+                metrics:
+                  - score.json: {cache: false}
+            ",
+        )
+        .env("AWS_ACCESS_KEY_ID", services::ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_REGION", "us-east-1");
+    on_s3(&env, s3, tag);
+    env.write(".gitignore", "runs.log\n");
+    let env = env.git_init();
+    env.pipe(&["repro"]).ok();
+    env.commit("trained");
+    let bare = tempfile::tempdir().unwrap();
+    let bare_path = bare.path().display().to_string();
+    env.git(&["init", "-q", "--bare", "-b", "main", &bare_path]);
+    env.git(&["remote", "add", "origin", &bare_path]);
+    env.git(&["push", "-q", "origin", "main"]);
+    (env, bare)
+}
+
+fn clone_of(bare: &tempfile::TempDir) -> TestEnv {
+    let other = TestEnv::new()
+        .env("AWS_ACCESS_KEY_ID", services::ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_REGION", "us-east-1");
+    other.git(&["clone", "-q", &bare.path().display().to_string(), "."]);
+    other
+}
+
+#[test]
+fn exp_push_and_pull_move_experiments_between_clones() {
+    let Some(s3) = services::s3() else { return };
+    let (env, bare) = shared_repo(s3, "exp-share");
+    env.pipe(&["exp", "run", "-n", "big-c", "-S", "c=7"]).ok();
+    env.pipe(&["exp", "run", "-n", "small-c", "-S", "c=2"]).ok();
+    let pushed = env.pipe(&["exp", "push", "origin", "big-c"]).ok();
+    let mut s = env.settings();
+    s.add_filter(r"\d+(\.\d+)? (B|kB)", "[SIZE]");
+    s.add_filter(r"\b[0-9a-f]{7}\b", "[REV]");
+    s.add_filter(r"\d{4}-\d\d-\d\dT[\d:]+Z", "[TIME]");
+    let _s = s.bind_to_scope();
+    insta::assert_snapshot!(pushed.stderr, @r"
+    Outputs: pushed 1 object ([SIZE]) in [ELAPSED]; 0 already on origin
+    Pushed experiment big-c to origin
+    ");
+
+    let other = clone_of(&bare);
+    let missing = other.pipe(&["exp", "pull", "origin", "small-c"]).code(1);
+    insta::assert_snapshot!(missing.stderr, @r"
+    error: git remote `origin` has no experiment named `small-c`
+      hint: it has: big-c
+    ");
+    let pulled = other.pipe(&["exp", "pull", "origin", "big-c"]).ok();
+    insta::assert_snapshot!(pulled.stderr, @r"
+    Pulled experiment big-c from origin
+    Outputs: fetched 1 object ([SIZE]) in [ELAPSED]; 0 already in the cache
+    ");
+    let shown = other.pipe(&["exp", "show", "--csv"]).ok();
+    insta::assert_snapshot!(shown.stdout, @r"
+    Experiment,Rev,Baseline,Created,score,c
+    workspace,,,,1,1
+    main,[REV],,[TIME],1,1
+    big-c,[REV],[REV],[TIME],7,7
+    ");
+    // Its outputs came with it: apply restores them without running.
+    other.pipe(&["exp", "apply", "big-c"]).ok();
+    assert_eq!(other.read("model.txt"), "model 7\n");
+    assert!(other.runs().is_empty(), "{:?}", other.runs());
+
+    // The same name run again elsewhere is another experiment: not
+    // replaced without -f.
+    other.pipe(&["exp", "remove", "big-c"]).ok();
+    other.pipe(&["exp", "run", "-n", "big-c", "-S", "c=8"]).ok();
+    let clash = other.pipe(&["exp", "push", "origin", "big-c"]).code(1);
+    insta::assert_snapshot!(clash.stderr, @r"
+    error: git remote `origin` has another run of experiment big-c (same name and baseline, other results)
+      hint: run yours again under another name (-n) to keep both, or -f to replace theirs
+    ");
+    let nowhere = other.pipe(&["exp", "push", "nowhere", "big-c"]).code(2);
+    insta::assert_snapshot!(nowhere.stderr, @r"
+    error: listing the experiments of git remote `nowhere` failed: 'nowhere' does not appear to be a git repository Could not read from remote repository. Please make sure you have the correct access rights and the repository exists.
+      hint: check the remote with `git remote -v` and that `git fetch` works with it
+    ");
+    other.pipe(&["exp", "push", "-f", "origin", "big-c"]).ok();
+    let again = env.pipe(&["exp", "pull", "-f", "origin", "big-c"]).ok();
+    no_secret(&[&pushed.stderr, &pulled.stderr, &again.stderr, &clash.stderr]);
+    env.pipe(&["exp", "apply", "big-c"]).ok();
+    assert_eq!(env.read("model.txt"), "model 8\n");
+}
+
+#[test]
+fn exp_run_pull_restores_what_ci_computed_for_those_params() {
+    let Some(s3) = services::s3() else { return };
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let log_path = log.path().display().to_string();
+    let env = TestEnv::new()
+        .params("c: 1\n")
+        .pipeline(
+            "
+            stages:
+              train:
+                cmd: echo train >> $RUNS_LOG; echo model ${c} > model.txt
+                params: [c]
+                outs: [model.txt]
+            ",
+        )
+        .env("AWS_ACCESS_KEY_ID", services::ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_REGION", "us-east-1")
+        .env("RUNS_LOG", &log_path);
+    on_s3(&env, s3, "exp-run-pull");
+    env.pipe(&["repro"]).ok();
+    let env = env.git_init();
+    // CI computed c=7 and shared its run cache; this machine keeps nothing
+    // of it.
+    env.write("params.yaml", "c: 7\n");
+    env.pipe(&["repro"]).ok();
+    env.pipe(&["push", "--run-cache"]).ok();
+    env.git(&["checkout", "-q", "--", "params.yaml", "pipeline.lock"]);
+    env.pipe(&["checkout"]).ok();
+    let gc = env.pipe(&["gc", "-w", "-f"]).ok();
+    let mut s = env.settings();
+    s.add_filter(r"\d+(\.\d+)? (B|kB)", "[SIZE]");
+    let _s = s.bind_to_scope();
+    insta::assert_snapshot!(gc.stdout, @"Removed 1 object ([SIZE]) and 1 run-cache entry; kept 1 object.");
+    let runs = || std::fs::read_to_string(log.path()).unwrap().lines().count();
+    assert_eq!(runs(), 2);
+
+    env.pipe(&["exp", "run", "--pull", "-n", "seven", "-S", "c=7"])
+        .ok();
+    assert_eq!(runs(), 2, "the experiment's stage was restored, not run");
+    env.pipe(&["exp", "run", "--pull", "-n", "eight", "-S", "c=8"])
+        .ok();
+    assert_eq!(runs(), 3, "what the remote does not hold runs");
+    env.pipe(&["exp", "apply", "seven"]).ok();
+    assert_eq!(env.read("model.txt"), "model 7\n");
+}

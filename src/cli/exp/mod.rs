@@ -3,11 +3,13 @@
 //! - `run`: `pipe exp run`, one experiment or a queue of them;
 //! - `show`: `pipe exp show`;
 //! - `diff`: `pipe exp diff`;
-//! - `manage`: `pipe exp apply`, `branch` and `remove`.
+//! - `manage`: `pipe exp apply`, `branch` and `remove`;
+//! - `share`: `pipe exp push` and `pipe exp pull`.
 
 mod diff;
 mod manage;
 mod run;
+mod share;
 mod show;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +40,8 @@ pub enum ExpCommand {
     Apply(manage::ApplyArgs),
     Branch(manage::BranchArgs),
     Remove(manage::RemoveArgs),
+    Push(share::PushArgs),
+    Pull(share::PullArgs),
 }
 
 pub fn run(cwd: &Path, args: ExpArgs) -> Result<ExitCode, CliError> {
@@ -48,6 +52,8 @@ pub fn run(cwd: &Path, args: ExpArgs) -> Result<ExitCode, CliError> {
         ExpCommand::Apply(a) => manage::apply_cmd(cwd, a),
         ExpCommand::Branch(a) => manage::branch(cwd, a),
         ExpCommand::Remove(a) => manage::remove(cwd, a),
+        ExpCommand::Push(a) => share::push(cwd, a),
+        ExpCommand::Pull(a) => share::pull(cwd, a),
     }
 }
 

@@ -44,6 +44,13 @@ pub struct RunArgs {
     /// Queued experiments to run at once [default: 1].
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Restore from the remote's run cache the stages it holds, as `pipe
+    /// repro --pull` does, instead of running them.
+    #[arg(long)]
+    pub pull: bool,
+    /// The remote for --pull (default: the default remote).
+    #[arg(short, long, value_name = "NAME", requires = "pull")]
+    pub remote: Option<String>,
 }
 
 pub(super) fn run_cmd(cwd: &Path, args: RunArgs) -> Result<ExitCode, CliError> {
@@ -71,7 +78,7 @@ pub(super) fn run_cmd(cwd: &Path, args: RunArgs) -> Result<ExitCode, CliError> {
         );
     }
     if args.run_all && args.set.is_empty() {
-        return run_queue(&project, args.jobs.unwrap_or(1), None);
+        return run_queue(&project, args.jobs.unwrap_or(1), None, &repro_args(&args));
     }
     let baseline = repo.head_commit("pipe exp run").map_err(err)?;
     let combos = combos
@@ -118,7 +125,12 @@ pub(super) fn run_cmd(cwd: &Path, args: RunArgs) -> Result<ExitCode, CliError> {
         }
         let only: Vec<String> = entries.iter().map(|q| q.name.clone()).collect();
         let only = (!args.run_all).then_some(only);
-        return run_queue(&project, args.jobs.unwrap_or(1), only.as_deref());
+        return run_queue(
+            &project,
+            args.jobs.unwrap_or(1),
+            only.as_deref(),
+            &repro_args(&args),
+        );
     }
     let q = &entries[0];
     let stop = catch_stop_signals()?;
@@ -129,7 +141,7 @@ pub(super) fn run_cmd(cwd: &Path, args: RunArgs) -> Result<ExitCode, CliError> {
         &project.root,
         &shared_cache(&project),
         (q, &claim),
-        &pipe_exe()?,
+        (&pipe_exe()?, &repro_args(&args)),
         isolated::Output::Terminal,
         &stop,
     ) {
@@ -303,10 +315,23 @@ fn claim_name(root: &Path, queued: &Queued) -> Result<claim::NameClaim, isolated
 /// Runs the queued experiments (those named in `only`, or all), `jobs` at
 /// a time; when `stop` is set, the running ones are stopped and stay
 /// queued, and no other starts.
+/// What the experiment's `pipe repro` is given besides the copy.
+fn repro_args(args: &RunArgs) -> Vec<String> {
+    let mut out = Vec::new();
+    if args.pull {
+        out.push("--pull".to_string());
+        if let Some(remote) = &args.remote {
+            out.extend(["--remote".to_string(), remote.clone()]);
+        }
+    }
+    out
+}
+
 fn run_queue(
     project: &Project,
     jobs: usize,
     only: Option<&[String]>,
+    repro_args: &[String],
 ) -> Result<ExitCode, CliError> {
     let stop = &catch_stop_signals()?;
     let recovered = queue::recover(&project.cache_root());
@@ -352,7 +377,14 @@ fn run_queue(
                 };
                 let result = claim_name(root, &entry.queued).and_then(|claim| {
                     let queued = (&entry.queued, &claim);
-                    isolated::run(root, shared, queued, exe, isolated::Output::LogFile, stop)
+                    isolated::run(
+                        root,
+                        shared,
+                        queued,
+                        (exe, repro_args),
+                        isolated::Output::LogFile,
+                        stop,
+                    )
                 });
                 let _ = match &result {
                     Err(f) if f.interrupted.is_some() => queue::release(claimed),
