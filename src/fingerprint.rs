@@ -447,7 +447,7 @@ fn explained_by_params(stage: &Stage, locked: &LockStage) -> bool {
         return false;
     }
     let recorded = locked.params.get(DEFAULT_PARAMS_FILE);
-    let old_value = |name: &str| -> Option<serde_yaml::Value> {
+    let old_value = |name: &str| -> Option<yaml_serde::Value> {
         let from_lock = recorded.and_then(|keys| {
             keys.iter().find_map(|(key, value)| {
                 if key == name {
@@ -458,7 +458,7 @@ fn explained_by_params(stage: &Stage, locked: &LockStage) -> bool {
             })
         });
         let value = from_lock.or_else(|| stage.cmd_vars.get(name))?;
-        serde_yaml::to_value(value).ok()
+        yaml_serde::to_value(value).ok()
     };
     let rendered: Result<Vec<String>, _> = stage
         .cmd_template

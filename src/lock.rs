@@ -246,7 +246,7 @@ impl LockFile {
             schema: SCHEMA,
             stages: &self.stages,
         };
-        let body = serde_yaml::to_string(&current).expect("a lock serializes");
+        let body = yaml_serde::to_string(&current).expect("a lock serializes");
         format!("{HEADER}{body}{END}\n")
     }
 
@@ -262,7 +262,7 @@ impl LockFile {
 enum ParseProblem {
     Schema(u32),
     Truncated,
-    Yaml(serde_yaml::Error),
+    Yaml(yaml_serde::Error),
 }
 
 /// The `schema:` of a lock that does not parse as this pipe's schema.

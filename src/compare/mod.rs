@@ -249,14 +249,14 @@ pub fn parse(path: &RelPath, bytes: &[u8]) -> Result<(Flat, Vec<String>), String
     let json =
         || serde_json::from_str::<Json>(text).map_err(|e| format!("it is not valid JSON ({e})"));
     let yaml = || {
-        crate::spec::yaml::from_str::<serde_yaml::Value>(text)
+        crate::spec::yaml::from_str::<yaml_serde::Value>(text)
             .map(|v| params::to_json(&v))
             .map_err(|e| format!("it is not valid YAML ({e})"))
     };
     let value = match ext {
         "json" => json()?,
         "yaml" | "yml" => yaml()?,
-        "toml" => toml::from_str::<serde_yaml::Value>(text)
+        "toml" => toml::from_str::<yaml_serde::Value>(text)
             .map(|v| params::to_json(&v))
             .map_err(|e| format!("it is not valid TOML ({})", e.message().trim_end()))?,
         _ => json().or_else(|_| yaml())?,

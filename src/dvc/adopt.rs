@@ -179,10 +179,10 @@ fn verify(project: &Project, path: &RelPath, entry: &DvcEntry) -> Result<(), Str
 /// the params file as it is.
 fn param_values(
     stage: &Stage,
-    recorded: &BTreeMap<String, BTreeMap<String, serde_yaml::Value>>,
+    recorded: &BTreeMap<String, BTreeMap<String, yaml_serde::Value>>,
     files: &mut ParamsFiles,
 ) -> Result<ParamValues, Error> {
-    let mut by_file: BTreeMap<RelPath, &BTreeMap<String, serde_yaml::Value>> = BTreeMap::new();
+    let mut by_file: BTreeMap<RelPath, &BTreeMap<String, yaml_serde::Value>> = BTreeMap::new();
     for (file, values) in recorded {
         if let Ok(p) = RelPath::parse(file, Some(&stage.wdir)) {
             by_file.insert(p, values);

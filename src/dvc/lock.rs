@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::md5::Md5Kind;
 
@@ -122,7 +122,7 @@ impl DvcLock {
         if text.trim().is_empty() {
             return Ok(DvcLock::default());
         }
-        let parse_error = |e: serde_yaml::Error| DvcLockError::Parse {
+        let parse_error = |e: yaml_serde::Error| DvcLockError::Parse {
             file: file.to_string(),
             location: e
                 .location()
@@ -144,7 +144,7 @@ impl DvcLock {
                 })
             }
         }
-        let raw: Raw = serde_yaml::from_value(value).map_err(parse_error)?;
+        let raw: Raw = yaml_serde::from_value(value).map_err(parse_error)?;
         let _ = raw.schema;
         Ok(DvcLock { stages: raw.stages })
     }

@@ -104,7 +104,7 @@ pub fn parse_set(arg: &str) -> Result<SetArg, Error> {
         if text.is_empty() {
             return Err(refused(format!("-S `{arg}`: a value is empty"), FORM));
         }
-        let value: serde_yaml::Value = serde_yaml::from_str(text)
+        let value: yaml_serde::Value = yaml_serde::from_str(text)
             .map_err(|e| refused(format!("-S `{arg}`: `{text}` is not a value: {e}"), FORM))?;
         let spelt_null = matches!(text, "null" | "Null" | "NULL" | "~");
         if value.is_null() && !spelt_null {
@@ -157,7 +157,7 @@ pub fn combinations(sets: &[SetArg]) -> Vec<Vec<Override>> {
 struct ParamsFile<'o> {
     file: &'o RelPath,
     text: String,
-    doc: serde_yaml::Value,
+    doc: yaml_serde::Value,
     overrides: Vec<&'o Override>,
 }
 
@@ -175,7 +175,7 @@ fn load_checked<'o>(root: &Path, overrides: &'o [Override]) -> Result<Vec<Params
                 "-S sets params in files that exist; name another with -S FILE:KEY=VALUE".into(),
             ),
         })?;
-        let doc: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| Error::Refused {
+        let doc: yaml_serde::Value = yaml_serde::from_str(&text).map_err(|e| Error::Refused {
             message: format!("{file} is not valid YAML: {e}"),
             hint: None,
         })?;
@@ -313,7 +313,7 @@ pub fn apply(root: &Path, overrides: &[Override]) -> Result<(), Error> {
     {
         for o in &mine {
             let slot = lookup_mut(&mut doc, &o.key).expect("checked when loaded");
-            *slot = serde_yaml::to_value(&o.value).expect("JSON converts to YAML");
+            *slot = yaml_serde::to_value(&o.value).expect("JSON converts to YAML");
         }
         let text = if file.as_str().ends_with(".json") {
             let json = params::to_json(&doc);
@@ -323,7 +323,7 @@ pub fn apply(root: &Path, overrides: &[Override]) -> Result<(), Error> {
             )
         } else {
             edited_in_place(&original, &mine, &doc)
-                .unwrap_or_else(|| serde_yaml::to_string(&doc).expect("a YAML value serializes"))
+                .unwrap_or_else(|| yaml_serde::to_string(&doc).expect("a YAML value serializes"))
         };
         crate::atomic_write::write(&file.to_path(root), text.as_bytes(), false)
             .map_err(Error::io(format!("cannot write {file}")))?;
@@ -336,13 +336,13 @@ pub fn apply(root: &Path, overrides: &[Override]) -> Result<(), Error> {
 fn edited_in_place(
     text: &str,
     overrides: &[&Override],
-    want: &serde_yaml::Value,
+    want: &yaml_serde::Value,
 ) -> Option<String> {
     let mut text = text.to_string();
     for o in overrides {
         text = edit_value(&text, &o.key, &o.value)?;
     }
-    let parsed: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
+    let parsed: yaml_serde::Value = yaml_serde::from_str(&text).ok()?;
     (parsed == *want).then_some(text)
 }
 
@@ -393,7 +393,7 @@ fn edit_value(text: &str, key: &str, value: &Json) -> Option<String> {
         {
             return None;
         }
-        let new_value = match serde_yaml::to_string(value).ok()?.trim_end() {
+        let new_value = match yaml_serde::to_string(value).ok()?.trim_end() {
             // Words YAML 1.1 readers (PyYAML) take for booleans stay text.
             word if value.is_string() && is_yaml11_bool(word) => format!("'{word}'"),
             single if !single.contains('\n') => single.to_string(),
@@ -436,12 +436,12 @@ fn after_key<'l>(line: &'l str, part: &str) -> Option<&'l str> {
     None
 }
 
-fn lookup_mut<'v>(doc: &'v mut serde_yaml::Value, key: &str) -> Option<&'v mut serde_yaml::Value> {
+fn lookup_mut<'v>(doc: &'v mut yaml_serde::Value, key: &str) -> Option<&'v mut yaml_serde::Value> {
     let mut current = doc;
     for part in key.split('.') {
         current = match current {
-            serde_yaml::Value::Mapping(m) => m.get_mut(part)?,
-            serde_yaml::Value::Sequence(items) => items.get_mut(part.parse::<usize>().ok()?)?,
+            yaml_serde::Value::Mapping(m) => m.get_mut(part)?,
+            yaml_serde::Value::Sequence(items) => items.get_mut(part.parse::<usize>().ok()?)?,
             _ => return None,
         };
     }
@@ -542,11 +542,11 @@ mod tests {
         // A value in a flow mapping: the file is written anew, correctly.
         let o = combinations(&[parse_set("other.a=2").unwrap()]).remove(0);
         apply(dir.path(), &o).unwrap();
-        let doc: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(dir.path().join("params.yaml")).unwrap())
+        let doc: yaml_serde::Value =
+            yaml_serde::from_str(&std::fs::read_to_string(dir.path().join("params.yaml")).unwrap())
                 .unwrap();
-        assert_eq!(doc["other"]["a"], serde_yaml::Value::from(2));
-        assert_eq!(doc["fit"]["C"], serde_yaml::Value::from(0.25));
+        assert_eq!(doc["other"]["a"], yaml_serde::Value::from(2));
+        assert_eq!(doc["fit"]["C"], yaml_serde::Value::from(0.25));
         // JSON stays JSON.
         std::fs::write(dir.path().join("conf.json"), "{\"lr\": 0.1, \"n\": 3}").unwrap();
         let o = combinations(&[parse_set("conf.json:lr=0.5").unwrap()]).remove(0);

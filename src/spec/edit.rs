@@ -147,8 +147,8 @@ pub struct NewStage {
 /// otherwise.
 fn scalar(text: &str) -> String {
     let plain = !text.is_empty()
-        && serde_yaml::from_str::<serde_yaml::Value>(text).ok()
-            == Some(serde_yaml::Value::String(text.to_string()))
+        && yaml_serde::from_str::<yaml_serde::Value>(text).ok()
+            == Some(yaml_serde::Value::String(text.to_string()))
         && !text.contains(": ")
         && !text.contains(" #")
         && !text.starts_with([

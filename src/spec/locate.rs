@@ -1,6 +1,6 @@
 //! Finding where things are written in `pipeline.yaml`.
 //!
-//! serde_yaml gives locations only for syntax and schema errors. Checks that
+//! yaml_serde gives locations only for syntax and schema errors. Checks that
 //! come later (a missing dep, a cycle, an unknown param key) still want to
 //! point at a line, so [`SourceMap`] scans the text for a stage's block under
 //! `stages:` and for a word inside that block. It is a heuristic over plain

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::diagnostic::Diagnostic;
 use crate::paths::RelPath;
@@ -172,7 +172,7 @@ fn parse_yaml(file: &RelPath, text: &str) -> Result<Value, Diagnostic> {
     })
 }
 
-/// serde_yaml appends " at line L column C" to its messages; diagnostics
+/// yaml_serde appends " at line L column C" to its messages; diagnostics
 /// carry the location separately.
 pub fn strip_location(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
@@ -298,7 +298,7 @@ mod tests {
     #[test]
     fn looks_up_dotted_keys_and_flattens() {
         let doc: Value =
-            serde_yaml::from_str("fit: {C: 1.5, opts: {tol: 0.001}}\nlist: [1, 2]").unwrap();
+            yaml_serde::from_str("fit: {C: 1.5, opts: {tol: 0.001}}\nlist: [1, 2]").unwrap();
         assert_eq!(
             to_json(lookup(&doc, "fit.C").unwrap()),
             serde_json::json!(1.5)

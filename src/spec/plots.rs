@@ -19,7 +19,7 @@
 //! module's job: this one only says what was declared.
 
 use serde::Serialize;
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use super::raw::{key_text, unknown, Problem, PLOT_FIELDS};
 use crate::paths::RelPath;
@@ -182,7 +182,7 @@ pub fn read_top_level(
                 "plots",
                 format!(
                     "a plot is a path or `name: {{options}}`, not `{}`",
-                    serde_yaml::to_string(other).unwrap_or_default().trim()
+                    yaml_serde::to_string(other).unwrap_or_default().trim()
                 ),
             )),
         }
@@ -327,7 +327,7 @@ mod tests {
     use super::*;
 
     fn read(yaml: &str) -> (Vec<PlotDef>, Vec<Problem>) {
-        let value: Value = serde_yaml::from_str(yaml).unwrap();
+        let value: Value = yaml_serde::from_str(yaml).unwrap();
         read_top_level(&value, &|p: &str| {
             RelPath::parse(p, None).map_err(|e| Problem::new(p, e.to_string()))
         })

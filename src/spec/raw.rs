@@ -20,7 +20,7 @@
 //! Values are still raw here: `${…}` templates are expanded and paths
 //! normalized in [`super::resolve`].
 
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 /// Top-level sections.
 pub const TOP_FIELDS: &[&str] = &[
@@ -193,7 +193,7 @@ mod tests {
     #[test]
     fn every_unknown_field_is_a_problem_with_a_suggestion() {
         let map: Mapping =
-            serde_yaml::from_str("cmd: x\ndpes: [a]\nmeta: {k: 1}\noutz: [b]\nfoo: 1\n").unwrap();
+            yaml_serde::from_str("cmd: x\ndpes: [a]\nmeta: {k: 1}\noutz: [b]\nfoo: 1\n").unwrap();
         let (stage, problems) = RawStage::read(&map, true);
         assert!(stage.cmd.is_some());
         assert_eq!(stage.ignored, ["meta"]);
@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn generators_are_fields_only_outside_do() {
-        let map: Mapping = serde_yaml::from_str("foreach: [a]\ndo: {cmd: x}\n").unwrap();
+        let map: Mapping = yaml_serde::from_str("foreach: [a]\ndo: {cmd: x}\n").unwrap();
         assert!(RawStage::read(&map, true).1.is_empty());
         assert_eq!(RawStage::read(&map, false).1.len(), 2);
     }

@@ -38,7 +38,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use super::diagnostic::{did_you_mean, Diagnostic, PipelineError};
 use super::limits::{self, Generator};
@@ -470,7 +470,7 @@ impl Reader {
                     None,
                     format!(
                         "vars: each entry is a mapping or a file name, not `{}`",
-                        serde_yaml::to_string(other).unwrap_or_default().trim()
+                        yaml_serde::to_string(other).unwrap_or_default().trim()
                     ),
                     None,
                 )),
@@ -886,8 +886,8 @@ fn kind_of(value: &Value) -> &'static str {
     }
 }
 
-/// Turns a serde_yaml error into a diagnostic with a location.
-fn yaml_error(file: &str, e: serde_yaml::Error, text: &str) -> Diagnostic {
+/// Turns a yaml_serde error into a diagnostic with a location.
+fn yaml_error(file: &str, e: yaml_serde::Error, text: &str) -> Diagnostic {
     let loc = e.location();
     let message = params::strip_location(&e.to_string());
     let mut hint = yaml::hint(&e).map(str::to_string);

@@ -35,7 +35,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
@@ -589,7 +589,7 @@ mod tests {
     use super::*;
 
     fn mapping(yaml: &str) -> Mapping {
-        serde_yaml::from_str::<Value>(yaml)
+        yaml_serde::from_str::<Value>(yaml)
             .unwrap()
             .as_mapping()
             .unwrap()
@@ -710,7 +710,7 @@ mod tests {
         let v = c
             .render_value(&Value::String("${models}".into()), Field::Any)
             .unwrap();
-        assert_eq!(v, serde_yaml::from_str::<Value>("[cnn, xgb]").unwrap());
+        assert_eq!(v, yaml_serde::from_str::<Value>("[cnn, xgb]").unwrap());
         let v = c
             .render_value(&Value::String("${freeze}".into()), Field::Scalar)
             .unwrap();
@@ -748,7 +748,7 @@ mod tests {
     #[test]
     fn vars_may_not_hold_templates() {
         assert!(check_no_templates(&Value::from("${file}_params.yaml")).is_err());
-        assert!(check_no_templates(&serde_yaml::from_str("{foo: \"${foo}\"}").unwrap()).is_err());
+        assert!(check_no_templates(&yaml_serde::from_str("{foo: \"${foo}\"}").unwrap()).is_err());
         assert!(check_no_templates(&Value::from("a \\${literal}")).is_ok());
     }
 

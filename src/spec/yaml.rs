@@ -1,16 +1,16 @@
 //! Reading YAML that may be hostile: alias bombs.
 //!
 //! An alias (`*a`) repeats the node its anchor (`&a`) names, so a few lines
-//! can stand for billions of values ("billion laughs"). serde_yaml stops the
+//! can stand for billions of values ("billion laughs"). yaml_serde stops the
 //! classic form, aliases of aliases, by capping the number of alias jumps
 //! at 100 per event of the file, but each jump may repeat a large node: a
 //! 20 KB file of `[*a, *a, …]` over a list of 10,000 items makes 100
 //! million values and exhausts the memory of the machine. Nesting is
-//! bounded already: serde_yaml refuses a document more than 128 levels
+//! bounded already: yaml_serde refuses a document more than 128 levels
 //! deep, which is also what keeps the recursive walks over a value
 //! (templating, `to_json`, flattening) far from the end of the stack.
 //!
-//! [`from_str`] parses like `serde_yaml::from_str`, except that a text that
+//! [`from_str`] parses like `yaml_serde::from_str`, except that a text that
 //! may hold an alias is first walked without building anything, counting one
 //! unit per node plus the bytes of each string, and refused when that total
 //! passes [`budget`]: twice the length of the text (which covers any file
@@ -35,16 +35,16 @@ pub fn budget(len: usize) -> usize {
     len.saturating_mul(2).saturating_add(ALIAS_ALLOWANCE)
 }
 
-/// `serde_yaml::from_str`, refusing texts whose aliases expand them far
+/// `yaml_serde::from_str`, refusing texts whose aliases expand them far
 /// beyond their size (see the module documentation).
-pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, serde_yaml::Error> {
+pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, yaml_serde::Error> {
     check_aliases(text)?;
-    serde_yaml::from_str(text)
+    yaml_serde::from_str(text)
 }
 
 /// What to do about a YAML error that comes from these limits rather than
 /// from the syntax.
-pub fn hint(error: &serde_yaml::Error) -> Option<&'static str> {
+pub fn hint(error: &yaml_serde::Error) -> Option<&'static str> {
     let message = error.to_string();
     if message.contains("alias bomb") {
         Some("write the repeated values out, or alias smaller parts of the file")
@@ -59,7 +59,7 @@ pub fn hint(error: &serde_yaml::Error) -> Option<&'static str> {
 
 /// Errs when the aliases of `text` expand it past [`budget`]. Other problems
 /// are left to the real parse, which reports them with their location.
-pub fn check_aliases(text: &str) -> Result<(), serde_yaml::Error> {
+pub fn check_aliases(text: &str) -> Result<(), yaml_serde::Error> {
     if !may_have_aliases(text) {
         return Ok(());
     }
@@ -102,7 +102,7 @@ fn within(text: &str, limit: usize) -> bool {
         left: &left,
         over: &over,
     };
-    let _ = count.deserialize(serde_yaml::Deserializer::from_str(text));
+    let _ = count.deserialize(yaml_serde::Deserializer::from_str(text));
     !over.get()
 }
 
@@ -216,7 +216,7 @@ impl<'de> Visitor<'de> for Count<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_yaml::Value;
+    use yaml_serde::Value;
 
     /// `a` is a list of `n` strings; `b` repeats it `m` times; `c` repeats
     /// `b` `m` times: n·m² values in a text of about n + 3m·2 bytes.
@@ -249,7 +249,7 @@ mod tests {
     }
 
     #[test]
-    fn keeps_files_with_modest_aliases_and_reports_other_errors_as_serde_yaml_does() {
+    fn keeps_files_with_modest_aliases_and_reports_other_errors_as_yaml_serde_does() {
         let text =
             "base: &base {lr: 0.1, layers: [1, 2]}\nsmall: *base\nlarge: *base\ncmd: a && b *\n";
         let v: Value = from_str(text).unwrap();
@@ -257,7 +257,7 @@ mod tests {
         let bad = "a: &a [1\nb: *a\n";
         assert_eq!(
             from_str::<Value>(bad).unwrap_err().to_string(),
-            serde_yaml::from_str::<Value>(bad).unwrap_err().to_string()
+            yaml_serde::from_str::<Value>(bad).unwrap_err().to_string()
         );
     }
 

@@ -297,9 +297,9 @@ impl TestEnv {
     }
 
     /// `pipeline.lock`, parsed (panics if it is not valid YAML).
-    pub fn lock(&self) -> serde_yaml::Value {
+    pub fn lock(&self) -> yaml_serde::Value {
         let text = self.read("pipeline.lock");
-        serde_yaml::from_str(&text)
+        yaml_serde::from_str(&text)
             .unwrap_or_else(|e| panic!("pipeline.lock is not valid YAML: {e}\n{text}"))
     }
 
@@ -309,7 +309,7 @@ impl TestEnv {
             return Vec::new();
         }
         match self.lock().get("stages") {
-            Some(serde_yaml::Value::Mapping(m)) => m
+            Some(yaml_serde::Value::Mapping(m)) => m
                 .keys()
                 .map(|k| k.as_str().expect("stage names are strings").to_string())
                 .collect(),

@@ -90,8 +90,8 @@ fn run_half(env: &TestEnv) -> Output {
 }
 
 /// The `pipeline.lock` experiment `name` recorded.
-fn exp_lock(env: &TestEnv, name: &str) -> serde_yaml::Value {
-    serde_yaml::from_str(&show(env, &format!("{}:pipeline.lock", exp_ref(env, name)))).unwrap()
+fn exp_lock(env: &TestEnv, name: &str) -> yaml_serde::Value {
+    yaml_serde::from_str(&show(env, &format!("{}:pipeline.lock", exp_ref(env, name)))).unwrap()
 }
 
 /// A project (not yet under git) with one stage that depends on `dep` and

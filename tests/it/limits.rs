@@ -214,7 +214,7 @@ fn params_nested_a_hundred_levels_deep_are_read_rendered_and_recorded() {
     for _ in 1..depth {
         recorded = &recorded["a"];
     }
-    assert_eq!(recorded, &serde_yaml::Value::from(1));
+    assert_eq!(recorded, &yaml_serde::Value::from(1));
     let env = env.git_init();
     env.write("params.yaml", &params.replace("{a: 1}", "{a: 2}"));
     let diff = env.pipe(&["params", "diff"]).ok();

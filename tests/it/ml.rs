@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use serde_json::Value as Json;
-use serde_yaml::Value as Yaml;
+use yaml_serde::Value as Yaml;
 
 use crate::env::{Output, TestEnv};
 
@@ -40,7 +40,7 @@ fn demo_run() -> TestEnv {
 
 /// The path the demo pipeline gives to the `with:` argument `arg` of `stage`.
 fn demo_arg(stage: &str, arg: &str) -> String {
-    let pipeline: Yaml = serde_yaml::from_str(DEMO_PIPELINE).expect("pipeline.yaml is YAML");
+    let pipeline: Yaml = yaml_serde::from_str(DEMO_PIPELINE).expect("pipeline.yaml is YAML");
     pipeline["stages"][stage]["with"][arg]
         .as_str()
         .unwrap_or_else(|| panic!("the demo has no `stages.{stage}.with.{arg}`"))
@@ -48,7 +48,7 @@ fn demo_arg(stage: &str, arg: &str) -> String {
 }
 
 fn params(env: &TestEnv) -> Yaml {
-    serde_yaml::from_str(&env.read("params.yaml")).expect("params.yaml is YAML")
+    yaml_serde::from_str(&env.read("params.yaml")).expect("params.yaml is YAML")
 }
 
 /// Sets `section.key` in params.yaml (comments are lost; values are kept).
@@ -59,7 +59,7 @@ fn set_param(env: &TestEnv, section: &str, key: &str, value: Yaml) {
         .and_then(Yaml::as_mapping_mut)
         .unwrap_or_else(|| panic!("params.yaml has no section `{section}`"));
     s.insert(Yaml::from(key), value);
-    env.write("params.yaml", &serde_yaml::to_string(&p).expect("params"));
+    env.write("params.yaml", &yaml_serde::to_string(&p).expect("params"));
 }
 
 fn json(env: &TestEnv, rel: &str) -> Json {

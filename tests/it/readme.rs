@@ -19,7 +19,7 @@ fn readme_yaml(heading: &str) -> String {
 #[test]
 fn the_example_pipeline_is_valid_yaml_and_a_valid_pipeline() {
     let yaml = readme_yaml("## pipeline.yaml");
-    serde_yaml::from_str::<serde_yaml::Value>(&yaml)
+    yaml_serde::from_str::<yaml_serde::Value>(&yaml)
         .unwrap_or_else(|e| panic!("the README's pipeline.yaml is not YAML: {e}\n{yaml}"));
     // With the files it names, pipe loads it.
     let env = TestEnv::new()
