@@ -7,6 +7,9 @@
 //! (a user's edit is never thrown away silently) unless `force`; if the
 //! cache does not have the recorded version, or its copy is damaged, say
 //! so. Nothing is run, and nothing damaged is restored.
+//!
+//! Tracked data (`.dvc` files, [`crate::track`]) is checked out the same
+//! way, by [`checkout_tracked`]: the version each `.dvc` file records.
 
 use crate::error::Error;
 use crate::lock::{LockFile, PathRecord};
@@ -29,9 +32,73 @@ pub enum CheckoutAction {
 
 #[derive(Debug, Clone)]
 pub struct CheckoutItem {
+    /// The stage, or the `.dvc` file of tracked data.
     pub stage: String,
     pub path: RelPath,
     pub action: CheckoutAction,
+    /// True for tracked data (`stage` is then its `.dvc` file).
+    pub tracked: bool,
+}
+
+/// Puts `record` in place where the workspace holds `now` (see the
+/// module docs for when it is replaced).
+fn place(
+    project: &Project,
+    record: &PathRecord,
+    now: Option<crate::hash::Hashed>,
+    force: bool,
+) -> Result<CheckoutAction, Error> {
+    Ok(match now {
+        Some(h) if h.hash == record.blake3 => CheckoutAction::UpToDate,
+        _ if !project.cache.contains(record) => CheckoutAction::NotInCache,
+        Some(h)
+            if !force
+                && !project
+                    .cache
+                    .holds(&PathRecord::new(record.path.clone(), &h)) =>
+        {
+            CheckoutAction::KeptModified
+        }
+        _ => match project.cache.restore(&project.workspace, record) {
+            Ok(()) => CheckoutAction::Restored,
+            Err(e) if e.is_damaged() => CheckoutAction::Damaged,
+            Err(e) => return Err(e.into()),
+        },
+    })
+}
+
+/// Checks out the data the `.dvc` files `files` record.
+pub fn checkout_tracked(
+    project: &Project,
+    files: &[crate::track::DvcFile],
+    force: bool,
+) -> Result<Vec<CheckoutItem>, Error> {
+    let hasher = project.hasher();
+    let tracker = crate::track::Tracker::new(project, &hasher);
+    let mut report = Vec::new();
+    for file in files {
+        for out in file.outs.iter().filter(|o| o.cache) {
+            let (state, now) = tracker.state(out)?;
+            let action = match state {
+                crate::track::TrackedState::UpToDate => CheckoutAction::UpToDate,
+                crate::track::TrackedState::NotRecorded => continue,
+                _ => match tracker.record(out, true)? {
+                    Some(record) => place(project, &record, now, force)?,
+                    None => CheckoutAction::NotInCache,
+                },
+            };
+            report.push(CheckoutItem {
+                stage: file.file.to_string(),
+                path: out.path.clone(),
+                action,
+                tracked: true,
+            });
+        }
+    }
+    tracker.save();
+    let _ = hasher.save();
+    project.cache.save_verified();
+    Ok(report)
 }
 
 pub fn checkout(
@@ -54,26 +121,13 @@ pub fn checkout(
             let action = match now {
                 None if !declared.cache => CheckoutAction::NotCached,
                 _ if !declared.cache => CheckoutAction::UpToDate,
-                Some(h) if h.hash == record.blake3 => CheckoutAction::UpToDate,
-                _ if !project.cache.contains(record) => CheckoutAction::NotInCache,
-                Some(h)
-                    if !force
-                        && !project
-                            .cache
-                            .holds(&PathRecord::new(record.path.clone(), &h)) =>
-                {
-                    CheckoutAction::KeptModified
-                }
-                _ => match project.cache.restore(&project.workspace, record) {
-                    Ok(()) => CheckoutAction::Restored,
-                    Err(e) if e.is_damaged() => CheckoutAction::Damaged,
-                    Err(e) => return Err(e.into()),
-                },
+                now => place(project, record, now, force)?,
             };
             report.push(CheckoutItem {
                 stage: stage.name.clone(),
                 path: record.path.clone(),
                 action,
+                tracked: false,
             });
         }
     }

@@ -8,8 +8,10 @@ use crate::config::ConfigError;
 use crate::git::GitError;
 use crate::hash::HashError;
 use crate::lock::LockError;
+use crate::remote::source::SourceError;
 use crate::remote::RemoteError;
 use crate::spec::{Diagnostic, PipelineError};
+use crate::track::DvcFileError;
 use crate::workspace::WorkspaceError;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +32,10 @@ pub enum Error {
     Remote(#[from] RemoteError),
     #[error(transparent)]
     Git(#[from] GitError),
+    #[error(transparent)]
+    DvcFile(#[from] DvcFileError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
     /// A request that cannot be carried out as asked, with what to do.
     #[error("{message}")]
     Refused {
@@ -66,6 +72,8 @@ impl Error {
                     LockError::Parse { .. } | LockError::Schema { .. } | LockError::Truncated
                 )
                 | Error::Refused { .. }
+                | Error::DvcFile(_)
+                | Error::Source(SourceError::Bad { .. })
                 | Error::Remote(RemoteError::Pick(_))
                 | Error::Git(
                     GitError::NotARepo { .. }
@@ -85,6 +93,10 @@ impl Error {
             Error::Cache(e) => e.hint(),
             Error::Workspace(e) => e.hint(),
             Error::Remote(e) => e.hint(),
+            Error::Source(e) => e.hint(),
+            Error::DvcFile(_) => Some(
+                "fix the file, or restore it from git (`git checkout FILE`); it is DVC's format: `outs:` entries with `md5`, `size` and `path`".into(),
+            ),
             _ => None,
         }
     }

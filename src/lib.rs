@@ -24,6 +24,9 @@
 //! DVC projects: [`dvc`] takes over from `dvc.lock` the stages DVC ran,
 //! once their files are checked against DVC's md5s.
 //!
+//! Data outside the pipeline: [`track`] keeps raw data (`pipe add`,
+//! `pipe import-url`) in the cache through DVC's own `.dvc` files.
+//!
 //! Comparing runs: [`git`] reads the project at any commit, [`compare`]
 //! flattens and diffs metrics and params, and [`exp`] records experiments
 //! as commits under their own refs.
@@ -54,6 +57,7 @@ pub mod project;
 pub mod remote;
 pub mod run;
 pub mod spec;
+pub mod track;
 pub mod workspace;
 
 pub use error::Error;

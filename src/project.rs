@@ -47,7 +47,24 @@ impl Project {
 
     /// Loads and validates the project at `root`.
     pub fn load(root: &Path) -> Result<Project, Error> {
-        let pipeline = spec::load(root)?;
+        Project::load_with(root, false)
+    }
+
+    /// Like [`Project::load`]; with `no_stages_ok`, a `pipeline.yaml` that
+    /// declares no stage yet (as `pipe init` writes it) is an empty
+    /// pipeline rather than an error: a project may hold only tracked
+    /// data ([`crate::track`]).
+    pub fn load_with(root: &Path, no_stages_ok: bool) -> Result<Project, Error> {
+        let pipeline = match spec::load(root) {
+            Err(e)
+                if no_stages_ok
+                    && e.diagnostics.len() == 1
+                    && e.diagnostics[0].message == spec::NO_STAGES =>
+            {
+                Pipeline::new(root.to_path_buf(), Vec::new(), Vec::new())
+            }
+            other => other?,
+        };
         let dag = Dag::build(&pipeline)?;
         let config = Config::load(root)?;
         let cache = match std::env::var_os(CACHE_DIR_ENV) {

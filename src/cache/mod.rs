@@ -530,6 +530,25 @@ impl Incoming {
     }
 }
 
+impl Incoming {
+    /// Installs the object under the hash of its bytes (for content whose
+    /// hash is not known before it arrives: a download from a URL), and
+    /// returns that hash.
+    pub fn finish_any(mut self) -> Result<Digest, CacheError> {
+        let got = Digest(*self.hasher.finalize().as_bytes());
+        let path = self.file.path().to_path_buf();
+        self.file.flush().map_err(io("write", &path))?;
+        let dest = self.cache.object_path(&got);
+        if dest.exists() && self.cache.check_object(&got, &RelPath::root()).is_ok() {
+            return Ok(got);
+        }
+        set_mode(self.file.path(), 0o444).map_err(io("protect", &path))?;
+        self.cache.install(self.file.into_temp_path(), &dest)?;
+        self.cache.remember_verified(&got, &dest);
+        Ok(got)
+    }
+}
+
 /// A manifest entry's path: relative, normalized, inside its directory.
 fn is_entry_path(path: &str) -> bool {
     RelPath::normalized(path).is_ok()

@@ -6,6 +6,7 @@
 //! mapped to exit codes: 0 success, 1 a stage failed (or a check found
 //! work to do), 2 a problem with the pipeline definition or the command line.
 
+mod add;
 mod cache;
 mod checkout;
 mod commit;
@@ -15,6 +16,7 @@ mod dag;
 mod exp;
 mod gc;
 mod import_dvc;
+mod import_url;
 mod init;
 mod metrics;
 mod params;
@@ -68,6 +70,9 @@ enum Command {
     /// Unfreeze stages: remove their `frozen: true`, so that `pipe repro`
     /// runs them again when they are stale.
     Unfreeze(stage::FreezeArgs),
+    Add(add::AddArgs),
+    ImportUrl(import_url::ImportUrlArgs),
+    Update(import_url::UpdateArgs),
     Cache(cache::CacheArgs),
     Remote(remote::RemoteArgs),
     Push(transfer::PushArgs),
@@ -128,6 +133,9 @@ pub fn main() -> ExitCode {
             Command::Remove(args) => stage::run_remove(&cwd, args),
             Command::Freeze(args) => stage::run_freeze(&cwd, args, true),
             Command::Unfreeze(args) => stage::run_freeze(&cwd, args, false),
+            Command::Add(args) => add::run(&cwd, args),
+            Command::ImportUrl(args) => import_url::import_url(&cwd, args),
+            Command::Update(args) => import_url::update(&cwd, args),
             Command::Cache(args) => cache::run(&cwd, args),
             Command::Remote(args) => remote::run(&cwd, args),
             Command::Push(args) => transfer::push(&cwd, args),
@@ -247,6 +255,23 @@ pub fn stage_targets(
         pipe::graph::expand_targets(&project.pipeline, targets, &spec)
             .map_err(pipe::Error::from)?,
     )
+}
+
+/// Loads the project for a command that handles tracked data too: a
+/// `pipeline.yaml` without stages is accepted when `always` (commands that
+/// create tracked data) or when the project has `.dvc` files.
+pub fn load_data_project(cwd: &std::path::Path, always: bool) -> Result<Project, CliError> {
+    let err = match load_project(cwd) {
+        Ok(p) => return Ok(p),
+        Err(e) => e,
+    };
+    let Some(root) = Project::find_root(cwd) else {
+        return Err(err);
+    };
+    match Project::load_with(&root, true) {
+        Ok(p) if always || !pipe::track::discover(&p)?.is_empty() => Ok(p),
+        _ => Err(err),
+    }
 }
 
 /// Writes to stdout, treating a closed pipe (`pipe dag | head`) as success.

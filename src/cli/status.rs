@@ -8,14 +8,17 @@ use clap::Args;
 use pipe::graph::Selection;
 use pipe::lock::LockFile;
 use pipe::plan::{self, DecideOptions, Verdict};
+use pipe::track::{self, TrackedState, Tracker};
 
-use super::{load_project, print, stage_targets, CliError};
+use super::{load_data_project, print, stage_targets, CliError};
 
-/// Show which stages `pipe repro` would run, and why.
+/// Show which stages `pipe repro` would run, and why, and which tracked
+/// data (.dvc files) changed.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Stages to check (with their upstream stages); all when omitted
-    /// (the same forms as `pipe repro` takes).
+    /// Stages to check (with their upstream stages; the same forms as
+    /// `pipe repro` takes), .dvc files (or the data they track); all when
+    /// omitted.
     pub targets: Vec<String>,
     /// Targets are directories: the stages of the pipeline files inside
     /// them.
@@ -41,15 +44,26 @@ pub struct StatusArgs {
 }
 
 pub fn run(cwd: &Path, args: StatusArgs) -> Result<ExitCode, CliError> {
-    let project = load_project(cwd)?;
+    let project = load_data_project(cwd, false)?;
     if args.cloud {
         return cloud(&project, &args);
     }
-    let targets = stage_targets(&project, cwd, &args.targets, args.recursive, args.glob)?;
-    let selected = project
-        .dag
-        .select(&project.pipeline, &targets, Selection::WithUpstream)
-        .map_err(pipe::Error::from)?;
+    let files = track::discover(&project)?;
+    let (stage_args, chosen) = track::split_targets(&project, cwd, &files, &args.targets);
+    let selected = if !args.targets.is_empty() && stage_args.is_empty() {
+        Vec::new()
+    } else {
+        let targets = stage_targets(&project, cwd, &stage_args, args.recursive, args.glob)?;
+        project
+            .dag
+            .select(&project.pipeline, &targets, Selection::WithUpstream)
+            .map_err(pipe::Error::from)?
+    };
+    let files = if args.targets.is_empty() {
+        files
+    } else {
+        chosen
+    };
     let lock = super::repro::take_over_dvc_lock(&project, false, args.quiet || args.json)?;
     let hasher = project.hasher();
     let plans = plan::plan(
@@ -62,12 +76,27 @@ pub fn run(cwd: &Path, args: StatusArgs) -> Result<ExitCode, CliError> {
             use_run_cache: true,
         },
     )?;
-    // Read-only command: the stat cache is the one thing it may write, and
-    // losing that write only costs time.
+    let tracker = Tracker::new(&project, &hasher);
+    let mut tracked = Vec::new();
+    for file in &files {
+        let mut changes = Vec::new();
+        for out in &file.outs {
+            let (state, _) = tracker.state(out)?;
+            if state != TrackedState::UpToDate {
+                changes.push((out.path.clone(), state));
+            }
+        }
+        if !changes.is_empty() {
+            tracked.push((file.file.clone(), changes));
+        }
+    }
+    // Read-only command: the stat cache and the md5s learnt are the only
+    // things it may write, and losing them only costs time.
     let _ = hasher.save();
+    tracker.save();
 
     if args.quiet {
-        let stale = plans.iter().any(|p| p.verdict.needs_work());
+        let stale = plans.iter().any(|p| p.verdict.needs_work()) || !tracked.is_empty();
         return Ok(if stale {
             ExitCode::from(1)
         } else {
@@ -75,9 +104,19 @@ pub fn run(cwd: &Path, args: StatusArgs) -> Result<ExitCode, CliError> {
         });
     }
     if args.json {
+        let mut rows = serde_json::to_value(&plans).expect("plans serialize");
+        let rows_list = rows.as_array_mut().expect("a list");
+        for (file, changes) in &tracked {
+            let reasons: Vec<serde_json::Value> = changes
+                .iter()
+                .map(|(path, state)| serde_json::json!({"reason": reason_of(*state), "path": path}))
+                .collect();
+            rows_list
+                .push(serde_json::json!({"stage": file, "verdict": "changed", "reasons": reasons}));
+        }
         print(&format!(
             "{}\n",
-            serde_json::to_string_pretty(&plans).expect("plans serialize")
+            serde_json::to_string_pretty(&rows).expect("plans serialize")
         ))?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -100,6 +139,17 @@ pub fn run(cwd: &Path, args: StatusArgs) -> Result<ExitCode, CliError> {
             }
         }
     }
+    for (file, changes) in &tracked {
+        out.push_str(&format!("{file}:\n"));
+        for (path, state) in changes {
+            let what = match state {
+                TrackedState::Modified => "modified",
+                TrackedState::Missing => "missing",
+                _ => "not recorded yet",
+            };
+            out.push_str(&format!("    output {path} {what}\n"));
+        }
+    }
     if out.is_empty() {
         out.push_str("Everything is up to date.\n");
     } else if !fresh.is_empty() {
@@ -107,6 +157,15 @@ pub fn run(cwd: &Path, args: StatusArgs) -> Result<ExitCode, CliError> {
     }
     print(&out)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `reason` of a tracked change in `--json`, as a stage's.
+fn reason_of(state: TrackedState) -> &'static str {
+    match state {
+        TrackedState::Modified => "output_modified",
+        TrackedState::Missing => "output_missing",
+        _ => "output_not_recorded",
+    }
 }
 
 /// `pipe status --cloud`: the outputs of pipeline.lock the remote lacks.

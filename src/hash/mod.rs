@@ -16,11 +16,15 @@
 //! An output that is itself a symlink to anything but a cache object is an
 //! error: pipe stores what a stage writes, not links to elsewhere.
 //!
+//! A directory's walk leaves out what `.dvcignore` files ignore (see
+//! [`dvcignore`]), as DVC does.
+//!
 //! Speed: every file is looked up in the [`StatCache`] first, and read only
 //! when its stat changed. Files of a directory are hashed in parallel (rayon);
 //! a single large file is memory-mapped and hashed with BLAKE3's own
 //! multi-threaded tree mode.
 
+pub mod dvcignore;
 pub mod stat_cache;
 
 use std::fmt;
@@ -32,6 +36,7 @@ use std::sync::RwLock;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use dvcignore::DvcIgnore;
 pub use stat_cache::{StatCache, StatKey};
 
 use crate::paths::RelPath;
@@ -183,6 +188,8 @@ pub struct Hasher {
     objects: Option<PathBuf>,
     /// Parent directories already found to resolve inside the project.
     parents_inside: RwLock<rustc_hash::FxHashSet<String>>,
+    /// What directory walks leave out.
+    ignore: DvcIgnore,
 }
 
 /// Whether a path is read as a stage's input or its output (see the module
@@ -201,6 +208,7 @@ impl Hasher {
             inside: root.canonicalize().into_iter().collect(),
             objects: None,
             parents_inside: RwLock::default(),
+            ignore: DvcIgnore::new(root),
         }
     }
 
@@ -343,7 +351,22 @@ impl Hasher {
         let abs = dir.to_path(&self.root);
         let mut files = Vec::new();
         let mut links = Vec::new();
-        for entry in walkdir::WalkDir::new(&abs).follow_links(role == Role::Dep) {
+        let walk = walkdir::WalkDir::new(&abs)
+            .follow_links(role == Role::Dep)
+            .into_iter()
+            .filter_entry(|e| {
+                if e.depth() == 0 {
+                    return true;
+                }
+                let bytes = e.path().as_os_str().as_encoded_bytes();
+                let rel = String::from_utf8_lossy(
+                    bytes.get(abs.as_os_str().len() + 1..).unwrap_or_default(),
+                );
+                !self
+                    .ignore
+                    .is_ignored(dir.join(&rel).as_str(), e.file_type().is_dir())
+            });
+        for entry in walk {
             let entry = entry.map_err(|e| {
                 let path = e.path().unwrap_or(&abs).to_path_buf();
                 HashError {

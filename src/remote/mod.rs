@@ -26,13 +26,16 @@
 //! Modules: [`config`] (remotes in `pipe.toml`), [`url`] (URLs, the object
 //! store behind each, masking secrets), [`profile`] (AWS profiles),
 //! [`known`] (what a remote is known to hold), [`transfer`] (push, fetch,
-//! status), [`scope`] (which outputs a command moves).
+//! status), [`scope`] (which outputs a command moves), [`source`] (one
+//! object named by a URL: a stage's `s3://…` dependency, an import's
+//! source).
 
 pub mod config;
 pub mod gc;
 pub mod known;
 pub mod profile;
 pub mod scope;
+pub mod source;
 pub mod transfer;
 pub mod url;
 

@@ -47,6 +47,10 @@ pub use locate::SourceMap;
 
 use crate::paths::RelPath;
 
+/// What a `pipeline.yaml` without stages is refused with (a project of
+/// tracked data only accepts it, see [`crate::project::Project::load_with`]).
+pub const NO_STAGES: &str = "no stages are declared";
+
 /// The pipeline file's name in the project root.
 pub const PIPELINE_FILE: &str = "pipeline.yaml";
 

@@ -110,7 +110,7 @@ pub fn resolve_files(
                 .map(|f| f.path.as_str().to_string())
                 .unwrap_or_else(|| PIPELINE_FILE.to_string());
             diags.push(
-                Diagnostic::new(file, "no stages are declared")
+                Diagnostic::new(file, super::NO_STAGES)
                     .hint("add at least one stage under `stages:`"),
             );
         }
