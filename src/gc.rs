@@ -14,6 +14,10 @@
 //! `-A` on a long history costs a tree lookup per commit. A lock in scope
 //! that cannot be read is an error, and nothing is removed: gc cannot know
 //! what it records. A commit without `pipeline.lock` records nothing.
+//!
+//! Tracked data is kept the same way: what the `.dvc` files of the
+//! workspace and of each commit in scope record ([`crate::track`]). A
+//! `.dvc` file in scope that cannot be read is an error too.
 
 use std::collections::BTreeSet;
 
@@ -22,6 +26,7 @@ use crate::git::{GitError, Repo, Rev};
 use crate::lock::{LockFile, PathRecord, LOCK_FILE};
 use crate::paths::RelPath;
 use crate::project::Project;
+use crate::track::{self, Tracker};
 
 /// The places whose locks `gc` keeps (besides the workspace and the
 /// experiments, always kept).
@@ -69,6 +74,13 @@ pub fn kept(project: &Project, scope: &Scope) -> Result<Kept, Error> {
     let mut kept = Kept::default();
     let lock = LockFile::read(&project.root)?;
     kept.add(lock);
+    let hasher = project.hasher();
+    let tracker = Tracker::new(project, &hasher);
+    for file in track::discover(project)? {
+        for out in file.outs.iter().filter(|o| o.cache) {
+            kept.records.extend(tracker.record(out, false)?);
+        }
+    }
     let repo = match Repo::discover(&project.root, "pipe gc -a, -T, -A or --rev") {
         Ok(repo) => repo,
         Err(GitError::NotARepo { .. }) if scope.workspace_only() => return Ok(kept),
@@ -76,7 +88,21 @@ pub fn kept(project: &Project, scope: &Scope) -> Result<Kept, Error> {
     };
     let lock_path = RelPath::from_normalized(LOCK_FILE);
     let mut read_blobs = BTreeSet::new();
+    let mut dvc_blobs = BTreeSet::new();
     let mut read = |kept: &mut Kept, rev: &Rev, what: &str| -> Result<(), Error> {
+        let (files, bad) = track::files_at(&repo, rev.oid, &mut dvc_blobs)?;
+        if let Some(e) = bad.first() {
+            return Err(Error::Refused {
+                message: format!("cannot read a .dvc file of {what} ({}): {e}", Repo::short(rev.oid)),
+                hint: Some(
+                    "nothing was removed: gc must read every .dvc file it keeps; narrow the scope (-w, --rev)"
+                        .into(),
+                ),
+            });
+        }
+        for file in &files {
+            kept.records.extend(track::records_of(&tracker.index, file));
+        }
         let Some(blob) = repo.blob_id(rev.oid, &lock_path)? else {
             return Ok(());
         };

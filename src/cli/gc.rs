@@ -10,7 +10,7 @@ use pipe::cache::human_bytes;
 use pipe::gc::{kept, Kept, Scope};
 use pipe::remote::gc::CloudGcReport;
 
-use super::{confirm, load_project, lock_project, print, CliError};
+use super::{confirm, load_data_project, lock_project, print, CliError};
 
 /// Remove from the cache what the chosen revisions do not use, as `dvc gc`
 /// does: every object that no pipeline.lock in scope records. The
@@ -105,7 +105,7 @@ pub fn run(cwd: &Path, args: GcArgs) -> Result<ExitCode, CliError> {
             code: 2,
         });
     }
-    let project = load_project(cwd)?;
+    let project = load_data_project(cwd, false)?;
     let _guard = lock_project(&project)?;
     // Running experiments write to this cache: wait for none.
     let experiments = pipe::exp::isolated::experiments_lock(&project.cache_root())?;

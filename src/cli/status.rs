@@ -104,16 +104,20 @@ pub fn run(cwd: &Path, args: StatusArgs) -> Result<ExitCode, CliError> {
         });
     }
     if args.json {
-        let mut rows = serde_json::to_value(&plans).expect("plans serialize");
-        let rows_list = rows.as_array_mut().expect("a list");
-        for (file, changes) in &tracked {
-            let reasons: Vec<serde_json::Value> = changes
-                .iter()
-                .map(|(path, state)| serde_json::json!({"reason": reason_of(*state), "path": path}))
-                .collect();
-            rows_list
-                .push(serde_json::json!({"stage": file, "verdict": "changed", "reasons": reasons}));
-        }
+        let mut rows: Vec<JsonRow> = plans.iter().map(JsonRow::Stage).collect();
+        rows.extend(tracked.iter().map(|(file, changes)| {
+            JsonRow::Tracked {
+                stage: file.to_string(),
+                verdict: "changed",
+                reasons: changes
+                    .iter()
+                    .map(|(path, state)| TrackedReason {
+                        reason: reason_of(*state),
+                        path: path.to_string(),
+                    })
+                    .collect(),
+            }
+        }));
         print(&format!(
             "{}\n",
             serde_json::to_string_pretty(&rows).expect("plans serialize")
@@ -157,6 +161,25 @@ pub fn run(cwd: &Path, args: StatusArgs) -> Result<ExitCode, CliError> {
     }
     print(&out)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A row of `--json`: a stage's plan, or a `.dvc` file whose data changed
+/// (its file as `stage`, with reasons shaped as a stage's).
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum JsonRow<'a> {
+    Stage(&'a plan::StagePlan),
+    Tracked {
+        stage: String,
+        verdict: &'static str,
+        reasons: Vec<TrackedReason>,
+    },
+}
+
+#[derive(serde::Serialize)]
+struct TrackedReason {
+    reason: &'static str,
+    path: String,
 }
 
 /// The `reason` of a tracked change in `--json`, as a stage's.

@@ -15,13 +15,13 @@ use pipe::remote::{Remote, TransferReport};
 use pipe::run::{Event, Reporter, ReproLock};
 
 use super::progress::{secs, Progress};
-use super::{load_project, print, CliError};
+use super::{load_data_project, print, CliError};
 
 /// Which outputs, and where to: the options push, fetch and pull share.
 #[derive(Debug, Args)]
 pub struct TransferArgs {
-    /// Stages whose outputs to move; all stages of pipeline.lock when
-    /// omitted.
+    /// Stages whose outputs to move, .dvc files (or the data they track);
+    /// all stages of pipeline.lock and all tracked data when omitted.
     pub targets: Vec<String>,
     /// The remote (default: the default remote, `pipe remote list`).
     #[arg(short, long, value_name = "NAME")]
@@ -104,13 +104,15 @@ pub fn open_remote(
     Ok(remote)
 }
 
-fn scope(t: &TransferArgs) -> Scope {
+fn scope(cwd: &Path, t: &TransferArgs, store_tracked: bool) -> Scope {
     Scope {
         targets: t.targets.clone(),
         all_commits: t.all_commits,
         experiments: t.exp.clone(),
         run_cache: t.run_cache,
         skip_workspace: false,
+        cwd: Some(cwd.to_path_buf()),
+        store_tracked,
     }
 }
 
@@ -233,14 +235,14 @@ fn finish(json: bool, text: String, report: &TransferReport) -> Result<ExitCode,
 }
 
 pub fn push(cwd: &Path, args: PushArgs) -> Result<ExitCode, CliError> {
-    let project = load_project(cwd)?;
+    let project = load_data_project(cwd, false)?;
     let remote = open_remote(
         &project,
         args.transfer.remote.as_deref(),
         args.transfer.jobs,
     )?;
     let _guard = lock(&project)?;
-    let set = collect(&project, &scope(&args.transfer))?;
+    let set = collect(&project, &scope(cwd, &args.transfer, true))?;
     let started = Instant::now();
     let report = remote
         .push(&project.cache, &set, args.verify, &Bars::new())
@@ -250,24 +252,25 @@ pub fn push(cwd: &Path, args: PushArgs) -> Result<ExitCode, CliError> {
 }
 
 pub fn fetch(cwd: &Path, args: FetchArgs) -> Result<ExitCode, CliError> {
-    let project = load_project(cwd)?;
+    let project = load_data_project(cwd, false)?;
     let remote = open_remote(
         &project,
         args.transfer.remote.as_deref(),
         args.transfer.jobs,
     )?;
     let _guard = lock(&project)?;
-    let (report, took) = fetch_into(&project, &remote, &args.transfer)?;
+    let (report, took) = fetch_into(cwd, &project, &remote, &args.transfer)?;
     let text = summary("fetched", &report, &remote, took);
     finish(args.transfer.json, text, &report)
 }
 
 fn fetch_into(
+    cwd: &Path,
     project: &Project,
     remote: &Remote,
     t: &TransferArgs,
 ) -> Result<(TransferReport, Duration), CliError> {
-    let set = collect(project, &scope(t))?;
+    let set = collect(project, &scope(cwd, t, false))?;
     let started = Instant::now();
     let report = remote
         .fetch(&project.cache, &set, &Bars::new())
@@ -276,14 +279,14 @@ fn fetch_into(
 }
 
 pub fn pull(cwd: &Path, args: PullArgs) -> Result<ExitCode, CliError> {
-    let project = load_project(cwd)?;
+    let project = load_data_project(cwd, false)?;
     let remote = open_remote(
         &project,
         args.transfer.remote.as_deref(),
         args.transfer.jobs,
     )?;
     let guard = lock(&project)?;
-    let (report, took) = fetch_into(&project, &remote, &args.transfer)?;
+    let (report, took) = fetch_into(cwd, &project, &remote, &args.transfer)?;
     let text = summary("fetched", &report, &remote, took);
     drop(guard);
     let fetched = finish(args.transfer.json, text, &report);

@@ -29,7 +29,7 @@
 //! ETag). Fields pipe does not use (`desc`, `remote`, `push`, …) are kept
 //! as they are when pipe rewrites the file; comments are not.
 
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use super::md5::{is_md5, Md5Kind};
 use crate::hash::Digest;
@@ -187,7 +187,7 @@ impl DvcFile {
                 Some(other) => {
                     return Err(err(format!(
                         "outs[{i}]: `md5` is not an md5 hash: {}",
-                        serde_yaml::to_string(other).unwrap_or_default().trim()
+                        yaml_serde::to_string(other).unwrap_or_default().trim()
                     )))
                 }
             };
@@ -412,7 +412,7 @@ impl DvcFile {
                 doc.insert(k.clone(), v.clone());
             }
         }
-        serde_yaml::to_string(&Value::Mapping(doc)).expect("a .dvc file serializes")
+        yaml_serde::to_string(&Value::Mapping(doc)).expect("a .dvc file serializes")
     }
 }
 

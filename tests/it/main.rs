@@ -32,4 +32,5 @@ mod spec;
 mod stage_edit;
 mod status;
 mod templating;
+mod track;
 mod validation;

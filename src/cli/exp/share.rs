@@ -156,6 +156,7 @@ pub(super) fn push(cwd: &Path, args: PushArgs) -> Result<ExitCode, CliError> {
                 experiments: refs.clone(),
                 run_cache: args.run_cache,
                 skip_workspace: true,
+                ..Default::default()
             },
         )?;
         let started = Instant::now();
@@ -245,6 +246,7 @@ pub(super) fn pull(cwd: &Path, args: PullArgs) -> Result<ExitCode, CliError> {
                     experiments: refs.clone(),
                     run_cache: args.run_cache,
                     skip_workspace: true,
+                    ..Default::default()
                 },
             )?;
             let started = Instant::now();
