@@ -44,7 +44,7 @@ pub fn pending(
     let mut out = Vec::new();
     for &i in selected {
         let stage = &project.pipeline.stages[i];
-        let seen = observe(stage, hasher, &mut files)?;
+        let seen = observe(project, stage, hasher, &mut files)?;
         let missing = seen
             .outs
             .iter()
@@ -63,7 +63,7 @@ pub fn pending(
                 )),
             });
         }
-        let now = Fingerprint::of(stage, &seen.params, &seen.dep_records());
+        let now = Fingerprint::of(stage, &seen.params, &seen.dep_records()).with_urls(&seen.urls);
         let reasons = compare(
             stage,
             lock.stages.get(&stage.name),
@@ -110,7 +110,7 @@ pub fn record(
         outs.push(PathRecord::new(out.path.clone(), &hashed));
     }
     let seen = &pending.seen;
-    let entry = lock_entry(stage, &seen.params, &seen.dep_records(), outs);
+    let entry = lock_entry(stage, &seen.params, &seen.dep_records(), &seen.urls, outs);
     lock.stages.insert(stage.name.clone(), entry);
     lock.write(&project.root)?;
     crate::run::kept::forget_failed(project, &stage.name);

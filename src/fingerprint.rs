@@ -25,8 +25,9 @@ use serde::Serialize;
 use serde_json::{json, Value as Json};
 
 use crate::hash::Digest;
-use crate::lock::{LockStage, PathRecord};
+use crate::lock::{LockStage, PathRecord, UrlDep};
 use crate::paths::RelPath;
+use crate::remote::url::masked;
 use crate::spec::params::{display_value, flatten, ParamValues, DEFAULT_PARAMS_FILE};
 use crate::spec::{Action, Stage};
 
@@ -60,6 +61,16 @@ pub enum StaleReason {
     },
     DepRemoved {
         path: RelPath,
+    },
+    /// A dep named by URL whose object has another version now.
+    UrlDepModified {
+        url: String,
+    },
+    UrlDepAdded {
+        url: String,
+    },
+    UrlDepRemoved {
+        url: String,
     },
     OutputMissing {
         path: RelPath,
@@ -130,6 +141,9 @@ impl fmt::Display for StaleReason {
             StaleReason::DepMissing { path } => write!(f, "dep {path} missing"),
             StaleReason::DepAdded { path } => write!(f, "dep {path} added"),
             StaleReason::DepRemoved { path } => write!(f, "dep {path} removed"),
+            StaleReason::UrlDepModified { url } => write!(f, "dep {} modified", masked(url)),
+            StaleReason::UrlDepAdded { url } => write!(f, "dep {} added", masked(url)),
+            StaleReason::UrlDepRemoved { url } => write!(f, "dep {} removed", masked(url)),
             StaleReason::OutputMissing { path } => write!(f, "output {path} missing"),
             StaleReason::OutputModified { path } => write!(f, "output {path} modified"),
             StaleReason::OutputAdded { path } => write!(f, "output {path} added"),
@@ -204,6 +218,11 @@ pub struct Fingerprint {
     pub deps: Vec<DepHash>,
     /// The declared outputs and their options.
     pub outs: Vec<OutDecl>,
+    /// The deps named by URL and their versions; left out of the hashed
+    /// document when there are none, so that the fingerprints of stages
+    /// without them keep their digests.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub url_deps: Vec<UrlDep>,
 }
 
 /// A dep's path and content hash (`[path, blake3]` in the hashed document).
@@ -234,7 +253,14 @@ impl Fingerprint {
                 .iter()
                 .map(|o| OutDecl(o.path.clone(), o.cache, o.persist))
                 .collect(),
+            url_deps: Vec::new(),
         }
+    }
+
+    /// With the versions of the stage's deps named by URL.
+    pub fn with_urls(mut self, urls: &[UrlDep]) -> Fingerprint {
+        self.url_deps = urls.to_vec();
+        self
     }
 
     /// The BLAKE3 of the canonical JSON document: sorted keys (serde_json's
@@ -268,6 +294,7 @@ impl LockStage {
                 .iter()
                 .map(|o| OutDecl(o.path.clone(), o.cache, o.persist))
                 .collect(),
+            url_deps: self.url_deps.clone(),
         }
     }
 }
@@ -298,9 +325,10 @@ pub fn lock_entry(
     stage: &Stage,
     params: &ParamValues,
     deps: &[PathRecord],
+    urls: &[UrlDep],
     outs: Vec<PathRecord>,
 ) -> LockStage {
-    let fp = Fingerprint::of(stage, params, deps);
+    let fp = Fingerprint::of(stage, params, deps).with_urls(urls);
     let outs = outs
         .into_iter()
         .map(|mut record| {
@@ -318,6 +346,7 @@ pub fn lock_entry(
         wdir: fp.wdir,
         params: fp.params,
         deps: deps.to_vec(),
+        url_deps: fp.url_deps,
         outs,
     }
 }
@@ -394,6 +423,26 @@ pub fn compare(
     for DepHash(path, _) in &old.deps {
         if !deps.iter().any(|(p, _)| p == path) {
             reasons.push(StaleReason::DepRemoved { path: path.clone() });
+        }
+    }
+    for dep in &now.url_deps {
+        match old.url_deps.iter().find(|d| d.url == dep.url) {
+            None => reasons.push(StaleReason::UrlDepAdded {
+                url: dep.url.clone(),
+            }),
+            Some(was) if !dep.version.same_as(&was.version) => {
+                reasons.push(StaleReason::UrlDepModified {
+                    url: dep.url.clone(),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    for dep in &old.url_deps {
+        if !now.url_deps.iter().any(|d| d.url == dep.url) {
+            reasons.push(StaleReason::UrlDepRemoved {
+                url: dep.url.clone(),
+            });
         }
     }
 
@@ -531,6 +580,7 @@ mod tests {
             action: Action::Cmd(vec![cmd.into()]),
             wdir: RelPath::root(),
             deps: vec![rel("data.csv")],
+            url_deps: vec![],
             outs: vec![Output {
                 path: rel("model.bin"),
                 kind: OutKind::Out,
@@ -612,13 +662,52 @@ mod tests {
     }
 
     #[test]
+    fn a_url_dep_version_changes_the_digest_and_is_a_reason() {
+        let s = stage("train");
+        let deps = [record("data.csv", b"a")];
+        let url = |etag: &str| UrlDep {
+            url: "s3://b/k.tsv".into(),
+            version: crate::remote::source::ObjectVersion {
+                etag: Some(etag.into()),
+                ..Default::default()
+            },
+        };
+        let plain = Fingerprint::of(&s, &params(1.0), &deps);
+        let v1 = plain.clone().with_urls(&[url("\"1\"")]);
+        let v2 = plain.clone().with_urls(&[url("\"2\"")]);
+        assert_ne!(plain.digest(), v1.digest());
+        assert_ne!(v1.digest(), v2.digest());
+        let out = record("model.bin", b"m");
+        let locked = lock_entry(&s, &params(1.0), &deps, &[url("\"1\"")], vec![out.clone()]);
+        let seen = vec![(rel("data.csv"), Some(record("data.csv", b"a")))];
+        let outs = vec![(rel("model.bin"), Some(out))];
+        assert!(compare(&s, Some(&locked), &v1, &seen, &outs).is_empty());
+        let reasons: Vec<String> = compare(&s, Some(&locked), &v2, &seen, &outs)
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!(reasons, ["dep s3://b/k.tsv modified"]);
+        let reasons: Vec<String> = compare(&s, Some(&locked), &plain, &seen, &outs)
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!(reasons, ["dep s3://b/k.tsv removed"]);
+    }
+
+    #[test]
     fn whatever_changes_the_digest_is_a_stale_reason() {
         // The recorded fingerprint and the current one are the same struct:
         // an output option that changes the key is reported too.
         let s = stage("train");
         let deps = [record("data.csv", b"a")];
         let outs = vec![(rel("model.bin"), Some(record("model.bin", b"m")))];
-        let locked = lock_entry(&s, &params(1.0), &deps, vec![record("model.bin", b"m")]);
+        let locked = lock_entry(
+            &s,
+            &params(1.0),
+            &deps,
+            &[],
+            vec![record("model.bin", b"m")],
+        );
         let dep_seen = vec![(rel("data.csv"), Some(deps[0].clone()))];
         let mut changed = s.clone();
         changed.outs[0].cache = false;
@@ -672,6 +761,7 @@ mod tests {
             &stage("train"),
             &params(100000.0),
             &[record("data.csv", b"a")],
+            &[],
             vec![record("model.bin", b"m")],
         );
         let deps = vec![(rel("data.csv"), Some(record("data.csv", b"b")))];
@@ -718,7 +808,13 @@ mod tests {
         ]
         .into();
         s.action = Action::Cmd(vec!["train --c 1.0 --n 5".into()]);
-        let mut locked = lock_entry(&s, &params(100000.0), &[], vec![record("model.bin", b"m")]);
+        let mut locked = lock_entry(
+            &s,
+            &params(100000.0),
+            &[],
+            &[],
+            vec![record("model.bin", b"m")],
+        );
         locked.cmd = Some(vec!["train --c 100000.0 --n 5".into()]);
         let reasons: Vec<String> =
             compare(&s, Some(&locked), &now(&s, &params(1.0), &[]), &[], &[])
@@ -739,7 +835,13 @@ mod tests {
     fn nothing_changed_means_no_reasons() {
         let s = stage("train");
         let deps = [record("data.csv", b"a")];
-        let locked = lock_entry(&s, &params(1.0), &deps, vec![record("model.bin", b"m")]);
+        let locked = lock_entry(
+            &s,
+            &params(1.0),
+            &deps,
+            &[],
+            vec![record("model.bin", b"m")],
+        );
         let now_deps = vec![(rel("data.csv"), Some(deps[0].clone()))];
         let now_outs = vec![(rel("model.bin"), Some(record("model.bin", b"m")))];
         let fp = now(&s, &params(1.0), &now_deps);

@@ -60,8 +60,20 @@ pub struct LockStage {
     pub params: ParamValues,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deps: Vec<PathRecord>,
+    /// The deps named by URL, with the version each had when the stage ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub url_deps: Vec<UrlDep>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outs: Vec<PathRecord>,
+}
+
+/// A dep named by URL and the version of the object it names (ETag,
+/// version id, …: no download is needed to know it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrlDep {
+    pub url: String,
+    pub version: crate::remote::source::ObjectVersion,
 }
 
 fn is_root(p: &RelPath) -> bool {
@@ -304,6 +316,7 @@ mod tests {
                 wdir: RelPath::root(),
                 params,
                 deps: vec![record.clone()],
+                url_deps: vec![],
                 outs: vec![PathRecord {
                     nfiles: Some(3),
                     cache: false,

@@ -26,9 +26,10 @@ use crate::cache::Cache;
 use crate::error::Error;
 use crate::fingerprint::{compare, Fingerprint, StaleReason};
 use crate::hash::{Digest, Hasher};
-use crate::lock::{LockFile, LockStage, PathRecord};
+use crate::lock::{LockFile, LockStage, PathRecord, UrlDep};
 use crate::paths::RelPath;
 use crate::project::Project;
+use crate::remote::source::Source;
 use crate::spec::params::{ParamValues, ParamsFiles};
 use crate::spec::Stage;
 
@@ -38,6 +39,8 @@ pub struct Observed {
     pub params: ParamValues,
     pub deps: Vec<(RelPath, Option<PathRecord>)>,
     pub outs: Vec<(RelPath, Option<PathRecord>)>,
+    /// The deps named by URL, with their versions now.
+    pub urls: Vec<UrlDep>,
 }
 
 impl Observed {
@@ -47,7 +50,15 @@ impl Observed {
     }
 }
 
-pub fn observe(stage: &Stage, hasher: &Hasher, files: &mut ParamsFiles) -> Result<Observed, Error> {
+/// Observes `stage`: its params, the hashes of its deps and outputs, and
+/// the version of each dep named by URL (one `HEAD` request each, no
+/// download).
+pub fn observe(
+    project: &Project,
+    stage: &Stage,
+    hasher: &Hasher,
+    files: &mut ParamsFiles,
+) -> Result<Observed, Error> {
     let mut params = ParamValues::new();
     for r in &stage.params {
         if let Some(value) = files.value(&r.file, &r.key)? {
@@ -70,7 +81,23 @@ pub fn observe(stage: &Stage, hasher: &Hasher, files: &mut ParamsFiles) -> Resul
         .iter()
         .map(|o| Ok(record(&o.path, hasher.hash_output(&o.path)?)))
         .collect::<Result<_, Error>>()?;
-    Ok(Observed { params, deps, outs })
+    let urls = stage
+        .url_deps
+        .iter()
+        .map(|url| {
+            let source = Source::open(url, &project.root, &project.config.remotes)?;
+            Ok(UrlDep {
+                url: url.clone(),
+                version: source.version()?,
+            })
+        })
+        .collect::<Result<_, Error>>()?;
+    Ok(Observed {
+        params,
+        deps,
+        outs,
+        urls,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -119,7 +146,7 @@ pub fn decide(
     cache: &Cache,
     opts: DecideOptions,
 ) -> Decision {
-    let now = Fingerprint::of(stage, &seen.params, &seen.dep_records());
+    let now = Fingerprint::of(stage, &seen.params, &seen.dep_records()).with_urls(&seen.urls);
     let fp = now.digest();
     if stage.frozen {
         return Decision {
@@ -183,7 +210,7 @@ pub fn plan(
     let mut out = Vec::new();
     for &i in selected {
         let stage = &project.pipeline.stages[i];
-        let mut seen = observe(stage, hasher, &mut files)?;
+        let mut seen = observe(project, stage, hasher, &mut files)?;
         let upstream: Vec<usize> = project
             .dag
             .parents(i)

@@ -83,7 +83,9 @@ pub fn adopt(
             }
         }
         let values = param_values(stage, &entry.params, &mut files)?;
-        let mut record = lock_entry(stage, &values, &deps, outs);
+        // A dep named by URL is not taken over: without the version DVC
+        // saw, the stage's first `pipe repro` runs it and records one.
+        let mut record = lock_entry(stage, &values, &deps, &[], outs);
         if matches!(stage.action, Action::Cmd(_)) && !entry.cmd.is_empty() {
             record.cmd = Some(entry.cmd.clone());
         }

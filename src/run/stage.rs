@@ -42,7 +42,7 @@ pub fn process(
     reporter: &dyn Reporter,
 ) -> Result<Done, Error> {
     let mut files = ParamsFiles::new(&project.root);
-    let seen = match observe(stage, hasher, &mut files) {
+    let seen = match observe(project, stage, hasher, &mut files) {
         Ok(seen) => seen,
         // A dep or output that cannot be read fails this stage, not the
         // whole run: with -k, independent stages go on.
@@ -178,7 +178,7 @@ fn run_stage(
     }
     Ok(Done {
         outcome: Outcome::Ran,
-        lock_entry: Some(lock_entry(stage, &seen.params, &deps, outs)),
+        lock_entry: Some(lock_entry(stage, &seen.params, &deps, &seen.urls, outs)),
     })
 }
 
@@ -388,6 +388,7 @@ fn restore(
             stage,
             &seen.params,
             &seen.dep_records(),
+            &seen.urls,
             record.outs,
         )),
     }))

@@ -300,6 +300,9 @@ pub struct Stage {
     /// Where the command runs, relative to the project root.
     pub wdir: RelPath,
     pub deps: Vec<RelPath>,
+    /// Deps named by URL (`s3://…`, `https://…`): their version (ETag,
+    /// version id) enters the fingerprint, see [`crate::remote::source`].
+    pub url_deps: Vec<String>,
     pub outs: Vec<Output>,
     /// `metrics:` and `plots:` files inside one of `outs` (a directory):
     /// read by `pipe metrics` and plots, but stored, hashed and restored

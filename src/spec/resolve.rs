@@ -1133,8 +1133,10 @@ impl Reader {
         };
 
         let mut deps: Vec<RelPath> = Vec::new();
+        let mut url_deps: Vec<String> = Vec::new();
         for entry in list(body.deps, "deps", &mut diags) {
             match scalar_plain(&entry).filter(|_| !entry.is_null()) {
+                Some(text) if crate::remote::source::is_url(&text) => url_deps.push(text),
                 Some(text) => {
                     if let Some(p) = path(&text, "deps", false, &mut diags) {
                         deps.push(p);
@@ -1357,6 +1359,11 @@ impl Reader {
                 action,
                 wdir,
                 deps,
+                url_deps: {
+                    url_deps.sort();
+                    url_deps.dedup();
+                    url_deps
+                },
                 outs,
                 inner,
                 params: params_refs,

@@ -33,4 +33,5 @@ mod stage_edit;
 mod status;
 mod templating;
 mod track;
+mod url_deps;
 mod validation;

@@ -339,14 +339,14 @@ fn gc_keeps_the_tracked_data_of_the_scopes_it_keeps() {
 
 /// A tiny HTTP server on 127.0.0.1 that serves one body with an ETag of
 /// its content, and logs each request's method.
-struct Server {
-    url: String,
+pub struct Server {
+    pub url: String,
     body: Arc<Mutex<Vec<u8>>>,
     log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
-    fn start(body: &str) -> Server {
+    pub fn start(body: &str) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}/data/reviews.tsv", listener.local_addr().unwrap());
         let body = Arc::new(Mutex::new(body.as_bytes().to_vec()));
@@ -386,11 +386,11 @@ impl Server {
         Server { url, body, log }
     }
 
-    fn set(&self, body: &str) {
+    pub fn set(&self, body: &str) {
         *self.body.lock().unwrap() = body.as_bytes().to_vec();
     }
 
-    fn take_log(&self) -> Vec<String> {
+    pub fn take_log(&self) -> Vec<String> {
         std::mem::take(&mut *self.log.lock().unwrap())
     }
 }
