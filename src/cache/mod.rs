@@ -177,6 +177,14 @@ impl Cache {
         }
     }
 
+    /// This cache, putting objects in place with `link` instead.
+    pub fn with_link(&self, link: LinkMode) -> Cache {
+        Cache {
+            link,
+            ..self.clone()
+        }
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -13,10 +13,22 @@
 //! which `pipe gc` takes exclusively: gc never removes what a running
 //! experiment is writing.
 //!
-//! What git does not have is copied in from the workspace (reflinked where
-//! the filesystem can): the files under each dependency that git does not
-//! track and no stage writes (the raw data a pipeline starts from, usually
-//! `.gitignore`d), and the outputs of frozen stages, which do not run.
+//! Tracked data (`.dvc` files, [`crate::track`]) is put in place from the
+//! cache, in the version the start commit's `.dvc` files record, as
+//! `pipe checkout` would: verified objects, reflinked (or copied), or hard
+//! linked when the project's cache links are hard links (the object is
+//! read-only, as the user's own hard-linked copy is). Never a symlink into
+//! the cache and never the user's file itself: a stage that writes into its
+//! data in an experiment changes neither the cache nor the user's copy.
+//! Data the cache lacks is stored in it first from the workspace when the
+//! workspace holds that version (or from DVC's cache); otherwise the run
+//! is refused, naming the data (`pipe pull` fetches it).
+//!
+//! What git does not have otherwise is copied in from the workspace
+//! (reflinked where the filesystem can): the files under each dependency
+//! that git does not track, no stage writes and no `.dvc` file tracks (the
+//! raw data a pipeline starts from, usually `.gitignore`d), and the outputs
+//! of frozen stages, which do not run.
 //!
 //! The copy is a git repository of its own whose `HEAD` is the baseline, and
 //! the stages see what DVC gives the stages of `dvc exp run`:
@@ -51,6 +63,7 @@ use super::copies::RunCopy;
 use super::overrides;
 use super::queue::Queued;
 use super::record::record;
+use crate::cache::LinkMode;
 use crate::compare;
 use crate::error::Error;
 use crate::git::Repo;
@@ -70,8 +83,13 @@ pub struct Failure {
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
+        // The error's hint goes with it: the caller adds its own.
+        let message = match e.hint() {
+            Some(hint) => format!("{e}\n  hint: {hint}"),
+            None => e.to_string(),
+        };
         Failure {
-            message: e.to_string(),
+            message,
             log: None,
             interrupted: None,
         }
@@ -257,7 +275,8 @@ fn run_in(
     }
     overrides::apply(dir, &queued.overrides)?;
     let project = Project::load(dir)?;
-    copy_from_workspace(&project, root, dir)?;
+    let data = link_tracked(&project, root)?;
+    copy_from_workspace(&project, root, dir, &data)?;
     if let Some(sig) = stop.signal() {
         return Err(interrupted(sig));
     }
@@ -471,10 +490,64 @@ fn write_tree(repo: &Repo, oid: Oid, dir: &Path) -> Result<BTreeSet<RelPath>, Er
     Ok(written)
 }
 
+/// Puts the tracked data of the copy's `.dvc` files in place from the
+/// user's cache (see the module docs); returns the paths it placed.
+fn link_tracked(copy: &Project, root: &Path) -> Result<Vec<RelPath>, Error> {
+    let files = crate::track::discover(copy)?;
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let user = Project::load_with(root, true)?;
+    let hasher = user.hasher();
+    let tracker = crate::track::Tracker::new(&user, &hasher);
+    let link = match user.cache.link_mode() {
+        LinkMode::Hardlink => LinkMode::Hardlink,
+        _ => LinkMode::Reflink,
+    };
+    let cache = user.cache.with_link(link);
+    let mut placed = Vec::new();
+    let mut result = Ok(());
+    for file in &files {
+        for out in file.outs.iter().filter(|o| o.cache) {
+            let record = match tracker.record(out, true) {
+                Ok(Some(r)) if cache.contains(&r) => r,
+                Ok(_) => {
+                    result = Err(Error::Refused {
+                        message: format!(
+                            "the experiment needs {} (the version {} records at its start), and the cache does not have it",
+                            out.path, file.file
+                        ),
+                        hint: Some(format!(
+                            "`pipe pull {}` fetches it from a remote",
+                            file.file
+                        )),
+                    });
+                    break;
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            cache.restore(&copy.workspace, &record)?;
+            placed.push(record.path);
+        }
+    }
+    tracker.save();
+    let _ = hasher.save();
+    user.cache.save_verified();
+    result.map(|()| placed)
+}
+
 /// Copies from `root` what the copy lacks: files under the dependencies
-/// of `copy` that no (unfrozen) stage writes, and the outputs of frozen
-/// stages.
-fn copy_from_workspace(copy: &Project, root: &Path, dir: &Path) -> Result<(), Error> {
+/// of `copy` that no (unfrozen) stage writes and `tracked` (put in place
+/// from the cache) does not hold, and the outputs of frozen stages.
+fn copy_from_workspace(
+    copy: &Project,
+    root: &Path,
+    dir: &Path,
+    tracked: &[RelPath],
+) -> Result<(), Error> {
     let stages = &copy.pipeline.stages;
     let written: Vec<&RelPath> = stages
         .iter()
@@ -509,7 +582,10 @@ fn copy_from_workspace(copy: &Project, root: &Path, dir: &Path) -> Result<(), Er
                 continue;
             };
             let target = dir.join(rel);
-            if target.exists() || written.iter().any(|o| rel_path.is_within(o)) {
+            if target.exists()
+                || written.iter().any(|o| rel_path.is_within(o))
+                || tracked.iter().any(|t| rel_path.is_within(t))
+            {
                 continue;
             }
             copy_file(&file, &target)?;

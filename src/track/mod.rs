@@ -12,8 +12,9 @@
 //! A stage that reads the data lists it in `deps` like any file.
 //!
 //! Every `.dvc` file of the workspace is found by a walk that skips what
-//! git ignores (where the data and outputs are, and never a `.dvc` file to
-//! commit), stage outputs, `.git`, `.dvc` and the cache ([`discover`]).
+//! the project's `.gitignore` files ignore (where the data and outputs
+//! are, and never a `.dvc` file to commit), stage outputs, `.git`, `.dvc`
+//! and the cache ([`discover`]).
 //!
 //! **Which hash.** pipe's cache is addressed by BLAKE3; DVC's `.dvc` files
 //! record md5. pipe writes both (BLAKE3 under `meta: pipe:`, see
@@ -55,7 +56,9 @@ pub fn discover(project: &Project) -> Result<Vec<DvcFile>, Error> {
         .collect();
     let walker = ignore::WalkBuilder::new(&project.root)
         .hidden(false)
-        .parents(true)
+        // Only the project's own ignore files: above it may be anything
+        // (an experiment's copy sits inside the cache, which ignores all).
+        .parents(false)
         .ignore(false)
         .git_ignore(true)
         .git_global(false)

@@ -475,3 +475,101 @@ fn import_url_from_a_local_path_records_its_md5_and_updates_when_it_changes() {
     insta::assert_snapshot!(env.pipe(&["update"]).ok().stdout, @"Updated data/reviews.tsv (4 B): data/reviews.tsv.dvc");
     assert_eq!(env.read("data/reviews.tsv"), "two\n");
 }
+
+/// A project whose stage reads tracked data and reports, as a metric, the
+/// inode it saw and the lines it counted after appending to it.
+fn exp_project(link: &str) -> TestEnv {
+    let env = TestEnv::new()
+        .pipeline(
+            r#"
+            stages:
+              count:
+                cmd: >-
+                  inode=$(stat -c %i data/raw.csv);
+                  if [ "${mode}" = write ]; then echo more >> data/raw.csv; fi;
+                  echo "{\"inode\": $inode, \"lines\": $(wc -l < data/raw.csv)}" > m.json
+                deps: [data/raw.csv]
+                metrics:
+                  - m.json: {cache: false}
+            "#,
+        )
+        .params("mode: read\n")
+        .env("PIPE_CACHE_LINK", link)
+        .git_init();
+    env.write("data/raw.csv", "a\nb\n");
+    env.pipe(&["add", "data/raw.csv"]).ok();
+    env.commit("track data");
+    env
+}
+
+/// The metrics of the one experiment recorded.
+fn exp_metrics(env: &TestEnv) -> serde_json::Value {
+    let refs = env.git(&["for-each-ref", "--format=%(refname)", "refs/exps"]);
+    let name = refs.lines().next().expect("an experiment ref");
+    serde_json::from_str(&env.git(&["show", &format!("{name}:m.json")])).unwrap()
+}
+
+fn inode(path: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).expect("stat").ino()
+}
+
+#[test]
+fn an_experiment_links_tracked_data_from_the_cache_without_copying_it() {
+    let env = exp_project("hardlink");
+    let dvc: serde_yaml::Value = serde_yaml::from_str(&env.read("data/raw.csv.dvc")).unwrap();
+    let blake3 = dvc["meta"]["pipe"]["raw.csv"]["blake3"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The user's copy is elsewhere (not the cache object): the experiment
+    // still gets the object itself.
+    env.remove("data/raw.csv");
+    env.write("data/raw.csv", "a\nb\n");
+    env.pipe(&["exp", "run", "-n", "linked"]).ok();
+    let m = exp_metrics(&env);
+    assert_eq!(m["inode"], inode(&env.object(&blake3)), "{m}");
+    assert_ne!(m["inode"], inode(&env.path("data/raw.csv")));
+    assert_eq!(m["lines"], 2);
+}
+
+#[test]
+fn a_stage_that_writes_its_tracked_data_in_an_experiment_leaves_the_users_alone() {
+    let env = exp_project("reflink");
+    let dvc: serde_yaml::Value = serde_yaml::from_str(&env.read("data/raw.csv.dvc")).unwrap();
+    let blake3 = dvc["meta"]["pipe"]["raw.csv"]["blake3"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.pipe(&["exp", "run", "-n", "writes", "-S", "mode=write"])
+        .ok();
+    let m = exp_metrics(&env);
+    assert_eq!(m["lines"], 3, "the stage wrote its own copy: {m}");
+    assert_ne!(m["inode"], inode(&env.path("data/raw.csv")));
+    assert_ne!(m["inode"], inode(&env.object(&blake3)));
+    assert_eq!(env.read("data/raw.csv"), "a\nb\n");
+    assert_eq!(std::fs::read(env.object(&blake3)).unwrap(), b"a\nb\n");
+    assert_eq!(
+        env.pipe(&["status", "data/raw.csv.dvc"]).ok().stdout,
+        "Everything is up to date.\n"
+    );
+}
+
+#[test]
+fn an_experiment_refuses_tracked_data_the_cache_does_not_have() {
+    let env = exp_project("reflink");
+    // Another version, recorded in git but never in this cache.
+    let other = TestEnv::new().file("pipeline.yaml", "stages: {}\n");
+    other.write("raw.csv", "x\n");
+    other.pipe(&["add", "raw.csv"]).ok();
+    env.write("data/raw.csv.dvc", &other.read("raw.csv.dvc"));
+    env.commit("another version");
+    let out = env.pipe(&["exp", "run", "-n", "missing"]).code(1);
+    insta::assert_snapshot!(out.stderr, @r"
+    Running experiment missing: params as they are
+    error: experiment missing failed and was not recorded: the experiment needs data/raw.csv (the version data/raw.csv.dvc records at its start), and the cache does not have it
+      hint: `pipe pull data/raw.csv.dvc` fetches it from a remote
+      hint: fix it, then run it again: pipe exp run -n missing
+    ");
+    assert_eq!(env.read("data/raw.csv"), "a\nb\n");
+}
