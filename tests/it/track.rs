@@ -573,3 +573,53 @@ fn an_experiment_refuses_tracked_data_the_cache_does_not_have() {
     ");
     assert_eq!(env.read("data/raw.csv"), "a\nb\n");
 }
+
+#[test]
+fn import_url_from_s3_records_the_etag_and_update_follows_the_object() {
+    let Some(s3) = services::s3() else { return };
+    let bucket = s3.bucket("import");
+    let put = |body: &[u8]| {
+        let (status, _) = services::http(s3, "PUT", &format!("/{bucket}/raw/reviews.tsv"), body);
+        assert_eq!(status, 200);
+    };
+    put(b"one\n");
+    let env = project()
+        .env("AWS_ACCESS_KEY_ID", services::ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env("AWS_REGION", "us-east-1");
+    env.write(
+        "pipe.toml",
+        &format!(
+            "[remote.store]\nurl = \"s3://{bucket}/cache\"\nendpoint_url = \"{}\"\nallow_http = true\n",
+            s3.endpoint
+        ),
+    );
+    let _s = env.settings().bind_to_scope();
+    let url = format!("s3://{bucket}/raw/reviews.tsv");
+    env.pipe(&["import-url", &url, "data/reviews.tsv"]).ok();
+    assert_eq!(env.read("data/reviews.tsv"), "one\n");
+    let text = env
+        .read("data/reviews.tsv.dvc")
+        .replace(&bucket, "[BUCKET]");
+    insta::assert_snapshot!(text, @r#"
+    frozen: true
+    deps:
+    - etag: '"5bbf5a52328e7439ae6e719dfe712200"'
+      size: 4
+      path: s3://[BUCKET]/raw/reviews.tsv
+    outs:
+    - md5: 5bbf5a52328e7439ae6e719dfe712200
+      size: 4
+      hash: md5
+      path: reviews.tsv
+    meta:
+      pipe:
+        reviews.tsv:
+          md5: 5bbf5a52328e7439ae6e719dfe712200
+          blake3: [HASH]
+    "#);
+    insta::assert_snapshot!(env.pipe(&["update"]).ok().stdout, @"data/reviews.tsv is up to date with its source");
+    put(b"one\ntwo\n");
+    insta::assert_snapshot!(env.pipe(&["update"]).ok().stdout, @"Updated data/reviews.tsv (8 B): data/reviews.tsv.dvc");
+    assert_eq!(env.read("data/reviews.tsv"), "one\ntwo\n");
+}
