@@ -31,7 +31,7 @@
 
 use yaml_serde::{Mapping, Value};
 
-use super::md5::{is_md5, Md5Kind};
+use super::md5::{is_md5, Md5Kind, Md5Stream};
 use crate::hash::Digest;
 use crate::lock::PathRecord;
 use crate::paths::RelPath;
@@ -348,9 +348,8 @@ impl DvcFile {
                     if let Some(size) = v.size {
                         m.insert(key("size"), Value::Number(size.into()));
                     }
-                    if v.md5.is_some() {
-                        m.insert(key("hash"), key("md5"));
-                    }
+                    // DVC 3 marks every entry it writes so.
+                    m.insert(key("hash"), key("md5"));
                     m.insert(key("path"), Value::String(d.url.clone()));
                     Value::Mapping(m)
                 })
@@ -412,8 +411,69 @@ impl DvcFile {
                 doc.insert(k.clone(), v.clone());
             }
         }
+        if !self.deps.is_empty() {
+            // An import is a stage to DVC: its `md5` (first) covers the rest.
+            let mut with_md5 = Mapping::new();
+            with_md5.insert(key("md5"), Value::String(stage_md5(&doc)));
+            with_md5.extend(doc);
+            doc = with_md5;
+        }
         yaml_serde::to_string(&Value::Mapping(doc)).expect("a .dvc file serializes")
     }
+}
+
+/// DVC's md5 of a stage (`compute_md5` in dvc/stage/utils.py): the md5 of
+/// `json.dumps(d, sort_keys=True)` of the stage without `md5`, `meta` and
+/// `desc`, leaving out at any depth the keys that do not change what the
+/// stage does (`frozen`, `size`, `nfiles`, `isexec`, `metric`, `persist`,
+/// `locked`).
+fn stage_md5(doc: &Mapping) -> String {
+    const SKIPPED: [&str; 7] = [
+        "locked", "frozen", "metric", "persist", "isexec", "size", "nfiles",
+    ];
+    fn json(v: &Value, top: bool, out: &mut String) {
+        match v {
+            Value::Null => out.push_str("null"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Number(n) => out.push_str(&n.to_string()),
+            Value::String(s) => super::md5::python_json_string(s, out),
+            Value::Sequence(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    json(item, false, out);
+                }
+                out.push(']');
+            }
+            Value::Mapping(m) => {
+                let mut entries: Vec<(&str, &Value)> = m
+                    .iter()
+                    .filter_map(|(k, v)| k.as_str().map(|k| (k, v)))
+                    .filter(|(k, _)| !SKIPPED.contains(k))
+                    .filter(|(k, _)| !top || !["md5", "meta", "desc"].contains(k))
+                    .collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                out.push('{');
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    super::md5::python_json_string(k, out);
+                    out.push_str(": ");
+                    json(v, false, out);
+                }
+                out.push('}');
+            }
+            Value::Tagged(t) => json(&t.value, top, out),
+        }
+    }
+    let mut text = String::new();
+    json(&Value::Mapping(doc.clone()), true, &mut text);
+    let mut stream = Md5Stream::new(Md5Kind::Plain);
+    stream.update(text.as_bytes());
+    stream.finish()
 }
 
 /// The `.dvc` file that tracks `path` when pipe adds it: `PATH.dvc`.
@@ -427,6 +487,17 @@ mod tests {
 
     fn rel(s: &str) -> RelPath {
         RelPath::parse(s, None).unwrap()
+    }
+
+    #[test]
+    fn an_import_carries_the_stage_md5_dvc_computes() {
+        // As `dvc import-url` (DVC 3.67) wrote it, pipe's `meta` included.
+        let text = "frozen: true\ndeps:\n- md5: e30260020baeb0398ff07b37dd33ed16\n  size: 3\n  hash: md5\n  path: /tmp/srv/r.tsv\nouts:\n- md5: e30260020baeb0398ff07b37dd33ed16\n  size: 3\n  hash: md5\n  path: r.tsv\nmeta:\n  pipe:\n    r.tsv:\n      md5: e30260020baeb0398ff07b37dd33ed16\n      blake3: c4edbcbf33a8f0638c08df7f4a130b12a59035f955a648b2766892a92d5a3afe\n";
+        let f = DvcFile::parse(&rel("r.tsv.dvc"), text).unwrap();
+        assert_eq!(
+            f.to_text(),
+            format!("md5: 597323ec4f03fff714e69fc2e579cd0a\n{text}")
+        );
     }
 
     #[test]

@@ -172,7 +172,7 @@ pub fn dir_md5(files: &[(String, String)]) -> String {
 }
 
 /// `text` as Python's `json.dumps` writes a string (ASCII only).
-fn python_json_string(text: &str, out: &mut String) {
+pub(crate) fn python_json_string(text: &str, out: &mut String) {
     out.push('"');
     for c in text.chars() {
         match c {

@@ -26,6 +26,14 @@ fn project() -> TestEnv {
         .file("data/raw.csv", "a\nb\n")
 }
 
+/// `env`'s settings, with an import's stage md5 (which covers its source
+/// URL or path, different on every run) as `[STAGE_MD5]`.
+fn import_settings(env: &TestEnv) -> insta::Settings {
+    let mut s = env.settings();
+    s.add_filter(r"(?m)^md5: [0-9a-f]{32}$", "md5: [STAGE_MD5]");
+    s
+}
+
 fn has_dvc() -> bool {
     Command::new("dvc")
         .arg("--version")
@@ -269,6 +277,15 @@ fn real_dvc_add_is_read_and_its_cache_restores_what_pipe_never_saw() {
     	changed outs:
     		not in cache:       data/data.xml
     ");
+    // And pipe's imports, stage md5 included (no "changed checksum").
+    let source = TestEnv::new().file("export.csv", "x\n");
+    let src = source.path("export.csv").display().to_string();
+    env.pipe(&["import-url", &src, "data/export.csv"]).ok();
+    insta::assert_snapshot!(dvc(&env, &["status", "data/export.csv.dvc"]), @r"
+    data/export.csv.dvc:
+    	changed outs:
+    		not in cache:       data/export.csv
+    ");
 }
 
 #[test]
@@ -399,7 +416,7 @@ impl Server {
 fn import_url_over_http_and_update_only_downloads_a_changed_source() {
     let server = Server::start("id\ttext\n1\tgood\n");
     let env = project();
-    let _s = env.settings().bind_to_scope();
+    let _s = import_settings(&env).bind_to_scope();
     let out = env
         .pipe(&["import-url", &server.url, "data/reviews.tsv"])
         .ok();
@@ -409,10 +426,12 @@ fn import_url_over_http_and_update_only_downloads_a_changed_source() {
         .read("data/reviews.tsv.dvc")
         .replace(&server.url, "[URL]");
     insta::assert_snapshot!(text, @r#"
+    md5: [STAGE_MD5]
     frozen: true
     deps:
     - etag: '"0ee57ebb442fafbe"'
       size: 15
+      hash: md5
       path: [URL]
     outs:
     - md5: d52db1922a9bdb5958db24b1c6602150
@@ -441,12 +460,13 @@ fn import_url_over_http_and_update_only_downloads_a_changed_source() {
 #[test]
 fn import_url_from_a_local_path_records_its_md5_and_updates_when_it_changes() {
     let env = project();
-    let _s = env.settings().bind_to_scope();
+    let _s = import_settings(&env).bind_to_scope();
     let source = TestEnv::new().file("export/reviews.tsv", "one\n");
     let src = source.path("export/reviews.tsv").display().to_string();
     env.pipe(&["import-url", &src, "data/reviews.tsv"]).ok();
     let text = env.read("data/reviews.tsv.dvc").replace(&src, "[SRC]");
     insta::assert_snapshot!(text, @r"
+    md5: [STAGE_MD5]
     frozen: true
     deps:
     - md5: 5bbf5a52328e7439ae6e719dfe712200
@@ -517,7 +537,7 @@ fn inode(path: &std::path::Path) -> u64 {
 #[test]
 fn an_experiment_links_tracked_data_from_the_cache_without_copying_it() {
     let env = exp_project("hardlink");
-    let dvc: serde_yaml::Value = serde_yaml::from_str(&env.read("data/raw.csv.dvc")).unwrap();
+    let dvc: yaml_serde::Value = yaml_serde::from_str(&env.read("data/raw.csv.dvc")).unwrap();
     let blake3 = dvc["meta"]["pipe"]["raw.csv"]["blake3"]
         .as_str()
         .unwrap()
@@ -536,7 +556,7 @@ fn an_experiment_links_tracked_data_from_the_cache_without_copying_it() {
 #[test]
 fn a_stage_that_writes_its_tracked_data_in_an_experiment_leaves_the_users_alone() {
     let env = exp_project("reflink");
-    let dvc: serde_yaml::Value = serde_yaml::from_str(&env.read("data/raw.csv.dvc")).unwrap();
+    let dvc: yaml_serde::Value = yaml_serde::from_str(&env.read("data/raw.csv.dvc")).unwrap();
     let blake3 = dvc["meta"]["pipe"]["raw.csv"]["blake3"]
         .as_str()
         .unwrap()
@@ -594,7 +614,7 @@ fn import_url_from_s3_records_the_etag_and_update_follows_the_object() {
             s3.endpoint
         ),
     );
-    let _s = env.settings().bind_to_scope();
+    let _s = import_settings(&env).bind_to_scope();
     let url = format!("s3://{bucket}/raw/reviews.tsv");
     env.pipe(&["import-url", &url, "data/reviews.tsv"]).ok();
     assert_eq!(env.read("data/reviews.tsv"), "one\n");
@@ -602,10 +622,12 @@ fn import_url_from_s3_records_the_etag_and_update_follows_the_object() {
         .read("data/reviews.tsv.dvc")
         .replace(&bucket, "[BUCKET]");
     insta::assert_snapshot!(text, @r#"
+    md5: [STAGE_MD5]
     frozen: true
     deps:
     - etag: '"5bbf5a52328e7439ae6e719dfe712200"'
       size: 4
+      hash: md5
       path: s3://[BUCKET]/raw/reviews.tsv
     outs:
     - md5: 5bbf5a52328e7439ae6e719dfe712200
