@@ -46,7 +46,7 @@ pub struct StatusArgs {
 pub fn run(cwd: &Path, args: StatusArgs) -> Result<ExitCode, CliError> {
     let project = load_data_project(cwd, false)?;
     if args.cloud {
-        return cloud(&project, &args);
+        return cloud(cwd, &project, &args);
     }
     let files = track::discover(&project)?;
     let (stage_args, chosen) = track::split_targets(&project, cwd, &files, &args.targets);
@@ -191,11 +191,17 @@ fn reason_of(state: TrackedState) -> &'static str {
     }
 }
 
-/// `pipe status --cloud`: the outputs of pipeline.lock the remote lacks.
-fn cloud(project: &pipe::project::Project, args: &StatusArgs) -> Result<ExitCode, CliError> {
+/// `pipe status --cloud`: the outputs of pipeline.lock and the tracked
+/// data the remote lacks.
+fn cloud(
+    cwd: &Path,
+    project: &pipe::project::Project,
+    args: &StatusArgs,
+) -> Result<ExitCode, CliError> {
     let remote = super::transfer::open_remote(project, args.remote.as_deref(), None)?;
     let scope = pipe::remote::scope::Scope {
         targets: args.targets.clone(),
+        cwd: Some(cwd.to_path_buf()),
         ..Default::default()
     };
     let set = pipe::remote::scope::collect(project, &scope)?;
@@ -203,17 +209,25 @@ fn cloud(project: &pipe::project::Project, args: &StatusArgs) -> Result<ExitCode
         .missing(&project.cache, &set)
         .map_err(pipe::Error::from)?;
     let lock = LockFile::read(&project.root).map_err(pipe::Error::from)?;
+    let files = track::discover(project)?;
+    // The stage that records a path, or the `.dvc` file that tracks it.
     let stage_of = |path: &pipe::paths::RelPath| {
         lock.stages
             .iter()
             .find(|(_, s)| s.outs.iter().any(|o| &o.path == path))
-            .map(|(n, _)| n.clone())
+            .map(|(n, _)| format!("stage {n}"))
+            .or_else(|| {
+                files
+                    .iter()
+                    .find(|f| f.outs.iter().any(|o| &o.path == path))
+                    .map(|f| f.file.to_string())
+            })
             .unwrap_or_default()
     };
     if args.json {
         let rows: Vec<serde_json::Value> = missing
             .iter()
-            .map(|p| serde_json::json!({"path": p, "stage": stage_of(p), "status": "not pushed"}))
+            .map(|p| serde_json::json!({"path": p, "stage": stage_of(p).trim_start_matches("stage "), "status": "not pushed"}))
             .collect();
         print(&format!(
             "{}\n",
@@ -223,11 +237,16 @@ fn cloud(project: &pipe::project::Project, args: &StatusArgs) -> Result<ExitCode
     }
     let mut out = String::new();
     for p in &missing {
-        out.push_str(&format!("not pushed: {p} (stage {})\n", stage_of(p)));
+        out.push_str(&format!("not pushed: {p} ({})\n", stage_of(p)));
     }
     if missing.is_empty() {
         out.push_str(&format!(
-            "Every cached output of pipeline.lock is on remote {} ({} checked).\n",
+            "{} on remote {} ({} checked).\n",
+            if files.is_empty() {
+                "Every cached output of pipeline.lock is"
+            } else {
+                "Every cached output of pipeline.lock and all tracked data are"
+            },
             remote.name,
             set.records.len()
         ));

@@ -305,11 +305,19 @@ fn push_and_pull_move_tracked_data() {
     );
     env.write("data/images/a.png", "A");
     env.pipe(&["add", "data/raw.csv", "data/images"]).ok();
+    let before = env.pipe(&["status", "--cloud"]).ok();
+    insta::assert_snapshot!(before.stdout, @r"
+    not pushed: data/images (data/images.dvc)
+    not pushed: data/raw.csv (data/raw.csv.dvc)
+    run `pipe push` to upload them to remote origin
+    ");
     let push = env.pipe(&["push"]).ok();
     let mut s = env.settings();
     s.add_filter(r"in \d+\.\d+s", "in [ELAPSED]");
     let _s = s.bind_to_scope();
     insta::assert_snapshot!(push.stderr, @"pushed 3 objects (118 B) in [ELAPSED]; 0 already on origin");
+    let after = env.pipe(&["status", "--cloud"]).ok();
+    insta::assert_snapshot!(after.stdout, @"Every cached output of pipeline.lock and all tracked data are on remote origin (2 checked).");
 
     let other = TestEnv::new()
         .env("AWS_ACCESS_KEY_ID", services::ACCESS_KEY_ID)
