@@ -653,3 +653,30 @@ fn import_url_from_s3_records_the_etag_and_update_follows_the_object() {
     insta::assert_snapshot!(env.pipe(&["update"]).ok().stdout, @"Updated data/reviews.tsv (8 B): data/reviews.tsv.dvc");
     assert_eq!(env.read("data/reviews.tsv"), "one\ntwo\n");
 }
+
+#[test]
+fn add_refuses_what_it_must_not_track_and_says_why() {
+    let env = project();
+    env.pipe(&["repro"]).ok();
+    let _s = env.settings().bind_to_scope();
+    env.write("notes.txt", "in git\n");
+    env.commit("notes");
+    let tracked = env.pipe(&["add", "notes.txt"]).code(2);
+    insta::assert_snapshot!(tracked.stderr, @r"
+    error: notes.txt is tracked by git already
+      hint: stop tracking it with git first (`git rm -r --cached notes.txt`), then `pipe add notes.txt`
+    ");
+    let output = env.pipe(&["add", "count.txt"]).code(2);
+    insta::assert_snapshot!(output.stderr, @r"
+    error: count.txt overlaps the output count.txt of stage count
+      hint: a stage's outputs are recorded in pipeline.lock when it runs; `pipe add` is for data no stage writes
+    ");
+    let missing = env.pipe(&["add", "nothing.csv"]).code(2);
+    insta::assert_snapshot!(missing.stderr, @"error: cannot add nothing.csv: no such file or directory");
+    let outside = env.pipe(&["add", "/etc/hostname"]).code(2);
+    insta::assert_snapshot!(outside.stderr, @r"
+    error: /etc/hostname is not inside the project ([ROOT])
+      hint: pipe tracks data inside the project: copy it in first
+    ");
+    assert!(!env.exists("notes.txt.dvc") && !env.exists("count.txt.dvc"));
+}
