@@ -17,82 +17,30 @@
 //!
 //! Only what `dvc.lock` needs is here: pipe hashes with BLAKE3 everywhere
 //! else; these are computed once, to check that what DVC recorded is what
-//! is on disk before pipe takes it over.
+//! is on disk before pipe takes it over. The hashing itself is
+//! [`crate::track::md5`]'s, which `.dvc` files use too.
 
-use std::fmt::Write as _;
 use std::io::Read;
 use std::path::Path;
 
-use md5::{Digest, Md5};
-
-/// Which md5 DVC recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Md5Kind {
-    /// DVC 3: the bytes as they are.
-    Plain,
-    /// DVC 2: text chunks with CRLF turned into LF.
-    Dos2Unix,
-}
+pub use crate::track::md5::Md5Kind;
+use crate::track::md5::Md5Stream;
 
 /// The md5 of a file, and its size.
 pub fn file_md5(path: &Path, kind: Md5Kind) -> std::io::Result<(String, u64)> {
     let mut file = std::fs::File::open(path)?;
-    let mut hasher = Md5::new();
+    let mut stream = Md5Stream::new(kind);
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
     loop {
-        // A full chunk each time (as Python's read(n) of a file gives),
-        // so that the text test sees the same blocks DVC saw.
-        let mut filled = 0;
-        while filled < buf.len() {
-            let n = file.read(&mut buf[filled..])?;
-            if n == 0 {
-                break;
-            }
-            filled += n;
-        }
-        if filled == 0 {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
             break;
         }
-        let chunk = &buf[..filled];
-        size += filled as u64;
-        if kind == Md5Kind::Dos2Unix && is_text_block(&chunk[..chunk.len().min(512)]) {
-            hasher.update(dos2unix(chunk));
-        } else {
-            hasher.update(chunk);
-        }
-        if filled < buf.len() {
-            break;
-        }
+        size += n as u64;
+        stream.update(&buf[..n]);
     }
-    Ok((hex(&hasher.finalize()), size))
-}
-
-/// DVC's guess that a block is text (`istextblock`).
-fn is_text_block(block: &[u8]) -> bool {
-    if block.is_empty() {
-        return true;
-    }
-    if block.contains(&0) {
-        return false;
-    }
-    let text = |b: u8| (32..127).contains(&b) || b"\n\r\t\x0c\x08".contains(&b);
-    let nontext = block.iter().filter(|&&b| !text(b)).count();
-    nontext as f64 / block.len() as f64 <= 0.30
-}
-
-fn dos2unix(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len());
-    let mut i = 0;
-    while i < data.len() {
-        if data[i] == b'\r' && data.get(i + 1) == Some(&b'\n') {
-            i += 1;
-            continue;
-        }
-        out.push(data[i]);
-        i += 1;
-    }
-    out
+    Ok((stream.finish(), size))
 }
 
 /// A directory's md5 (with `.dir`), total size and number of files.
@@ -118,60 +66,8 @@ pub fn dir_md5(path: &Path, kind: Md5Kind) -> std::io::Result<(String, u64, u64)
         size += n;
         entries.push((rel, md5));
     }
-    entries.sort();
-    let manifest = manifest(&entries);
-    let digest = hex(&Md5::digest(manifest.as_bytes()));
-    Ok((format!("{digest}.dir"), size, entries.len() as u64))
-}
-
-/// The `.dir` manifest as DVC writes it (Python's `json.dumps` of the
-/// sorted list, keys sorted).
-fn manifest(entries: &[(String, String)]) -> String {
-    let mut out = String::from("[");
-    for (i, (rel, md5)) in entries.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        out.push_str("{\"md5\": ");
-        json_string(&mut out, md5);
-        out.push_str(", \"relpath\": ");
-        json_string(&mut out, rel);
-        out.push('}');
-    }
-    out.push(']');
-    out
-}
-
-/// A JSON string as Python's `json.dumps` writes it (`ensure_ascii`).
-fn json_string(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    let _ = write!(out, "\\u{unit:04x}");
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    let digest = crate::track::md5::dir_md5(&entries);
+    Ok((digest, size, entries.len() as u64))
 }
 
 #[cfg(test)]
@@ -212,7 +108,7 @@ mod tests {
             ("é\"q".to_string(), "4567".to_string()),
         ];
         assert_eq!(
-            manifest(&entries),
+            crate::track::md5::dir_manifest(&entries),
             r#"[{"md5": "0123", "relpath": "a/b.txt"}, {"md5": "4567", "relpath": "\u00e9\"q"}]"#
         );
     }

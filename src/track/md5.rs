@@ -152,6 +152,15 @@ pub fn file_md5(path: &Path, kind: Md5Kind) -> std::io::Result<String> {
 
 /// A directory's `….dir` md5 from its files' relative paths and md5s.
 pub fn dir_md5(files: &[(String, String)]) -> String {
+    let mut hasher = Md5::new();
+    hasher.update(dir_manifest(files).as_bytes());
+    format!("{}.dir", hex(&hasher.finalize()))
+}
+
+/// The `.dir` manifest DVC hashes for a directory: its files' relative
+/// paths and md5s, sorted by path, as Python's `json.dumps(…,
+/// sort_keys=True)` writes the list.
+pub fn dir_manifest(files: &[(String, String)]) -> String {
     let mut sorted: Vec<&(String, String)> = files.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     let mut json = String::from("[");
@@ -166,9 +175,7 @@ pub fn dir_md5(files: &[(String, String)]) -> String {
         json.push('}');
     }
     json.push(']');
-    let mut hasher = Md5::new();
-    hasher.update(json.as_bytes());
-    format!("{}.dir", hex(&hasher.finalize()))
+    json
 }
 
 /// `text` as Python's `json.dumps` writes a string (ASCII only).
