@@ -51,11 +51,17 @@ impl Project {
     }
 
     /// Like [`Project::load`]; with `no_stages_ok`, a `pipeline.yaml` that
-    /// declares no stage yet (as `pipe init` writes it) is an empty
+    /// declares no stage yet (as `pipe init` writes it), or no pipeline
+    /// file at all (a DVC repository of `.dvc` files only), is an empty
     /// pipeline rather than an error: a project may hold only tracked
     /// data ([`crate::track`]).
     pub fn load_with(root: &Path, no_stages_ok: bool) -> Result<Project, Error> {
+        let no_pipeline_file =
+            !root.join(PIPELINE_FILE).is_file() && spec::dvc_files(root).is_empty();
         let pipeline = match spec::load(root) {
+            Err(_) if no_stages_ok && no_pipeline_file => {
+                Pipeline::new(root.to_path_buf(), Vec::new(), Vec::new())
+            }
             Err(e)
                 if no_stages_ok
                     && e.diagnostics.len() == 1
@@ -119,6 +125,16 @@ impl Project {
 
 /// True for a DVC repository's root that has a pipeline (a `dvc.yaml`
 /// somewhere below it).
+/// The nearest directory at or above `start` that is a DVC repository
+/// (holds `.dvc/`), with or without `dvc.yaml`: a project of tracked data
+/// only.
+pub fn find_dvc_repo(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .find(|dir| dir.join(".dvc").is_dir())
+        .map(Path::to_path_buf)
+}
+
 fn is_dvc_root(dir: &Path) -> bool {
     dir.join(".dvc").is_dir() && !spec::dvc_files(dir).is_empty()
 }

@@ -258,14 +258,15 @@ pub fn stage_targets(
 }
 
 /// Loads the project for a command that handles tracked data too: a
-/// `pipeline.yaml` without stages is accepted when `always` (commands that
-/// create tracked data) or when the project has `.dvc` files.
+/// `pipeline.yaml` without stages, or a DVC repository without pipeline
+/// file, is accepted when `always` (commands that create tracked data) or
+/// when the project has `.dvc` files.
 pub fn load_data_project(cwd: &std::path::Path, always: bool) -> Result<Project, CliError> {
     let err = match load_project(cwd) {
         Ok(p) => return Ok(p),
         Err(e) => e,
     };
-    let Some(root) = Project::find_root(cwd) else {
+    let Some(root) = Project::find_root(cwd).or_else(|| pipe::project::find_dvc_repo(cwd)) else {
         return Err(err);
     };
     match Project::load_with(&root, true) {

@@ -680,3 +680,38 @@ fn add_refuses_what_it_must_not_track_and_says_why() {
     ");
     assert!(!env.exists("notes.txt.dvc") && !env.exists("count.txt.dvc"));
 }
+
+#[test]
+fn a_dvc_repository_of_dvc_files_only_is_a_project_of_tracked_data() {
+    // `dvc init; dvc add data.csv`: no pipeline file at all.
+    let env = TestEnv::new()
+        .file(".dvc/config", "")
+        .file("data.csv", "a\nb\n")
+        .file(
+            "data.csv.dvc",
+            "outs:\n- md5: dd8c6a395b5dd36c56d23275028f526c\n  size: 4\n  hash: md5\n  path: data.csv\n",
+        );
+    assert_eq!(
+        env.pipe(&["status"]).ok().stdout,
+        "Everything is up to date.\n"
+    );
+    env.write("data.csv", "a\nb\nc\n");
+    insta::assert_snapshot!(env.pipe(&["status"]).ok().stdout, @r"
+    data.csv.dvc:
+        output data.csv modified
+    ");
+    env.pipe(&["add", "data.csv"]).ok();
+    assert_eq!(
+        env.pipe(&["status"]).ok().stdout,
+        "Everything is up to date.\n"
+    );
+    // Without `.dvc/` or a pipeline file it is not a project.
+    let bare = TestEnv::new().file("data.csv", "a\n");
+    let out = bare.pipe(&["add", "data.csv"]).code(2);
+    bare.settings().bind(|| {
+        insta::assert_snapshot!(out.stderr, @r"
+        error: no pipeline.yaml (or dvc.yaml) in [ROOT] or any parent directory
+          hint: create pipeline.yaml with a `stages:` mapping (see the README), or run pipe inside a project
+        ");
+    });
+}
