@@ -156,7 +156,7 @@ fn verify(project: &Project, path: &RelPath, entry: &DvcEntry) -> Result<(), Str
             return Err(changed());
         }
         let (found, size, nfiles) =
-            dir_md5(&abs, entry.kind()).map_err(|e| format!("{path}: {e}"))?;
+            dir_md5(&project.root, path, entry.kind()).map_err(|e| format!("{path}: {e}"))?;
         if entry.size.is_some_and(|s| s != size) || entry.nfiles.is_some_and(|n| n != nfiles) {
             return Err(changed());
         }

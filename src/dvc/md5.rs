@@ -24,6 +24,9 @@ use std::io::Read;
 use std::path::Path;
 
 pub use crate::track::md5::Md5Kind;
+
+use crate::hash::DvcIgnore;
+use crate::paths::RelPath;
 use crate::track::md5::Md5Stream;
 
 /// The md5 of a file, and its size.
@@ -43,11 +46,22 @@ pub fn file_md5(path: &Path, kind: Md5Kind) -> std::io::Result<(String, u64)> {
     Ok((stream.finish(), size))
 }
 
-/// A directory's md5 (with `.dir`), total size and number of files.
-pub fn dir_md5(path: &Path, kind: Md5Kind) -> std::io::Result<(String, u64, u64)> {
+/// The directory `dir` of the project at `root`: its md5 (with `.dir`),
+/// total size and number of files, leaving out what `.dvcignore` files
+/// ignore, as DVC does.
+pub fn dir_md5(root: &Path, dir: &RelPath, kind: Md5Kind) -> std::io::Result<(String, u64, u64)> {
+    let path = &dir.to_path(root);
+    let ignore = DvcIgnore::new(root);
     let mut entries: Vec<(String, String)> = Vec::new();
     let mut size = 0u64;
-    for entry in walkdir::WalkDir::new(path).min_depth(1) {
+    let walk = walkdir::WalkDir::new(path)
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|e| {
+            let rel = e.path().strip_prefix(root).unwrap_or(e.path());
+            !ignore.is_ignored(&rel.to_string_lossy(), e.file_type().is_dir())
+        });
+    for entry in walk {
         let entry = entry.map_err(std::io::Error::other)?;
         let file_type = entry.file_type();
         let is_file = file_type.is_file()

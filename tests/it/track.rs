@@ -715,3 +715,22 @@ fn a_dvc_repository_of_dvc_files_only_is_a_project_of_tracked_data() {
         ");
     });
 }
+
+#[test]
+fn a_directory_dvc_ran_is_taken_over_with_its_dvcignored_files_left_out() {
+    if !has_dvc() {
+        return services::missing("dvc");
+    }
+    let env = TestEnv::new()
+        .file(
+            "dvc.yaml",
+            "stages:\n  gen:\n    cmd: mkdir -p out && echo a > out/a.txt && echo t > out/scratch.tmp && echo gen >> runs.log\n    outs: [out]\n",
+        )
+        .file(".dvcignore", "*.tmp\n")
+        .git_init();
+    dvc(&env, &["init", "-q"]);
+    dvc(&env, &["repro", "-q"]);
+    let repro = env.pipe(&["repro"]).ok();
+    assert_eq!(repro.counts(), "0 ran, 0 restored, 1 up to date, 0 failed");
+    assert_eq!(env.runs(), ["gen"]);
+}
