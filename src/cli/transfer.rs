@@ -13,6 +13,7 @@ use pipe::project::Project;
 use pipe::remote::scope::{collect, Scope};
 use pipe::remote::{Remote, TransferReport};
 use pipe::run::{Event, Reporter, ReproLock};
+use pipe::track::{self, Tracker};
 
 use super::progress::{secs, Progress};
 use super::{load_data_project, print, CliError};
@@ -247,8 +248,26 @@ pub fn push(cwd: &Path, args: PushArgs) -> Result<ExitCode, CliError> {
     let report = remote
         .push(&project.cache, &set, args.verify, &Bars::new())
         .map_err(pipe::Error::from)?;
+    // What `.dvc` files name by md5 only can then be pulled elsewhere.
+    let files = tracked_files(&project, cwd, &args.transfer.targets)?;
+    let hasher = project.hasher();
+    let tracker = Tracker::new(&project, &hasher);
+    track::remote::publish(&tracker, &remote, &files)?;
     let text = summary("pushed", &report, &remote, started.elapsed());
     finish(args.transfer.json, text, &report)
+}
+
+/// The `.dvc` files a transfer's targets name (all when there are none).
+fn tracked_files(
+    project: &Project,
+    cwd: &Path,
+    targets: &[String],
+) -> Result<Vec<track::DvcFile>, CliError> {
+    let files = track::discover(project)?;
+    if targets.is_empty() {
+        return Ok(files);
+    }
+    Ok(track::split_targets(project, cwd, &files, targets).1)
 }
 
 pub fn fetch(cwd: &Path, args: FetchArgs) -> Result<ExitCode, CliError> {
@@ -270,11 +289,25 @@ fn fetch_into(
     remote: &Remote,
     t: &TransferArgs,
 ) -> Result<(TransferReport, Duration), CliError> {
-    let set = collect(project, &scope(cwd, t, false))?;
+    let mut set = collect(project, &scope(cwd, t, false))?;
+    // Data `.dvc` files name by an md5 this machine never met: by the
+    // links a push left on the remote, checked once here.
+    let hasher = project.hasher();
+    let tracker = Tracker::new(project, &hasher);
+    let files = tracked_files(project, cwd, &t.targets)?;
+    let resolved = track::remote::resolve(&tracker, remote, &files)?;
+    for (_, record) in &resolved {
+        set.add(record);
+    }
     let started = Instant::now();
-    let report = remote
+    let mut report = remote
         .fetch(&project.cache, &set, &Bars::new())
         .map_err(pipe::Error::from)?;
+    for path in track::remote::verify(project, &tracker, &resolved)? {
+        report.failed.push(format!(
+            "{path}: what the remote links to its md5 has another md5; not used"
+        ));
+    }
     Ok((report, started.elapsed()))
 }
 

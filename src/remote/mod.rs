@@ -7,6 +7,7 @@
 //! <url>/v1/objects/ab/cdef…        a file's content
 //! <url>/v1/objects/ab/cdef….dir    a directory's manifest
 //! <url>/v1/runs/ab/cdef…           run cache: stage fingerprint → outputs
+//! <url>/v1/md5/ab/cdef…            DVC md5 → BLAKE3, for `.dvc` files ([`md5map`])
 //! ```
 //!
 //! Safe for many writers at once: objects are immutable and created with a
@@ -33,6 +34,7 @@
 pub mod config;
 pub mod gc;
 pub mod known;
+mod md5map;
 pub mod profile;
 pub mod scope;
 pub mod source;

@@ -28,6 +28,7 @@
 pub mod dvcfile;
 pub mod import;
 pub mod md5;
+pub mod remote;
 
 use std::path::{Path, PathBuf};
 

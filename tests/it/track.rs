@@ -734,3 +734,81 @@ fn a_directory_dvc_ran_is_taken_over_with_its_dvcignored_files_left_out() {
     assert_eq!(repro.counts(), "0 ran, 0 restored, 1 up to date, 0 failed");
     assert_eq!(env.runs(), ["gen"]);
 }
+
+#[test]
+fn data_dvc_records_by_md5_only_is_pulled_elsewhere_through_the_remote() {
+    let Some(s3) = services::s3() else { return };
+    let bucket = s3.bucket("md5link");
+    let config = format!(
+        "[core]\nremote = \"origin\"\n\n[remote.origin]\nurl = \"s3://{bucket}/team\"\nendpoint_url = \"{}\"\nallow_http = true\n",
+        s3.endpoint
+    );
+    // `.dvc` files as DVC writes them: md5 only, no BLAKE3.
+    let dvc_files = [
+        (
+            "data.csv.dvc",
+            "outs:\n- md5: dd8c6a395b5dd36c56d23275028f526c\n  size: 4\n  hash: md5\n  path: data.csv\n",
+        ),
+        (
+            "images.dvc",
+            "outs:\n- md5: b14d3a2bc87bd77a6ca094f2bf46af89.dir\n  size: 2\n  nfiles: 2\n  hash: md5\n  path: images\n",
+        ),
+    ];
+    let with_keys = |env: TestEnv| {
+        env.env("AWS_ACCESS_KEY_ID", services::ACCESS_KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", "secret")
+            .env("AWS_REGION", "us-east-1")
+            .file("pipeline.yaml", "stages: {}\n")
+            .file("pipe.toml", &config)
+    };
+    let mut env = with_keys(TestEnv::new())
+        .file("data.csv", "a\nb\n")
+        .file("images/a.png", "A")
+        .file("images/sub/b.png", "B");
+    let mut other = with_keys(TestEnv::new());
+    for (name, text) in dvc_files {
+        env = env.file(name, text);
+        other = other.file(name, text);
+    }
+    env.pipe(&["push"]).ok();
+    assert_eq!(
+        s3.keys(&bucket, "team/v1/md5/"),
+        [
+            "team/v1/md5/b1/4d3a2bc87bd77a6ca094f2bf46af89.dir",
+            "team/v1/md5/dd/8c6a395b5dd36c56d23275028f526c",
+        ]
+    );
+    let pull = other.pipe(&["pull"]).ok();
+    insta::assert_snapshot!(pull.stdout, @r"
+    restored data.csv
+    restored images
+    ");
+    assert_eq!(other.read("data.csv"), "a\nb\n");
+    assert_eq!(other.read("images/sub/b.png"), "B");
+    assert_eq!(
+        other.pipe(&["status"]).ok().stdout,
+        "Everything is up to date.\n"
+    );
+
+    // A link that lies is refused: its content's md5 is checked.
+    let third = with_keys(TestEnv::new()).file(
+        "x.csv.dvc",
+        "outs:\n- md5: 00000000000000000000000000000000\n  size: 4\n  hash: md5\n  path: x.csv\n",
+    );
+    let (status, _) = services::http(
+        s3,
+        "PUT",
+        &format!("/{bucket}/team/v1/md5/00/000000000000000000000000000000"),
+        blake3::hash(b"a\nb\n").to_hex().as_bytes(),
+    );
+    assert_eq!(status, 200);
+    let lie = third.pipe(&["pull"]).code(1);
+    let _s = third.settings().bind_to_scope();
+    insta::assert_snapshot!(lie.stderr, @r"
+    fetched 1 objects (4 B) in [ELAPSED]; 0 already in the cache
+    failed: x.csv: what the remote links to its md5 has another md5; not used
+    error: 1 objects could not be moved
+      hint: run the command again to retry; what was moved stays moved
+    ");
+    assert!(!third.exists("x.csv"));
+}
