@@ -63,10 +63,29 @@ fn example() -> Option<TestEnv> {
         .file("src/evaluate.py", EVALUATE)
         .file("gen_data.py", GEN_DATA)
         .file("write_lock.py", WRITE_LOCK)
-        // What DVC writes to keep its outputs out of git.
+        // What DVC writes to keep its outputs and tracked data out of git.
         .file(".gitignore", "/model.pkl\n/eval\n")
-        .file("data/.gitignore", "/prepared\n/features\n");
+        .file("data/.gitignore", "/data.xml\n/prepared\n/features\n");
     run(&env, "python3", &["gen_data.py"])?;
+    // The input is tracked data, as `dvc add data/data.xml` leaves it.
+    let md5 = run(
+        &env,
+        "python3",
+        &[
+            "-c",
+            "import hashlib; print(hashlib.md5(open('data/data.xml','rb').read()).hexdigest())",
+        ],
+    )?;
+    let size = std::fs::metadata(env.root().join("data/data.xml"))
+        .unwrap()
+        .len();
+    env.write(
+        "data/data.xml.dvc",
+        &format!(
+            "outs:\n- md5: {}\n  size: {size}\n  hash: md5\n  path: data.xml\n",
+            md5.trim()
+        ),
+    );
     Some(env)
 }
 
@@ -105,6 +124,12 @@ fn an_example_get_started_project_runs_unchanged_and_nothing_dvc_ran_reruns() {
     );
     assert!(!env.exists("pipeline.lock"), "status writes nothing");
 
+    let md5_before = env.read("data/data.xml.dvc");
+    let md5_before = md5_before
+        .lines()
+        .find(|l| l.contains("md5:"))
+        .unwrap()
+        .to_string();
     let repro = env.pipe(&["repro"]).ok();
     let _s = env.settings().bind_to_scope();
     insta::assert_snapshot!(repro.stderr, @r"
@@ -176,6 +201,47 @@ fn an_example_get_started_project_runs_unchanged_and_nothing_dvc_ran_reruns() {
     eval/metrics.json  roc_auc.test    0.8063  0.7438     -0.0625
     eval/metrics.json  roc_auc.train   0.9165  0.8102     -0.1063
     ");
+
+    // New raw data, as `dvc add` would take it: status names the tracked
+    // data and the stage that reads it; `pipe add` records it and repro
+    // reruns from the first stage.
+    env.commit("max_features 12");
+    let xml = env.read("data/data.xml");
+    env.write(
+        "data/data.xml",
+        &xml.replacen("Body=\"", "Body=\"python python python ", 40),
+    );
+    let status = env.pipe(&["status"]).ok();
+    insta::assert_snapshot!(status.stdout, @r"
+    prepare:
+        dep data/data.xml modified
+    featurize:
+        upstream stage prepare will rerun
+    train:
+        upstream stage featurize will rerun
+    evaluate:
+        upstream stage featurize will rerun
+        upstream stage train will rerun
+    data/data.xml.dvc:
+        output data/data.xml modified
+    ");
+    let add = env.pipe(&["add", "data/data.xml"]).ok();
+    insta::assert_snapshot!(add.stdout, @"Added data/data.xml (55.3 kB): data/data.xml.dvc");
+    assert!(
+        !env.read("data/data.xml.dvc").contains(&md5_before),
+        "the .dvc file records the new version"
+    );
+    env.pipe(&["repro"]).ok();
+    assert_eq!(
+        env.runs()[7..],
+        ["prepare", "featurize", "train", "evaluate"]
+    );
+    // The first version was DVC's (its cache is not here): pipe says
+    // where it would come from, and replaces nothing.
+    env.git(&["checkout", "-q", "HEAD", "--", "data/data.xml.dvc"]);
+    let back = env.pipe(&["checkout", "data/data.xml.dvc"]).code(1);
+    insta::assert_snapshot!(back.stdout, @"cannot restore data/data.xml: not in the cache (`pipe pull data/data.xml.dvc` fetches it from a remote)");
+    assert_ne!(env.read("data/data.xml"), xml);
 }
 
 #[test]
