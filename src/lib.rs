@@ -27,6 +27,9 @@
 //! Data outside the pipeline: [`track`] keeps raw data (`pipe add`,
 //! `pipe import-url`) in the cache through DVC's own `.dvc` files.
 //!
+//! Serving: [`serve`] answers HTTP requests with a model the `fit` stage
+//! wrote (`pipe serve`).
+//!
 //! Comparing runs: [`git`] reads the project at any commit, [`compare`]
 //! flattens and diffs metrics and params, and [`exp`] records experiments
 //! as commits under their own refs.
@@ -56,6 +59,7 @@ pub mod plan;
 pub mod project;
 pub mod remote;
 pub mod run;
+pub mod serve;
 pub mod spec;
 pub mod track;
 pub mod workspace;

@@ -24,6 +24,7 @@ mod predict;
 mod progress;
 mod remote;
 mod repro;
+mod serve;
 mod stage;
 mod status;
 mod transfer;
@@ -80,6 +81,7 @@ enum Command {
     Pull(transfer::PullArgs),
     Gc(gc::GcArgs),
     Predict(predict::PredictArgs),
+    Serve(serve::ServeArgs),
     Metrics(metrics::MetricsArgs),
     Params(params::ParamsArgs),
     Exp(exp::ExpArgs),
@@ -143,6 +145,7 @@ pub fn main() -> ExitCode {
             Command::Pull(args) => transfer::pull(&cwd, args),
             Command::Gc(args) => gc::run(&cwd, args),
             Command::Predict(args) => predict::run(&cwd, args),
+            Command::Serve(args) => serve::run(&cwd, args),
             Command::Metrics(args) => metrics::run(&cwd, args),
             Command::Params(args) => params::run(&cwd, args),
             Command::Exp(args) => exp::run(&cwd, args),

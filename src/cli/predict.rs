@@ -12,7 +12,8 @@ use pipe_stages::model::Model;
 use super::{print, CliError};
 
 /// Classify texts with a fitted model (as written by the `fit` stage), one
-/// JSON line per text: {"text", "prediction", "prediction_score" (0–100)}.
+/// JSON line per text: {"text", "prediction", "prediction_score" (0–100)},
+/// as `pipe serve` answers.
 /// A text none of whose words the model knows gets a warning on stderr:
 /// its prediction is the model's prior alone.
 #[derive(Debug, Args)]
@@ -38,50 +39,27 @@ pub fn run(cwd: &Path, args: PredictArgs) -> Result<ExitCode, CliError> {
     } else {
         args.texts
     };
-    // Transformed once: the features tell which texts the model knows
-    // nothing of, and give the probabilities.
-    let features = model.vectorizer().transform(&texts);
-    let proba = model
-        .classifier()
-        .predict_proba(&features)
-        .expect("the vectorizer's columns are the classifier's features");
-    let classes = model.classes();
+    // The prediction path of `pipe serve` too: the same answer, score and all.
+    let predictions = model.predictions(&texts);
     let mut out = String::new();
-    for (i, text) in texts.iter().enumerate() {
-        if features.row(i).0.is_empty() {
+    for (text, p) in texts.iter().zip(&predictions) {
+        if p.known_terms == 0 {
             eprintln!(
                 "warning: no word of {} is in the model's vocabulary: its prediction is the model's prior alone",
                 json!(text)
             );
         }
-        let row = proba.row(i);
-        let best = (0..row.len())
-            .max_by(|&a, &b| row[a].total_cmp(&row[b]))
-            .unwrap_or(0);
         // Written by hand to keep the documented key order.
         out.push_str(&format!(
             "{{\"text\":{},\"prediction\":{},\"prediction_score\":{}}}",
             json!(text),
-            json!(class_name(classes, best)),
-            json!((row[best] * 10000.0).round() / 100.0),
+            json!(p.label),
+            json!(p.score),
         ));
         out.push('\n');
     }
     print(&out)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Binary models over classes {0, 1} speak of negative and positive; other
-/// models name the class by its label.
-fn class_name(classes: &[i64], index: usize) -> String {
-    match (classes, index) {
-        ([0, 1], 0) => "negative".into(),
-        ([0, 1], 1) => "positive".into(),
-        _ => classes
-            .get(index)
-            .map(ToString::to_string)
-            .unwrap_or_default(),
-    }
 }
 
 fn read_stdin() -> Result<Vec<String>, CliError> {

@@ -573,7 +573,7 @@ fn binary_run(
 }
 
 /// The logistic sigmoid `1 / (1 + e^{−z})`, stable for large |z|.
-fn expit(z: f64) -> f64 {
+pub(crate) fn expit(z: f64) -> f64 {
     if z >= 0.0 {
         1.0 / (1.0 + (-z).exp())
     } else {

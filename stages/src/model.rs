@@ -2,8 +2,32 @@
 //!
 //! A [`Model`] is a fitted [`TfidfVectorizer`] followed by a fitted
 //! [`LogisticModel`], plus the params and solver outcome of the fit. It
-//! turns raw texts into class probabilities, which is what `pipe predict`
-//! needs; `save` and `load` move it through one JSON file.
+//! turns raw texts into class probabilities; `save` and `load` move it
+//! through one JSON file.
+//!
+//! # Predictions
+//!
+//! [`Model::predictions`] is the one prediction path of `pipe predict` and
+//! `pipe serve`: a [`Prediction`] per text, with the answer of the mlseries
+//! sentiment service it stands in for:
+//!
+//! - the class is sklearn's `predict` (for two classes, the second when the
+//!   decision value is positive; else the first highest decision value);
+//! - its label is `negative` / `positive` for a model of classes `[0, 1]`,
+//!   else the class number as text;
+//! - the score is the confidence in that class × 100 with 3 decimals, as
+//!   mlseries computes it: for two classes `s = np.round(p₁ × 100, 3)` and
+//!   the score is `s` for the second class, `round(100 − s, 3)` for the
+//!   first; for more classes, `np.round(p × 100, 3)` of the predicted one.
+//!
+//! mlseries lowercases a text before its pipeline; the vectorizer lowercases
+//! every text itself (as sklearn's `CountVectorizer` does, see
+//! [`crate::text`]), so a lowercased text and the text itself are the same
+//! input here. The decision values are computed per row straight from the
+//! coefficients, summed in the order [`LogisticModel::decision_function`]
+//! sums them, so they equal the batch path bit for bit without its
+//! transposed copy of the coefficients (which would cost more than the
+//! prediction of one short text).
 //!
 //! # File format (`format_version` 1)
 //!
@@ -162,13 +186,18 @@ fn load_json(path: &Path, kind: &FileKind) -> Result<Value, ModelError> {
         path: path.to_path_buf(),
         source,
     })?;
+    parse_json(path, &bytes, kind)
+}
+
+/// [`load_json`] of bytes already read from `path`.
+fn parse_json(path: &Path, bytes: &[u8], kind: &FileKind) -> Result<Value, ModelError> {
     let not_a_model = |reason: String| ModelError::NotAModel {
         path: path.to_path_buf(),
         kind: kind.name,
         reason,
     };
     let value: Value =
-        serde_json::from_slice(&bytes).map_err(|e| not_a_model(format!("it is not JSON ({e})")))?;
+        serde_json::from_slice(bytes).map_err(|e| not_a_model(format!("it is not JSON ({e})")))?;
     match value.get("format").and_then(Value::as_str) {
         Some(f) if f == kind.format => {}
         Some(other) => return Err(not_a_model(format!("its format is `{other}`"))),
@@ -341,6 +370,68 @@ impl Model {
         self.classifier.classes()
     }
 
+    /// The prediction for each text, in order (see the module docs).
+    pub fn predictions<S: AsRef<str>>(&self, texts: &[S]) -> Vec<Prediction> {
+        let x = self.vectorizer.transform(texts);
+        let classes = self.classifier.classes();
+        let coef: Vec<&[f64]> = self.classifier.coef_rows().collect();
+        let intercept = self.classifier.intercept();
+        let mut z = vec![0.0; coef.len()];
+        (0..x.nrows())
+            .map(|i| {
+                let (cols, vals) = x.row(i);
+                for ((z, w), b) in z.iter_mut().zip(&coef).zip(intercept) {
+                    // The sum of `Csr::mul_dense`, term for term.
+                    let dot: f64 = if coef.len() == 1 {
+                        cols.iter()
+                            .zip(vals)
+                            .map(|(&j, &v)| v * w[j as usize])
+                            .sum()
+                    } else {
+                        let mut acc = 0.0;
+                        for (&j, &v) in cols.iter().zip(vals) {
+                            acc += v * w[j as usize];
+                        }
+                        acc
+                    };
+                    *z = dot + b;
+                }
+                let (class_index, score) = if classes.len() == 2 {
+                    let s = np_round3(logistic::expit(z[0]) * 100.0);
+                    if z[0] > 0.0 {
+                        (1, s)
+                    } else {
+                        (0, ((100.0 - s) * 1000.0).round() / 1000.0)
+                    }
+                } else {
+                    let best = (1..z.len()).fold(0, |b, c| if z[c] > z[b] { c } else { b });
+                    let max = z[best];
+                    let sum: f64 = z.iter().map(|&v| (v - max).exp()).sum();
+                    (best, np_round3((1.0 / sum) * 100.0))
+                };
+                Prediction {
+                    class: classes[class_index],
+                    label: self.label(class_index),
+                    score,
+                    known_terms: cols.len(),
+                }
+            })
+            .collect()
+    }
+
+    /// The name of the class at `index`: `negative` / `positive` for a
+    /// model of classes `[0, 1]`, else the class number.
+    pub fn label(&self, index: usize) -> String {
+        match (self.classes(), index) {
+            ([0, 1], 0) => "negative".into(),
+            ([0, 1], 1) => "positive".into(),
+            (classes, _) => classes
+                .get(index)
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        }
+    }
+
     /// Writes the model to `path` atomically (temporary file + rename),
     /// creating parent directories.
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
@@ -350,6 +441,18 @@ impl Model {
     /// Reads a model written by [`Model::save`].
     pub fn load(path: &Path) -> Result<Model, ModelError> {
         let value = load_json(path, &MODEL_FILE)?;
+        Model::from_value(path, value)
+    }
+
+    /// Reads a model from the bytes of a file written by [`Model::save`];
+    /// `path` names it in errors. (For a caller that needs the bytes too,
+    /// e.g. to hash exactly the version it loaded.)
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Model, ModelError> {
+        let value = parse_json(path, bytes, &MODEL_FILE)?;
+        Model::from_value(path, value)
+    }
+
+    fn from_value(path: &Path, value: Value) -> Result<Model, ModelError> {
         let file: ModelFile =
             serde_json::from_value(value).map_err(|e| corrupt(path, &MODEL_FILE, e.to_string()))?;
         Model::from_file(file).map_err(|reason| corrupt(path, &MODEL_FILE, reason))
@@ -397,6 +500,25 @@ impl Model {
             converged: c.converged,
         })
     }
+}
+
+/// The answer for one text; see the module docs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// The predicted class, as in the training labels.
+    pub class: i64,
+    /// Its name: `negative` / `positive`, or the class number.
+    pub label: String,
+    /// The confidence in the class × 100, 3 decimals (0–100).
+    pub score: f64,
+    /// Terms of the text found in the vocabulary (with repeats counted
+    /// once): 0 means the prediction is the model's prior alone.
+    pub known_terms: usize,
+}
+
+/// numpy's `np.round(x, 3)`: scaled, rounded half to even, scaled back.
+fn np_round3(x: f64) -> f64 {
+    (x * 1000.0).round_ties_even() / 1000.0
 }
 
 /// The on-disk layout; see the module docs.
@@ -494,6 +616,76 @@ mod tests {
         // No known word: the intercept alone decides.
         let b = m.classifier().intercept()[0];
         assert!((p.row(2)[1] - 1.0 / (1.0 + (-b).exp())).abs() < 1e-15);
+    }
+
+    #[test]
+    fn predictions_are_predict_and_predict_proba_as_mlseries_rounds_them() {
+        let m = fitted();
+        let texts = [
+            "a great and wonderful story",
+            "dull boring mess",
+            "zzz",
+            "",
+            "Great FUN",
+        ];
+        let got = m.predictions(&texts);
+        let labels = m.predict(&texts);
+        let proba = m.predict_proba(&texts);
+        for (i, p) in got.iter().enumerate() {
+            assert_eq!(p.class, labels[i], "{}", texts[i]);
+            let p1 = proba.row(i)[1];
+            let s = (p1 * 100.0 * 1000.0).round_ties_even() / 1000.0;
+            let want = if p.class == 1 {
+                s
+            } else {
+                ((100.0 - s) * 1000.0).round() / 1000.0
+            };
+            assert_eq!(p.score.to_bits(), want.to_bits(), "{}", texts[i]);
+            assert_eq!(p.label, ["negative", "positive"][p.class as usize]);
+        }
+        assert_eq!(got[0].label, "positive");
+        assert_eq!(got[1].label, "negative");
+        assert_eq!((got[2].known_terms, got[3].known_terms), (0, 0));
+        assert_eq!(got[4].known_terms, 2);
+        // Three decimals, no more.
+        for p in &got {
+            assert_eq!(p.score, format!("{:.3}", p.score).parse::<f64>().unwrap());
+        }
+    }
+
+    #[test]
+    fn predictions_of_many_classes_name_the_class_and_its_probability() {
+        let p = LogisticParams {
+            c: 10.0,
+            max_iter: 200,
+            tol: 1e-6,
+        };
+        let texts = [
+            "red apple",
+            "red cherry",
+            "green leaf",
+            "green grass",
+            "blue sky",
+            "blue sea",
+        ];
+        let m = Model::fit(&texts, &[2, 2, 5, 5, 7, 7], &VectorizeParams::default(), &p)
+            .unwrap()
+            .model;
+        let probe = ["red", "green grass", "blue", "nothing known"];
+        let got = m.predictions(&probe);
+        let proba = m.predict_proba(&probe);
+        assert_eq!(
+            got.iter().map(|p| p.class).collect::<Vec<_>>(),
+            m.predict(&probe)
+        );
+        for (i, p) in got.iter().enumerate() {
+            let k = m.classes().iter().position(|&c| c == p.class).unwrap();
+            let want = (proba.row(i)[k] * 100.0 * 1000.0).round_ties_even() / 1000.0;
+            assert_eq!(p.score.to_bits(), want.to_bits());
+            assert_eq!(p.label, p.class.to_string());
+        }
+        assert_eq!(got[0].label, "2");
+        assert_eq!(got[1].label, "5");
     }
 
     #[test]
