@@ -299,6 +299,9 @@ async fn connection(
         .timer(TokioTimer::new())
         .header_read_timeout(read_timeout)
         .keep_alive(true)
+        // A client that shuts its side down after the request still gets
+        // the answer.
+        .half_close(true)
         .serve_connection(TokioIo::new(stream), service);
     let mut draining = *drain.borrow();
     if draining {

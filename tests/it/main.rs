@@ -27,6 +27,7 @@ mod ml;
 mod readme;
 mod remote;
 mod repro;
+mod serve;
 mod services;
 mod spec;
 mod stage_edit;
