@@ -56,6 +56,7 @@ pub mod hash;
 pub mod lock;
 pub mod paths;
 pub mod plan;
+pub mod plots;
 pub mod project;
 pub mod remote;
 pub mod run;

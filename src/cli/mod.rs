@@ -20,6 +20,7 @@ mod import_url;
 mod init;
 mod metrics;
 mod params;
+pub mod plots;
 mod predict;
 mod progress;
 mod remote;
@@ -84,6 +85,7 @@ enum Command {
     Serve(serve::ServeArgs),
     Metrics(metrics::MetricsArgs),
     Params(params::ParamsArgs),
+    Plots(plots::PlotsArgs),
     Exp(exp::ExpArgs),
     Completions(completions::CompletionsArgs),
     ImportDvc(import_dvc::ImportDvcArgs),
@@ -148,6 +150,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run(&cwd, args),
             Command::Metrics(args) => metrics::run(&cwd, args),
             Command::Params(args) => params::run(&cwd, args),
+            Command::Plots(args) => plots::run(&cwd, args),
             Command::Exp(args) => exp::run(&cwd, args),
             Command::Completions(args) => completions::run(args),
             Command::ImportDvc(args) => import_dvc::run(&cwd, args),

@@ -24,6 +24,7 @@ mod integrity;
 mod interrupt;
 mod limits;
 mod ml;
+mod plots;
 mod readme;
 mod remote;
 mod repro;

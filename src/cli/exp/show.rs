@@ -67,6 +67,25 @@ pub struct ShowArgs {
     /// Print CSV (every column, full precision, dates as ISO 8601).
     #[arg(long, conflicts_with_all = ["json", "md"])]
     pub csv: bool,
+    /// Write a page instead (needs no network): the table, sorted by a
+    /// click on a heading, and a chart of a metric (--y) against a param
+    /// (--x), on a log scale when the param spans decades.
+    #[arg(long, conflicts_with_all = ["csv", "json", "md"])]
+    pub html: bool,
+    /// With --html: the file to write [default: pipe_plots/experiments.html].
+    #[arg(short = 'o', long = "out", value_name = "FILE", requires = "html")]
+    pub out: Option<std::path::PathBuf>,
+    /// With --html: the param of the chart's x axis, `KEY` or `FILE:KEY`
+    /// [default: the first numeric param that varies].
+    #[arg(long, value_name = "[FILE:]KEY", requires = "html")]
+    pub x: Option<String>,
+    /// With --html: the metric of the chart's y axis [default: the first
+    /// numeric metric].
+    #[arg(long, value_name = "[FILE:]KEY", requires = "html")]
+    pub y: Option<String>,
+    /// With --html: open the page in the default browser.
+    #[arg(long, requires = "html")]
+    pub open: bool,
     #[command(flatten)]
     pub format: FormatArgs,
 }
@@ -172,8 +191,9 @@ fn pattern(flag: &str, patterns: &[String]) -> Result<Option<regex::Regex>, CliE
     })
 }
 
-/// The column `--sort-by` names.
+/// The column `--sort-by` (or `flag`) names.
 fn sort_column(
+    flag: &str,
     by: &str,
     keys: &BTreeSet<Key>,
     labels: &BTreeMap<Key, String>,
@@ -196,7 +216,7 @@ fn sort_column(
                 .collect();
             let near = pipe::spec::diagnostic::did_you_mean(by, names.iter().map(String::as_str));
             Err(usage(
-                format!("--sort-by {by}: no metric or param of that name"),
+                format!("{flag} {by}: no metric or param of that name"),
                 match near {
                     Some(near) => format!("did you mean `{near}`?"),
                     None => "name a column of `pipe exp show`, or FILE:KEY".into(),
@@ -204,7 +224,7 @@ fn sort_column(
             ))
         }
         several => Err(usage(
-            format!("--sort-by {by}: several columns have that name"),
+            format!("{flag} {by}: several columns have that name"),
             format!(
                 "name one as FILE:KEY: {}",
                 several
@@ -347,7 +367,7 @@ pub(super) fn show(cwd: &Path, args: ShowArgs) -> Result<ExitCode, CliError> {
         .collect();
     let labels = labels(&keys);
     let sort = match &args.sort_by {
-        Some(by) => Some(sort_column(by, &keys, &labels)?),
+        Some(by) => Some(sort_column("--sort-by", by, &keys, &labels)?),
         None => None,
     };
     if let Some(column) = &sort {
@@ -379,6 +399,10 @@ pub(super) fn show(cwd: &Path, args: ShowArgs) -> Result<ExitCode, CliError> {
                     && (!args.only_changed || varies(k)))
         })
         .collect();
+
+    if args.html {
+        return html(cwd, &project, &args, &rows, &columns, &labels);
+    }
 
     if args.format.json {
         let out: Vec<Json> = rows
@@ -513,6 +537,77 @@ pub(super) fn show(cwd: &Path, args: ShowArgs) -> Result<ExitCode, CliError> {
         );
     }
     print(&table::cut_lines(&fitted.to_text(), width))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `exp show --html`: the page of the table and chart.
+fn html(
+    cwd: &Path,
+    project: &pipe::project::Project,
+    args: &ShowArgs,
+    rows: &[Row],
+    columns: &[&Key],
+    labels: &BTreeMap<Key, String>,
+) -> Result<ExitCode, CliError> {
+    use pipe::plots::experiments::{self as page, Chart, ExpRow, ExpTable};
+    let mut headers = vec!["Experiment".to_string()];
+    headers.extend(columns.iter().map(|k| labels[*k].clone()));
+    let table = ExpTable {
+        headers,
+        rows: rows
+            .iter()
+            .map(|r| ExpRow {
+                name: if r.queued {
+                    format!("{} (queued)", r.name)
+                } else {
+                    r.name.clone()
+                },
+                cells: columns.iter().map(|k| r.values.get(*k).cloned()).collect(),
+            })
+            .collect(),
+    };
+    let shown: BTreeSet<Key> = columns.iter().map(|k| (*k).clone()).collect();
+    let numeric = |k: &Key| {
+        rows.iter()
+            .any(|r| r.values.get(k).is_some_and(Json::is_number))
+    };
+    let varies = |k: &Key| {
+        let mut seen: Vec<&Json> = rows.iter().filter_map(|r| r.values.get(k)).collect();
+        seen.dedup();
+        seen.len() > 1
+    };
+    let pick = |flag: &str, by: &Option<String>, kind: Kind| -> Result<Option<Key>, CliError> {
+        match by {
+            Some(by) => sort_column(flag, by, &shown, labels).map(Some),
+            None => Ok(columns
+                .iter()
+                .filter(|k| k.kind == kind && numeric(k))
+                .find(|k| kind == Kind::Metric || varies(k))
+                .or_else(|| columns.iter().find(|k| k.kind == kind && numeric(k)))
+                .map(|k| (*k).clone())),
+        }
+    };
+    let x = pick("--x", &args.x, Kind::Param)?;
+    let y = pick("--y", &args.y, Kind::Metric)?;
+    let index = |k: &Key| columns.iter().position(|c| *c == k).map(|i| i + 1);
+    let chart = match (x.as_ref().and_then(index), y.as_ref().and_then(index)) {
+        (Some(x), Some(y)) => Some(Chart { x, y }),
+        _ => {
+            eprintln!("note: no chart: the experiments have no numeric param and metric (choose with --x and --y)");
+            None
+        }
+    };
+    let text = page::render("Experiments", &table, chart, args.format.precision);
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("pipe_plots/experiments.html"));
+    let file = crate::cli::plots::write_file(cwd, project, &out, &text)?;
+    let url = format!("file://{}", file.display());
+    print(&format!("{url}\n"))?;
+    if args.open {
+        crate::cli::plots::open(&url);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
