@@ -129,8 +129,13 @@ fn legend(out: &mut String, series: &[Series], x: f64, y: f64) {
         if let Some(note) = &s.note {
             name = format!("{name} ({note})");
         }
-        let shown: String = if name.chars().count() > 34 {
-            name.chars().take(33).chain(['…']).collect()
+        // A long name keeps its end: where files differ (`…/roc/test.json: tpr`).
+        let chars = name.chars().count();
+        let shown: String = if chars > 34 {
+            ['…']
+                .into_iter()
+                .chain(name.chars().skip(chars - 33))
+                .collect()
         } else {
             name.clone()
         };
