@@ -9,6 +9,9 @@
 //! ```
 //!
 //! The environment variable `PIPE_CACHE_LINK` overrides `cache.link`.
+//!
+//! `[executor]` chooses where stages run and what cluster jobs ask for
+//! (see [`crate::executor::ExecutorConfig`]).
 
 use std::path::Path;
 
@@ -19,12 +22,14 @@ use crate::remote::config::{Remotes, LOCAL_CONFIG_FILE};
 
 pub const CONFIG_FILE: &str = "pipe.toml";
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
     pub link: LinkMode,
     /// `[core] remote` and `[remote.NAME]`, merged from `pipe.toml` and
     /// `pipe.local.toml` (see [`crate::remote::config`]).
     pub remotes: Remotes,
+    /// `[executor]`.
+    pub executor: crate::executor::ExecutorConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -37,6 +42,8 @@ struct RawConfig {
     _core: Option<toml::Value>,
     #[serde(default, rename = "remote")]
     _remote: Option<toml::Value>,
+    #[serde(default)]
+    executor: crate::executor::ExecutorConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -70,7 +77,11 @@ impl Config {
                 ),
             })?,
         };
-        Ok(Config { link, remotes })
+        Ok(Config {
+            link,
+            remotes,
+            executor: raw.executor,
+        })
     }
 }
 

@@ -596,6 +596,8 @@ mod tests {
             cmd_template: vec![],
             cmd_vars: BTreeMap::new(),
             file: 0,
+            executor: None,
+            resources: Default::default(),
         }
     }
 

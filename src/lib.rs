@@ -46,6 +46,7 @@ pub mod config;
 pub mod dag_view;
 pub mod dvc;
 pub mod error;
+pub mod executor;
 pub mod exp;
 pub mod fingerprint;
 pub mod gc;

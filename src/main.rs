@@ -13,5 +13,18 @@ fn main() -> ExitCode {
     if args.len() >= 3 && args[1] == SUPERVISE_ARG {
         std::process::exit(supervise(&args[2], &args[3..]));
     }
+    // `pipe __builtin STAGE`: internal, a built-in stage in a cluster job
+    // (see `pipe::executor::script`).
+    if args.len() == 3 && args[1] == pipe::executor::script::BUILTIN_ARG {
+        let stage = args[2].to_string_lossy();
+        let root = std::env::current_dir().unwrap_or_default();
+        return match pipe::run::builtin_in_job(&root, &stage) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("pipe: stage {stage}: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     cli::main()
 }

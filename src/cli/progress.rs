@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use pipe::run::{Event, Outcome, Reporter, Stream};
+use pipe::run::{Event, JobPhase, Outcome, Reporter, Stream};
 
 pub struct Progress {
     bar: ProgressBar,
@@ -119,6 +119,29 @@ impl Reporter for Progress {
             )),
             Event::Warning { stage, message } => {
                 self.say(format!("warning: stage {stage}: {message}"))
+            }
+            Event::Job {
+                stage,
+                scheduler,
+                job,
+                phase,
+            } => {
+                let job = match scheduler {
+                    "the scheduler" => format!("job {job}"),
+                    name => format!("{name} job {job}"),
+                };
+                self.say(match phase {
+                    JobPhase::Submitted => format!("Stage {stage}: submitted as {job}"),
+                    JobPhase::Adopted => format!(
+                        "Stage {stage}: following {job}, submitted by an earlier run that was stopped"
+                    ),
+                    JobPhase::Queued { reason: Some(r) } => {
+                        format!("Stage {stage}: {job} is queued ({r})")
+                    }
+                    JobPhase::Queued { reason: None } => format!("Stage {stage}: {job} is queued"),
+                    JobPhase::Running => format!("Stage {stage}: {job} is running"),
+                    JobPhase::Cancelling => format!("Stage {stage}: cancelling {job}"),
+                })
             }
             Event::Finished {
                 stage,

@@ -61,12 +61,75 @@ pub struct ReproArgs {
     /// The remote for --pull (default: the default remote).
     #[arg(short = 'r', long, value_name = "NAME", requires = "pull")]
     pub remote: Option<String>,
+    /// Where stages run that do not name an executor of their own: `local`,
+    /// `slurm` (each stage that must run is a Slurm job) or `generic` (the
+    /// templates of [executor.generic] in pipe.toml) [default: [executor]
+    /// kind of pipe.toml, else local].
+    #[arg(long, value_name = "KIND", value_parser = parse_executor)]
+    pub executor: Option<pipe::executor::Kind>,
+}
+
+fn parse_executor(text: &str) -> Result<pipe::executor::Kind, String> {
+    pipe::executor::Kind::parse(text).ok_or_else(|| {
+        format!(
+            "`{text}` is no executor; executors are: {}",
+            pipe::executor::Kind::NAMES.join(", ")
+        )
+    })
+}
+
+/// `-j` when it is not given: the cores of this machine for local stages;
+/// for a cluster executor, `[executor] jobs` (the cluster does the work,
+/// pipe only waits for it).
+pub fn default_jobs(
+    project: &pipe::project::Project,
+    executor: Option<pipe::executor::Kind>,
+) -> usize {
+    let config = &project.config.executor;
+    let kind = executor.unwrap_or(config.kind);
+    let cluster = kind != pipe::executor::Kind::Local
+        || project
+            .pipeline
+            .stages
+            .iter()
+            .any(|s| s.executor.is_some_and(|k| k != pipe::executor::Kind::Local));
+    match cluster {
+        true => config
+            .jobs
+            .unwrap_or(pipe::executor::ExecutorConfig::DEFAULT_JOBS),
+        false => ReproOptions::default().jobs,
+    }
+}
+
+/// Checks that the executors the stages will use are configured.
+fn check_executors(
+    project: &pipe::project::Project,
+    executor: Option<pipe::executor::Kind>,
+) -> Result<(), CliError> {
+    let config = &project.config.executor;
+    let mut kinds: std::collections::BTreeSet<pipe::executor::Kind> = project
+        .pipeline
+        .stages
+        .iter()
+        .filter_map(|s| s.executor)
+        .collect();
+    kinds.insert(executor.unwrap_or(config.kind));
+    for kind in kinds {
+        if let Err(e) = pipe::executor::scheduler(kind, config) {
+            return Err(CliError {
+                message: format!("{}: {e}", pipe::config::CONFIG_FILE),
+                hints: e.hint().into_iter().collect(),
+                code: 2,
+            });
+        }
+    }
+    Ok(())
 }
 
 pub fn run(cwd: &Path, args: ReproArgs) -> Result<ExitCode, CliError> {
     let project = load_project(cwd)?;
     let targets = stage_targets(&project, cwd, &args.targets, args.recursive, args.glob)?;
-    let defaults = ReproOptions::default();
+    check_executors(&project, args.executor)?;
     let opts = ReproOptions {
         targets,
         selection: if args.single_item {
@@ -78,12 +141,15 @@ pub fn run(cwd: &Path, args: ReproArgs) -> Result<ExitCode, CliError> {
         },
         force: args.force,
         keep_going: args.keep_going,
-        jobs: args.jobs.unwrap_or(defaults.jobs),
+        jobs: args
+            .jobs
+            .unwrap_or_else(|| default_jobs(&project, args.executor)),
         use_run_cache: !args.no_run_cache,
         run_id: String::new(),
         supervisor: std::env::current_exe().ok(),
         pull: None,
         interrupt: run::Interrupt::new(),
+        executor: args.executor,
     };
     if args.jobs == Some(0) {
         return Err(CliError {

@@ -72,6 +72,14 @@ pub enum Event<'a> {
     },
     /// A stage's outputs were found in a remote's run cache and downloaded.
     Pulled { stage: &'a str, remote: &'a str },
+    /// A stage's job in a cluster scheduler (see [`crate::executor`]).
+    Job {
+        stage: &'a str,
+        /// How messages name the scheduler: `Slurm`, `the scheduler`.
+        scheduler: &'a str,
+        job: &'a str,
+        phase: JobPhase<'a>,
+    },
     /// Something the user should know about a stage that does not fail it
     /// (a damaged cache object was set aside and the stage runs instead).
     Warning { stage: &'a str, message: &'a str },
@@ -80,6 +88,23 @@ pub enum Event<'a> {
         outcome: &'a Outcome,
         elapsed: Duration,
     },
+}
+
+/// What happened to a stage's job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobPhase<'a> {
+    /// Submitted by this run.
+    Submitted,
+    /// Submitted by an earlier run that was killed, and followed by this
+    /// one instead of submitting the stage again.
+    Adopted,
+    /// Waiting in the queue (for the scheduler's `reason`).
+    Queued {
+        reason: Option<&'a str>,
+    },
+    Running,
+    /// The run was interrupted: the job is being cancelled.
+    Cancelling,
 }
 
 pub trait Reporter: Sync {

@@ -18,6 +18,7 @@
 pub mod command;
 pub mod events;
 pub mod interrupt;
+mod job;
 pub mod kept;
 pub mod leftovers;
 mod lock_guard;
@@ -28,8 +29,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-pub use events::{Event, Outcome, Reporter, Silent, Stream};
+pub use events::{Event, JobPhase, Outcome, Reporter, Silent, Stream};
 pub use interrupt::Interrupt;
+pub use job::builtin_in_job;
 pub use lock_guard::ReproLock;
 
 use crate::error::Error;
@@ -59,6 +61,10 @@ pub struct ReproOptions {
     pub pull: Option<std::sync::Arc<crate::remote::Remote>>,
     /// Set by the caller to stop the run (see [`interrupt`]).
     pub interrupt: Interrupt,
+    /// `--executor`: where the stages that do not name an executor of
+    /// their own run (`None`: `[executor] kind` of `pipe.toml`; see
+    /// [`crate::executor`]).
+    pub executor: Option<crate::executor::Kind>,
 }
 
 impl Default for ReproOptions {
@@ -76,6 +82,7 @@ impl Default for ReproOptions {
             supervisor: None,
             pull: None,
             interrupt: Interrupt::new(),
+            executor: None,
         }
     }
 }

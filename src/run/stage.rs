@@ -151,11 +151,23 @@ fn run_stage(
     if let Some(message) = missing_dep(project, &decision.reasons) {
         return Ok(unchanged(Outcome::Failed(message)));
     }
-    // (After a keep above, what it stored is held: nothing more to do.)
-    if let Err(message) = keep(project, stage, locked, seen, hasher, reporter) {
-        return Ok(unchanged(Outcome::Failed(message)));
-    }
-    if let Err(message) = execute(project, stage, &seen.params, run, &held_claims, reporter) {
+    // A job that a killed earlier run submitted for these very inputs is
+    // followed, not submitted again; its outputs are being written.
+    let executed = match super::job::earlier_job(project, stage, &decision.fingerprint, reporter) {
+        Some(earlier) => super::job::follow_earlier(project, stage, earlier, run, reporter),
+        None => {
+            // (After a keep above, what it stored is held: nothing more to do.)
+            if let Err(message) = keep(project, stage, locked, seen, hasher, reporter) {
+                return Ok(unchanged(Outcome::Failed(message)));
+            }
+            let work = Work {
+                fingerprint: &decision.fingerprint,
+                held_claims: &held_claims,
+            };
+            execute(project, stage, &seen.params, run, &work, reporter)
+        }
+    };
+    if let Err(message) = executed {
         kept::remember_failed(project, stage, hasher);
         return Ok(unchanged(Outcome::Failed(message)));
     }
@@ -417,16 +429,24 @@ fn missing_dep(project: &Project, reasons: &[StaleReason]) -> Option<String> {
     })
 }
 
-/// Clears non-persistent outputs, then runs the command or built-in.
-/// `held_claims` goes to the command as [`runs::HELD_CLAIMS_ENV`].
+/// What a run of the stage is for.
+struct Work<'a> {
+    fingerprint: &'a crate::hash::Digest,
+    /// Goes to the commands as [`runs::HELD_CLAIMS_ENV`].
+    held_claims: &'a str,
+}
+
+/// Clears non-persistent outputs, then runs the command or built-in, here
+/// or as a job of the stage's executor (see [`super::job`]).
 fn execute(
     project: &Project,
     stage: &Stage,
     params: &ParamValues,
     run: &ReproOptions,
-    held_claims: &str,
+    work: &Work,
     reporter: &dyn Reporter,
 ) -> Result<(), String> {
+    let held_claims = work.held_claims;
     let ws = &project.workspace;
     for out in &stage.outs {
         let prepared = if out.persist {
@@ -442,6 +462,18 @@ fn execute(
         prepared
             .and(created)
             .map_err(|e| with_hint(&e.to_string(), e.hint()))?;
+    }
+    let kind = super::job::executor_of(project, stage, run);
+    if kind != crate::executor::Kind::Local {
+        return super::job::run_job(
+            project,
+            stage,
+            kind,
+            work.fingerprint,
+            run,
+            held_claims,
+            reporter,
+        );
     }
     let cwd = stage.wdir.to_path(&project.root);
     match &stage.action {
@@ -464,7 +496,7 @@ fn execute(
     }
 }
 
-fn run_builtin(
+pub(super) fn run_builtin(
     root: &Path,
     stage: &Stage,
     name: &str,

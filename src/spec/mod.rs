@@ -318,6 +318,11 @@ pub struct Stage {
     pub cmd_vars: BTreeMap<String, Json>,
     /// Index in [`Pipeline::files`] of the file it was declared in.
     pub file: usize,
+    /// `executor:`: where its work runs, over `--executor` and `pipe.toml`.
+    pub executor: Option<crate::executor::Kind>,
+    /// `resources:`: what a cluster job of the stage asks for. Neither
+    /// enters the fingerprint.
+    pub resources: crate::executor::Resources,
 }
 
 impl Stage {

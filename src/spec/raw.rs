@@ -49,6 +49,8 @@ pub const STAGE_FIELDS: &[&str] = &[
     "always_changed",
     "vars",
     "meta",
+    "executor",
+    "resources",
 ];
 
 /// Stage fields DVC accepts and pipe has no use for.
@@ -99,6 +101,15 @@ impl Problem {
         self.hint = Some(hint.into());
         self
     }
+
+    /// As a located diagnostic.
+    pub fn into_diag(self, at: &dyn Fn(&str, String) -> super::Diagnostic) -> super::Diagnostic {
+        let d = at(&self.word, self.message);
+        match self.hint {
+            Some(h) => d.hint(h),
+            None => d,
+        }
+    }
 }
 
 /// An unknown field among `known`: the problem, with the nearest name.
@@ -132,6 +143,8 @@ pub struct RawStage<'a> {
     pub frozen: Option<&'a Value>,
     pub always_changed: Option<&'a Value>,
     pub vars: Option<&'a Value>,
+    pub executor: Option<&'a Value>,
+    pub resources: Option<&'a Value>,
     pub foreach: Option<&'a Value>,
     pub do_: Option<&'a Value>,
     pub matrix: Option<&'a Value>,
@@ -161,6 +174,8 @@ impl<'a> RawStage<'a> {
                 "frozen" => &mut stage.frozen,
                 "always_changed" => &mut stage.always_changed,
                 "vars" => &mut stage.vars,
+                "executor" => &mut stage.executor,
+                "resources" => &mut stage.resources,
                 "foreach" if generator => &mut stage.foreach,
                 "do" if generator => &mut stage.do_,
                 "matrix" if generator => &mut stage.matrix,

@@ -1348,6 +1348,13 @@ impl Reader {
         };
         let frozen = flag(body.frozen, "frozen", &mut diags);
         let always_changed = flag(body.always_changed, "always_changed", &mut diags);
+        let executor = body
+            .executor
+            .and_then(|v| executor_field(v, ctx, &at, &mut diags));
+        let resources = body
+            .resources
+            .map(|v| resources_field(v, ctx, &at, &mut diags))
+            .unwrap_or_default();
         let cmd_template: Vec<String> = match &action {
             Some(Action::Cmd(_)) => cmd_texts.clone().unwrap_or_default(),
             _ => Vec::new(),
@@ -1375,10 +1382,129 @@ impl Reader {
                     .collect(),
                 cmd_template,
                 file: cx.index,
+                executor,
+                resources,
             }),
             _ => Err(diags),
         }
     }
+}
+
+/// A stage's `executor:`: one of [`crate::executor::Kind::NAMES`].
+fn executor_field(
+    v: &Value,
+    ctx: &Context,
+    at: &Locate,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<crate::executor::Kind> {
+    let shown = scalar_plain(v).unwrap_or_default();
+    let text = match ctx.render_value(v, Field::Scalar) {
+        Ok(v) => scalar_plain(&v).unwrap_or_default(),
+        Err(e) => {
+            if !ctx.explained(&e) {
+                diags.push(template_diag(at, &shown, "executor", &e));
+            }
+            return None;
+        }
+    };
+    let kind = crate::executor::Kind::parse(&text);
+    if kind.is_none() {
+        let word = if shown.is_empty() { "executor" } else { &shown };
+        diags.push(
+            at(
+                word,
+                format!("`executor` is `{text}`, which is no executor"),
+            )
+            .hint(format!(
+                "executors are: {}",
+                crate::executor::Kind::NAMES.join(", ")
+            )),
+        );
+    }
+    kind
+}
+
+/// A stage's `resources:` mapping (`cpus`, `mem`, `time`, `gpus`,
+/// `partition`, `extra_args`), each value templated.
+fn resources_field(
+    v: &Value,
+    ctx: &Context,
+    at: &Locate,
+    diags: &mut Vec<Diagnostic>,
+) -> crate::executor::Resources {
+    const FIELDS: &[&str] = &["cpus", "mem", "time", "gpus", "partition", "extra_args"];
+    let mut r = crate::executor::Resources::default();
+    let Value::Mapping(map) = v else {
+        diags.push(
+            at(
+                "resources",
+                "`resources` must be a mapping of cpus, mem, time, gpus, partition, extra_args"
+                    .into(),
+            )
+            .hint("e.g. resources: {cpus: 4, mem: 8G, time: \"01:00:00\"}"),
+        );
+        return r;
+    };
+    let render = |key: &str, value: &Value, diags: &mut Vec<Diagnostic>| -> Option<String> {
+        let shown = scalar_plain(value).unwrap_or_default();
+        match ctx.render_value(value, Field::Scalar) {
+            Ok(rendered) => match scalar_plain(&rendered) {
+                Some(text) if !text.trim().is_empty() => Some(text),
+                _ => {
+                    diags.push(at(
+                        if shown.is_empty() { key } else { &shown },
+                        format!("resources: `{key}` must be a single value"),
+                    ));
+                    None
+                }
+            },
+            Err(e) => {
+                if !ctx.explained(&e) {
+                    diags.push(template_diag(at, &shown, &format!("resources.{key}"), &e));
+                }
+                None
+            }
+        }
+    };
+    for (k, value) in map {
+        let key = key_text(k);
+        match key.as_str() {
+            "cpus" | "gpus" => {
+                let Some(text) = render(&key, value, diags) else {
+                    continue;
+                };
+                match text.parse::<u32>() {
+                    Ok(n) if key == "gpus" || n > 0 => {
+                        if key == "cpus" {
+                            r.cpus = Some(n);
+                        } else {
+                            r.gpus = Some(n);
+                        }
+                    }
+                    _ => diags.push(at(
+                        &text,
+                        format!("resources: `{key}` must be a whole number, not `{text}`"),
+                    )),
+                }
+            }
+            "mem" => r.mem = render(&key, value, diags),
+            "time" => r.time = render(&key, value, diags),
+            "partition" => r.partition = render(&key, value, diags),
+            "extra_args" => {
+                let items: Vec<&Value> = match value {
+                    Value::Sequence(items) => items.iter().collect(),
+                    other => vec![other],
+                };
+                for item in items {
+                    if let Some(text) = render(&key, item, diags) {
+                        r.extra_args.push(text);
+                    }
+                }
+            }
+            _ => diags.push(super::raw::unknown(&key, FIELDS, "resources").into_diag(at)),
+        }
+    }
+    r
 }
 
 /// A template error in field `what`, pointing at `text`.
