@@ -115,7 +115,7 @@ fn check_executors(
         .collect();
     kinds.insert(executor.unwrap_or(config.kind));
     for kind in kinds {
-        if let Err(e) = pipe::executor::scheduler(kind, config) {
+        if let Err(e) = pipe::executor::scheduler(kind, config, &project.root) {
             return Err(CliError {
                 message: format!("{}: {e}", pipe::config::CONFIG_FILE),
                 hints: e.hint().into_iter().collect(),

@@ -126,6 +126,7 @@ pub fn run(cwd: &Path, args: StatusArgs) -> Result<ExitCode, CliError> {
     }
     let mut out = String::new();
     let mut fresh = Vec::new();
+    let jobs = pipe::run::recorded_jobs(&project);
     for p in &plans {
         match &p.verdict {
             Verdict::UpToDate => fresh.push(p.stage.as_str()),
@@ -139,6 +140,9 @@ pub fn run(cwd: &Path, args: StatusArgs) -> Result<ExitCode, CliError> {
                 out.push_str(&format!("{}:{note}\n", p.stage));
                 for r in &p.reasons {
                     out.push_str(&format!("    {r}\n"));
+                }
+                if let Some(job) = jobs.iter().find(|j| j.record.stage == p.stage) {
+                    out.push_str(&format!("    {}\n", job_line(job)));
                 }
             }
         }
@@ -161,6 +165,24 @@ pub fn run(cwd: &Path, args: StatusArgs) -> Result<ExitCode, CliError> {
     }
     print(&out)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a stage's cluster job is doing, for `pipe status`.
+fn job_line(job: &pipe::run::RecordedJob) -> String {
+    use pipe::executor::JobState;
+    let name = match job.scheduler {
+        "the scheduler" => format!("job {}", job.record.job_id),
+        s => format!("{s} job {}", job.record.job_id),
+    };
+    match &job.state {
+        Ok(JobState::Queued { reason: Some(r) }) => format!("queued as {name} ({r})"),
+        Ok(JobState::Queued { reason: None }) => format!("queued as {name}"),
+        Ok(JobState::Running) => format!("running as {name}"),
+        Ok(JobState::Ended(_) | JobState::Unknown) => {
+            format!("{name} has ended; `pipe repro` records what it did")
+        }
+        Err(e) => format!("{name}: cannot tell its state: {e}"),
+    }
 }
 
 /// A row of `--json`: a stage's plan, or a `.dvc` file whose data changed

@@ -56,6 +56,8 @@ impl Templates {
 
 pub struct Generic {
     pub templates: Templates,
+    /// Where the templates run: the project root.
+    pub root: std::path::PathBuf,
 }
 
 /// `template` with `{name}` placeholders replaced by the quoted values.
@@ -96,15 +98,13 @@ fn quote(text: &str) -> String {
         .unwrap_or_else(|_| text.replace('\0', ""))
 }
 
-fn run_template(template: &str, cwd: Option<&std::path::Path>) -> Result<String, ExecutorError> {
+fn run_template(template: &str, cwd: &std::path::Path) -> Result<String, ExecutorError> {
     let mut command = std::process::Command::new("sh");
     command
         .arg("-c")
         .arg(template)
         .stdin(std::process::Stdio::null());
-    if let Some(dir) = cwd {
-        command.current_dir(dir);
-    }
+    command.current_dir(cwd);
     let out = command.output().map_err(|e| ExecutorError::Spawn {
         program: "sh".into(),
         error: e.to_string(),
@@ -174,7 +174,7 @@ impl Scheduler for Generic {
             ),
         ];
         let command = render(self.template("submit")?, &values);
-        let out = run_template(&command, Some(&job.cwd))?;
+        let out = run_template(&command, &self.root)?;
         match last_line(&out) {
             Some(id) if !id.contains(char::is_whitespace) => Ok(id.to_string()),
             _ => Err(ExecutorError::NoJobId {
@@ -186,7 +186,7 @@ impl Scheduler for Generic {
 
     fn state(&self, id: &str) -> Result<JobState, ExecutorError> {
         let command = render(self.template("status")?, &[("jobid", quote(id))]);
-        let out = run_template(&command, None)?;
+        let out = run_template(&command, &self.root)?;
         match last_line(&out).map(str::to_ascii_lowercase).as_deref() {
             Some("running") => Ok(JobState::Running),
             Some("queued" | "pending") => Ok(JobState::Queued { reason: None }),
@@ -201,7 +201,7 @@ impl Scheduler for Generic {
 
     fn cancel(&self, id: &str) -> Result<(), ExecutorError> {
         let command = render(self.template("cancel")?, &[("jobid", quote(id))]);
-        run_template(&command, None).map(|_| ())
+        run_template(&command, &self.root).map(|_| ())
     }
 }
 

@@ -263,9 +263,11 @@ pub trait Scheduler: Send + Sync {
 }
 
 /// The scheduler of a cluster executor; `None` for the local one.
+/// The generic executor's templates run in `root` (the project root).
 pub fn scheduler(
     kind: Kind,
     config: &ExecutorConfig,
+    root: &std::path::Path,
 ) -> Result<Option<Box<dyn Scheduler>>, ExecutorError> {
     Ok(match kind {
         Kind::Local => None,
@@ -273,7 +275,10 @@ pub fn scheduler(
         Kind::Generic => {
             let templates = config.generic.clone().unwrap_or_default();
             templates.check()?;
-            Some(Box::new(generic::Generic { templates }))
+            Some(Box::new(generic::Generic {
+                templates,
+                root: root.to_path_buf(),
+            }))
         }
     })
 }

@@ -55,21 +55,22 @@ pub fn earlier_job(
             message: &message,
         })
     };
-    let scheduler = match executor::scheduler(record.executor, &project.config.executor) {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            files.remove();
-            return None;
-        }
-        Err(e) => {
-            warn(format!(
-                "an earlier run left {} job {}, which pipe cannot follow or cancel: {e}",
-                record.executor, record.job_id
-            ));
-            files.remove();
-            return None;
-        }
-    };
+    let scheduler =
+        match executor::scheduler(record.executor, &project.config.executor, &project.root) {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                files.remove();
+                return None;
+            }
+            Err(e) => {
+                warn(format!(
+                    "an earlier run left {} job {}, which pipe cannot follow or cancel: {e}",
+                    record.executor, record.job_id
+                ));
+                files.remove();
+                return None;
+            }
+        };
     if record.fingerprint == fingerprint.to_hex() && record.stage == stage.name {
         return Some(Earlier { record, scheduler });
     }
@@ -133,7 +134,7 @@ pub fn run_job(
     reporter: &dyn Reporter,
 ) -> Result<(), String> {
     let config = &project.config.executor;
-    let scheduler = match executor::scheduler(kind, config) {
+    let scheduler = match executor::scheduler(kind, config, &project.root) {
         Ok(Some(s)) => s,
         Ok(None) => unreachable!("the local executor runs no jobs"),
         Err(e) => return Err(with_hint(&e)),
@@ -283,4 +284,37 @@ pub fn builtin_in_job(root: &std::path::Path, name: &str) -> Result<(), String> 
         }
         Action::Cmd(_) => Err(format!("stage `{name}` is not a built-in stage")),
     }
+}
+
+/// A job recorded for a stage, and what its scheduler says of it now.
+pub struct RecordedJob {
+    pub record: JobRecord,
+    /// How messages name the scheduler (`Slurm`, `the scheduler`).
+    pub scheduler: &'static str,
+    pub state: Result<JobState, executor::ExecutorError>,
+}
+
+/// The jobs recorded in the project's job directory: those of a `pipe
+/// repro` running now, or left by one that was killed.
+pub fn recorded_jobs(project: &Project) -> Vec<RecordedJob> {
+    jobs::all(&project.cache_root())
+        .into_iter()
+        .filter_map(|record| {
+            let scheduler =
+                executor::scheduler(record.executor, &project.config.executor, &project.root);
+            match scheduler {
+                Ok(Some(s)) => Some(RecordedJob {
+                    state: s.state(&record.job_id),
+                    scheduler: s.title(),
+                    record,
+                }),
+                Ok(None) => None,
+                Err(e) => Some(RecordedJob {
+                    record,
+                    scheduler: "the scheduler",
+                    state: Err(e),
+                }),
+            }
+        })
+        .collect()
 }

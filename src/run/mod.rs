@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 pub use events::{Event, JobPhase, Outcome, Reporter, Silent, Stream};
 pub use interrupt::Interrupt;
-pub use job::builtin_in_job;
+pub use job::{builtin_in_job, recorded_jobs, RecordedJob};
 pub use lock_guard::ReproLock;
 
 use crate::error::Error;

@@ -30,6 +30,7 @@ mod remote;
 mod repro;
 mod serve;
 mod services;
+mod slurm;
 mod spec;
 mod stage_edit;
 mod status;

@@ -6,6 +6,12 @@
 //! names one already running (`http://127.0.0.1:PORT`). Each test makes
 //! its own bucket, so tests share the server without seeing each other.
 //!
+//! A Slurm cluster of one node: `slurmctld` and `slurmd` (`apt-get install
+//! slurmctld slurmd slurm-client`), one pair per test binary, configured in
+//! a temporary directory (loopback, free ports, no authentication or
+//! accounting, 2 CPUs) and stopped when the test binary exits, unless
+//! `PIPE_TEST_SLURM_CONF` names the `slurm.conf` of one already running.
+//!
 //! Where a service is missing, its tests say so and pass, unless
 //! `PIPE_REQUIRE_SERVICES` is set (as `.ci/run` sets it): then they fail.
 
@@ -209,5 +215,182 @@ impl S3 {
         }
         keys.sort();
         keys
+    }
+}
+
+/// A running single-node Slurm cluster.
+pub struct Slurm {
+    /// Its `slurm.conf`: `SLURM_CONF` for `sbatch`, `squeue`, … and pipe.
+    pub conf: std::path::PathBuf,
+}
+
+/// Starts `program args…` with `SLURM_CONF`, from a thread that lives as
+/// long as the test binary: the daemon gets SIGTERM when the binary exits.
+fn start_daemon(
+    program: &str,
+    args: &[&str],
+    conf: &std::path::Path,
+    log: std::path::PathBuf,
+) -> bool {
+    let (program, args, conf) = (
+        program.to_string(),
+        args.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        conf.to_path_buf(),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut command = Command::new(&program);
+        let log = std::fs::File::create(log)
+            .map(Stdio::from)
+            .unwrap_or(Stdio::null());
+        command
+            .args(&args)
+            .env("SLURM_CONF", &conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl only, between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let started = command.spawn();
+        let _ = tx.send(started.is_ok());
+        if let Ok(mut child) = started {
+            let _ = child.wait();
+        }
+    });
+    rx.recv().unwrap_or(false)
+}
+
+/// `sinfo -h -o %T` of the cluster.
+fn node_state(conf: &std::path::Path) -> String {
+    Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .env("SLURM_CONF", conf)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn start_slurm() -> Option<Slurm> {
+    // (The client tools need a configuration even for `-V`: they only
+    // have to be there.)
+    let installed = |p: &str| {
+        Command::new(p)
+            .arg("-V")
+            .env("SLURM_CONF", "/dev/null")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    };
+    if !["slurmctld", "slurmd", "sbatch"]
+        .iter()
+        .all(|p| installed(p))
+    {
+        return None;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("pipe-slurm.")
+        .tempdir()
+        .ok()?
+        .keep();
+    let host = Command::new("hostname")
+        .arg("-s")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|h| !h.is_empty())?;
+    for sub in ["state", "spool"] {
+        std::fs::create_dir_all(dir.join(sub)).ok()?;
+    }
+    let d = dir.display();
+    let conf = dir.join("slurm.conf");
+    let text = format!(
+        "ClusterName=pipetest\n\
+         SlurmctldHost={host}(127.0.0.1)\n\
+         SlurmUser=root\n\
+         SlurmdUser=root\n\
+         AuthType=auth/none\n\
+         CredType=cred/none\n\
+         ProctrackType=proctrack/linuxproc\n\
+         TaskPlugin=task/none\n\
+         JobAcctGatherType=jobacct_gather/none\n\
+         AccountingStorageType=accounting_storage/none\n\
+         SelectType=select/cons_tres\n\
+         SelectTypeParameters=CR_CPU\n\
+         MailProg=/bin/true\n\
+         SlurmctldPort={}\n\
+         SlurmdPort={}\n\
+         StateSaveLocation={d}/state\n\
+         SlurmdSpoolDir={d}/spool\n\
+         SlurmctldPidFile={d}/slurmctld.pid\n\
+         SlurmdPidFile={d}/slurmd.pid\n\
+         SlurmctldLogFile={d}/slurmctld.log\n\
+         SlurmdLogFile={d}/slurmd.log\n\
+         ReturnToService=2\n\
+         KillWait=1\n\
+         NodeName={host} NodeAddr=127.0.0.1 CPUs=2 RealMemory=2000 State=UNKNOWN\n\
+         PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP\n",
+        free_port(),
+        free_port(),
+    );
+    std::fs::write(&conf, text).ok()?;
+    if !start_daemon(
+        "slurmctld",
+        &["-D", "-i"],
+        &conf,
+        dir.join("slurmctld.stderr"),
+    ) || !start_daemon("slurmd", &["-D"], &conf, dir.join("slurmd.stderr"))
+    {
+        return None;
+    }
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        if node_state(&conf) == "idle" {
+            return Some(Slurm { conf });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("slurm did not come up: see the logs in {d}");
+    None
+}
+
+/// The shared Slurm cluster, if there is one.
+pub fn slurm() -> Option<&'static Slurm> {
+    static CLUSTER: OnceLock<Option<Slurm>> = OnceLock::new();
+    let cluster = CLUSTER.get_or_init(|| match std::env::var_os("PIPE_TEST_SLURM_CONF") {
+        Some(conf) => Some(Slurm { conf: conf.into() }),
+        None => start_slurm(),
+    });
+    if cluster.is_none() {
+        missing("a Slurm cluster (`apt-get install slurmctld slurmd slurm-client`, as root)");
+    }
+    cluster.as_ref()
+}
+
+impl Slurm {
+    /// Runs a Slurm client command (`squeue`, `scontrol`) and returns its
+    /// stdout.
+    pub fn tool(&self, program: &str, args: &[&str]) -> String {
+        let out = Command::new(program)
+            .args(args)
+            .env("SLURM_CONF", &self.conf)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The job's state in `scontrol show job`, e.g. `CANCELLED`.
+    pub fn job_state(&self, id: &str) -> String {
+        let out = self.tool("scontrol", &["show", "job", "-o", id]);
+        out.split_whitespace()
+            .find_map(|f| f.strip_prefix("JobState="))
+            .unwrap_or_default()
+            .to_string()
     }
 }
