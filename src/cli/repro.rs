@@ -69,7 +69,7 @@ pub struct ReproArgs {
     pub executor: Option<pipe::executor::Kind>,
 }
 
-fn parse_executor(text: &str) -> Result<pipe::executor::Kind, String> {
+pub(super) fn parse_executor(text: &str) -> Result<pipe::executor::Kind, String> {
     pipe::executor::Kind::parse(text).ok_or_else(|| {
         format!(
             "`{text}` is no executor; executors are: {}",

@@ -283,8 +283,9 @@ fn run_in(
 
     if !repro_args.is_empty() {
         // `repro --pull` in the copy reaches the remotes the workspace
-        // has, those configured but not committed too (the copy's files
-        // are removed with it).
+        // has, and `repro --executor` its [executor] settings, those
+        // configured but not committed too (the copy's files are removed
+        // with it).
         for file in [
             crate::config::CONFIG_FILE,
             crate::remote::config::LOCAL_CONFIG_FILE,

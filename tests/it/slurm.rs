@@ -468,3 +468,98 @@ fn a_generic_executor_without_templates_is_refused_before_anything_runs() {
     For more information, try '--help'.
     ");
 }
+
+#[test]
+fn an_experiment_sweep_runs_its_stages_as_jobs() {
+    let Some((env, _)) = on_cluster(
+        r#"
+        stages:
+          sw_train:
+            cmd: >-
+              echo "{\"lr\": ${train.lr}, \"job\": $SLURM_JOB_ID}" > metrics.json
+            metrics:
+              - metrics.json:
+                  cache: false
+        "#,
+    ) else {
+        return;
+    };
+    let env = env.params("train:\n  lr: 0.1\n");
+    env.pipe(&["repro"]).ok();
+    let env = env.git_init();
+    let out = env
+        .pipe(&[
+            "exp",
+            "run",
+            "-S",
+            "train.lr=0.2,0.3,0.4",
+            "-n",
+            "sweep",
+            "-j",
+            "2",
+            "--executor",
+            "slurm",
+        ])
+        .ok();
+    let refs = env.git(&["for-each-ref", "--format=%(refname)", "refs/exps"]);
+    let mut seen: Vec<(String, String)> = refs
+        .lines()
+        .map(|r| {
+            let metrics: serde_json::Value =
+                serde_json::from_str(&env.git(&["show", &format!("{r}:metrics.json")])).unwrap();
+            (metrics["lr"].to_string(), metrics["job"].to_string())
+        })
+        .collect();
+    seen.sort();
+    let lrs: Vec<&str> = seen.iter().map(|(lr, _)| lr.as_str()).collect();
+    assert_eq!(lrs, ["0.2", "0.3", "0.4"], "{}", out.stderr);
+    let mut jobs: Vec<u64> = seen.iter().map(|(_, j)| j.parse().unwrap()).collect();
+    jobs.dedup();
+    assert_eq!(
+        jobs.len(),
+        3,
+        "each experiment's stage was a job of its own"
+    );
+}
+
+#[test]
+fn resources_and_the_executor_are_not_part_of_the_fingerprint() {
+    let env = TestEnv::new().pipeline(
+        "
+        stages:
+          fit:
+            cmd: echo fit > model.txt
+            outs: [model.txt]
+            resources: {cpus: 2, mem: 1G}
+        ",
+    );
+    env.pipe(&["repro"]).ok();
+    env.write(
+        "pipeline.yaml",
+        "stages:\n  fit:\n    cmd: echo fit > model.txt\n    outs: [model.txt]\n    executor: local\n    resources: {cpus: 8, mem: 64G, gpus: 1, partition: gpu, time: \"2-00:00:00\"}\n",
+    );
+    let out = env.pipe(&["status"]).ok();
+    insta::assert_snapshot!(out.stdout, @"Everything is up to date.");
+}
+
+#[test]
+fn bad_resources_and_executors_are_located_errors() {
+    let env = TestEnv::new().pipeline(
+        "
+        stages:
+          fit:
+            cmd: echo fit > model.txt
+            outs: [model.txt]
+            executor: pbs
+            resources: {cpus: two, cpu: 2, mem: 8G}
+        ",
+    );
+    let out = env.pipe(&["repro"]).code(2);
+    insta::assert_snapshot!(out.stderr, @r"
+    error: pipeline.yaml:5:15: stage `fit`: `executor` is `pbs`, which is no executor
+      hint: executors are: local, slurm, generic
+    error: pipeline.yaml:6:23: stage `fit`: resources: `cpus` must be a whole number, not `two`
+    error: pipeline.yaml:6:28: stage `fit`: unknown field `cpu`
+      hint: did you mean `cpus`?
+    ");
+}

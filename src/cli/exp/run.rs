@@ -51,6 +51,11 @@ pub struct RunArgs {
     /// The remote for --pull (default: the default remote).
     #[arg(short, long, value_name = "NAME", requires = "pull")]
     pub remote: Option<String>,
+    /// Where each experiment's stages run, as `pipe repro --executor`:
+    /// with `slurm`, a sweep's stages are Slurm jobs (-j experiments at a
+    /// time, each submitting its independent stages at once).
+    #[arg(long, value_name = "KIND", value_parser = super::super::repro::parse_executor)]
+    pub executor: Option<pipe::executor::Kind>,
 }
 
 pub(super) fn run_cmd(cwd: &Path, args: RunArgs) -> Result<ExitCode, CliError> {
@@ -323,6 +328,9 @@ fn repro_args(args: &RunArgs) -> Vec<String> {
         if let Some(remote) = &args.remote {
             out.extend(["--remote".to_string(), remote.clone()]);
         }
+    }
+    if let Some(kind) = args.executor {
+        out.extend(["--executor".to_string(), kind.to_string()]);
     }
     out
 }
