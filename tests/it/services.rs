@@ -266,6 +266,30 @@ fn start_daemon(
     rx.recv().unwrap_or(false)
 }
 
+const SLURM_DIR_PREFIX: &str = "pipe-slurm-test.";
+
+/// Removes the cluster directories of test binaries that have exited.
+fn remove_stale_clusters() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let ours = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(SLURM_DIR_PREFIX));
+        let owner = std::fs::read_to_string(path.join("owner"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok());
+        // SAFETY: kill(2) with signal 0 only checks that the process exists.
+        let alive = owner.is_some_and(|pid| unsafe { libc::kill(pid, 0) } == 0);
+        if ours && owner.is_some() && !alive {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
 /// `sinfo -h -o %T` of the cluster.
 fn node_state(conf: &std::path::Path) -> String {
     Command::new("sinfo")
@@ -294,11 +318,16 @@ fn start_slurm() -> Option<Slurm> {
     {
         return None;
     }
+    // The directory outlives the test binary (its daemons may still be
+    // writing as it exits): the next binary removes those whose owner is
+    // gone.
+    remove_stale_clusters();
     let dir = tempfile::Builder::new()
-        .prefix("pipe-slurm.")
+        .prefix(SLURM_DIR_PREFIX)
         .tempdir()
         .ok()?
         .keep();
+    std::fs::write(dir.join("owner"), std::process::id().to_string()).ok()?;
     let host = Command::new("hostname")
         .arg("-s")
         .output()
