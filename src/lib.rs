@@ -14,7 +14,9 @@
 //! 4. [`fingerprint`] and [`plan`] decide what is fresh, restorable or stale,
 //!    and why.
 //! 5. [`run`] schedules and runs stale stages, [`cache`] stores and restores
-//!    their outputs, [`lock`] records the results in `pipeline.lock`.
+//!    their outputs, [`lock`] records the results in `pipeline.lock`. A
+//!    stage's work runs here or, through [`executor`], as a job of a
+//!    cluster scheduler (Slurm, or any other through command templates).
 //!
 //! Outputs outside a run: [`checkout`] restores what the lock records,
 //! [`commit`] records stages as they are, [`gc`] chooses what the cache

@@ -563,3 +563,27 @@ fn bad_resources_and_executors_are_located_errors() {
       hint: did you mean `cpus`?
     ");
 }
+
+#[test]
+fn the_readme_s_executor_settings_are_what_pipe_reads() {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let start = readme.find("```toml\n[executor]").expect("the example") + "```toml\n".len();
+    let end = readme[start..].find("```").unwrap();
+    let env = TestEnv::new()
+        .pipeline(
+            "
+            stages:
+              a:
+                cmd: echo a > a.txt
+                outs: [a.txt]
+            ",
+        )
+        .file("pipe.toml", &readme[start..start + end]);
+    let out = env.pipe(&["status"]).ok();
+    insta::assert_snapshot!(out.stdout, @r"
+    a:
+        never run
+    ");
+}
