@@ -112,18 +112,16 @@ fn stages_run_as_jobs_and_up_to_date_stages_submit_nothing() {
 
 #[test]
 fn independent_stages_are_in_the_queue_together() {
-    // `qt_left` ends only once `qt_right`'s job is in the queue.
-    let Some((env, _)) = on_cluster(
+    // Each job lasts 2 s; Slurm's own times (to the second) show that each
+    // was submitted before the other ended, however busy the node is.
+    let Some((env, cluster)) = on_cluster(
         r#"
         stages:
           qt_left:
-            cmd: >-
-              n=0; until squeue -h -n pipe:qt_right | grep -q .;
-              do n=$((n+1)); [ $n -lt 200 ] || exit 9; sleep 0.1; done;
-              echo "$SLURM_JOB_ID" > left.txt
+            cmd: sleep 2; echo "$SLURM_JOB_ID" > left.txt
             outs: [left.txt]
           qt_right:
-            cmd: sleep 1; echo "$SLURM_JOB_ID" > right.txt
+            cmd: sleep 2; echo "$SLURM_JOB_ID" > right.txt
             outs: [right.txt]
         "#,
     ) else {
@@ -131,14 +129,40 @@ fn independent_stages_are_in_the_queue_together() {
     };
     let out = env.pipe(&["repro", "--executor", "slurm", "-j", "2"]).ok();
     assert_eq!(out.counts(), "2 ran, 0 restored, 0 up to date, 0 failed");
-    assert_eq!(
-        env.read("left.txt"),
-        format!("{}\n", submitted(&out, "qt_left"))
+    let (left, right) = (submitted(&out, "qt_left"), submitted(&out, "qt_right"));
+    assert_eq!(env.read("left.txt"), format!("{left}\n"));
+    assert_eq!(env.read("right.txt"), format!("{right}\n"));
+    let time = |id: &str, field: &str| {
+        let line = cluster.tool("scontrol", &["show", "job", "-o", id]);
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix(field)?.strip_prefix('=').map(str::to_string))
+            .unwrap_or_else(|| panic!("no {field} in {line}"))
+    };
+    assert!(
+        time(&left, "SubmitTime") < time(&right, "EndTime")
+            && time(&right, "SubmitTime") < time(&left, "EndTime"),
+        "both jobs were in the queue at once:\n{}",
+        out.stderr
     );
-    assert_eq!(
-        env.read("right.txt"),
-        format!("{}\n", submitted(&out, "qt_right"))
-    );
+    // With -j 1, one waits for the other.
+    let serial = on_cluster(
+        r#"
+        stages:
+          qs_left:
+            cmd: sleep 2; echo 1 > left.txt
+            outs: [left.txt]
+          qs_right:
+            cmd: sleep 2; echo 1 > right.txt
+            outs: [right.txt]
+        "#,
+    )
+    .unwrap()
+    .0;
+    let out = serial
+        .pipe(&["repro", "--executor", "slurm", "-j", "1"])
+        .ok();
+    let (left, right) = (submitted(&out, "qs_left"), submitted(&out, "qs_right"));
+    assert!(time(&right, "SubmitTime") >= time(&left, "EndTime"));
 }
 
 #[test]
