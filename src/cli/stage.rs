@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use pipe::graph::Dag;
-use pipe::lock::LockFile;
+use pipe::lock::{LockFile, PathRecord};
 use pipe::paths::RelPath;
 use pipe::project::Project;
 use pipe::spec::edit::{self, EditError, NewStage};
@@ -376,16 +376,36 @@ pub fn run_remove(cwd: &Path, args: RemoveArgs) -> Result<ExitCode, CliError> {
             continue;
         }
         if args.outs {
+            // Only what the cache can give back is deleted: an output edited
+            // by hand, or one not cached, is the user's and stays.
+            let hasher = project.hasher();
+            let (mut deleted, mut kept) = (Vec::new(), Vec::new());
             for out in outs {
-                project
-                    .workspace
-                    .remove(out)
-                    .map_err(|e| CliError::from(pipe::Error::from(e)))?;
+                let now = hasher.hash_output(out).map_err(pipe::Error::from)?;
+                match now {
+                    None => {}
+                    Some(h) if project.cache.holds(&PathRecord::new(out.clone(), &h)) => {
+                        project
+                            .workspace
+                            .remove(out)
+                            .map_err(|e| CliError::from(pipe::Error::from(e)))?;
+                        deleted.push(out.to_string());
+                    }
+                    Some(_) => kept.push(out.to_string()),
+                }
             }
-            said.push_str(&format!(
-                "Deleted its outputs: {} (the cache keeps the recorded versions until `pipe gc`).\n",
-                shown.join(", ")
-            ));
+            if !deleted.is_empty() {
+                said.push_str(&format!(
+                    "Deleted its outputs: {} (the cache keeps the recorded versions until `pipe gc`).\n",
+                    deleted.join(", ")
+                ));
+            }
+            if !kept.is_empty() {
+                said.push_str(&format!(
+                    "Kept {}: the cache does not hold this content (edited by hand, or not cached); delete it yourself if it is not needed.\n",
+                    kept.join(", ")
+                ));
+            }
         } else {
             said.push_str(&format!(
                 "Its outputs stay: {} (--outs deletes them).\n",

@@ -243,3 +243,16 @@ fn a_generated_stage_is_edited_by_hand() {
       hint: edit it in pipeline.yaml by hand
     ");
 }
+
+#[test]
+fn remove_outs_keeps_an_output_the_cache_cannot_give_back() {
+    let env = TestEnv::new().file("pipeline.yaml", PIPELINE);
+    env.pipe(&["repro"]).ok();
+    env.write("n.txt", "edited by hand\n");
+    let out = env.pipe(&["remove", "count", "--outs"]).ok();
+    insta::assert_snapshot!(out.stdout, @r"
+    Removed stage count from pipeline.yaml and pipeline.lock.
+    Kept n.txt: the cache does not hold this content (edited by hand, or not cached); delete it yourself if it is not needed.
+    ");
+    assert_eq!(env.read("n.txt"), "edited by hand\n");
+}
