@@ -31,18 +31,8 @@ pub struct PushArgs {
     /// Replace an experiment of the same name on the git remote.
     #[arg(short, long)]
     pub force: bool,
-    /// Send only the refs, not the outputs.
-    #[arg(long)]
-    pub no_cache: bool,
-    /// The data remote for the outputs (default: the default remote).
-    #[arg(short, long, value_name = "NAME")]
-    pub remote: Option<String>,
-    /// Also the run-cache entries of the experiments' stages.
-    #[arg(long)]
-    pub run_cache: bool,
-    /// Transfers at once.
-    #[arg(short, long, value_name = "N")]
-    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub data: DataArgs,
 }
 
 /// Bring experiments from a git remote, as `dvc exp pull` does: their refs
@@ -61,7 +51,15 @@ pub struct PullArgs {
     /// Replace a local experiment of the same name and baseline.
     #[arg(short, long)]
     pub force: bool,
-    /// Bring only the refs, not the outputs.
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// How the experiments' outputs move: the options `exp push` and `exp
+/// pull` share.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// Move only the refs, not the outputs.
     #[arg(long)]
     pub no_cache: bool,
     /// The data remote for the outputs (default: the default remote).
@@ -75,14 +73,18 @@ pub struct PullArgs {
     pub jobs: Option<usize>,
 }
 
-/// The data remote, or `None` (with a note) when none is configured and
-/// none was asked for.
+/// The data remote, or `None` when the refs alone move: with --no-cache,
+/// or (with a note) when no data remote is configured and none was asked
+/// for.
 fn data_remote(
     project: &pipe::project::Project,
-    name: Option<&str>,
-    jobs: Option<usize>,
+    data: &DataArgs,
     verb: &str,
 ) -> Result<Option<pipe::remote::Remote>, CliError> {
+    if data.no_cache {
+        return Ok(None);
+    }
+    let name = data.remote.as_deref();
     if name.is_none()
         && matches!(
             project.config.remotes.pick(None),
@@ -94,7 +96,18 @@ fn data_remote(
         );
         return Ok(None);
     }
-    open_remote(project, name, jobs).map(Some)
+    open_remote(project, name, data.jobs).map(Some)
+}
+
+/// The outputs (and with --run-cache, the run entries) of the experiments
+/// `refs`, without the workspace's.
+fn scope(refs: &[String], data: &DataArgs) -> Scope {
+    Scope {
+        experiments: refs.to_vec(),
+        run_cache: data.run_cache,
+        skip_workspace: true,
+        ..Scope::default()
+    }
 }
 
 pub(super) fn push(cwd: &Path, args: PushArgs) -> Result<ExitCode, CliError> {
@@ -141,24 +154,11 @@ pub(super) fn push(cwd: &Path, args: PushArgs) -> Result<ExitCode, CliError> {
     }
     let refs: Vec<String> = exps.iter().map(|e| e.refname.clone()).collect();
     // The outputs first: whoever sees a ref finds what it names.
-    let remote = match args.no_cache {
-        true => None,
-        false => data_remote(&project, args.remote.as_deref(), args.jobs, "pushed")?,
-    };
+    let remote = data_remote(&project, &args.data, "pushed")?;
     let mut said = String::new();
     if let Some(remote) = &remote {
         let _guard = lock(&project)?;
-        let set = collect(
-            &project,
-            &Scope {
-                targets: vec![],
-                all_commits: false,
-                experiments: refs.clone(),
-                run_cache: args.run_cache,
-                skip_workspace: true,
-                ..Default::default()
-            },
-        )?;
+        let set = collect(&project, &scope(&refs, &args.data))?;
         let started = Instant::now();
         let report = remote
             .push(&project.cache, &set, false, &Bars::new())
@@ -235,36 +235,25 @@ pub(super) fn pull(cwd: &Path, args: PullArgs) -> Result<ExitCode, CliError> {
             share::scrub(&args.git_remote)
         ));
     }
-    if !args.no_cache {
-        if let Some(remote) = data_remote(&project, args.remote.as_deref(), args.jobs, "pulled")? {
-            let _guard = lock(&project)?;
-            let set = collect(
-                &project,
-                &Scope {
-                    targets: vec![],
-                    all_commits: false,
-                    experiments: refs.clone(),
-                    run_cache: args.run_cache,
-                    skip_workspace: true,
-                    ..Default::default()
-                },
-            )?;
-            let started = Instant::now();
-            let report = remote
-                .fetch(&project.cache, &set, &Bars::new())
-                .map_err(pipe::Error::from)?;
-            let text = summary("fetched", &report, &remote, started.elapsed());
-            said.push_str(&format!("Outputs: {text}"));
-            if !report.ok() {
-                eprint!("{said}");
-                return Err(CliError {
-                    message: "the experiments were pulled, but not all of their outputs".into(),
-                    hints: vec![
-                        "run the command again to retry; `pipe exp apply` runs what it cannot restore".into(),
-                    ],
-                    code: 1,
-                });
-            }
+    if let Some(remote) = data_remote(&project, &args.data, "pulled")? {
+        let _guard = lock(&project)?;
+        let set = collect(&project, &scope(&refs, &args.data))?;
+        let started = Instant::now();
+        let report = remote
+            .fetch(&project.cache, &set, &Bars::new())
+            .map_err(pipe::Error::from)?;
+        let text = summary("fetched", &report, &remote, started.elapsed());
+        said.push_str(&format!("Outputs: {text}"));
+        if !report.ok() {
+            eprint!("{said}");
+            return Err(CliError {
+                message: "the experiments were pulled, but not all of their outputs".into(),
+                hints: vec![
+                    "run the command again to retry; `pipe exp apply` runs what it cannot restore"
+                        .into(),
+                ],
+                code: 1,
+            });
         }
     }
     eprint!("{said}");
