@@ -125,6 +125,29 @@ impl RemoteConfig {
         self.options.get(key).map(String::as_str)
     }
 
+    /// The secrets a message about this remote must never show: its secret
+    /// options and the credentials in the environment (too short ones
+    /// would mask ordinary words).
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets: Vec<String> = self
+            .options
+            .iter()
+            .filter(|(k, _)| is_secret(k))
+            .map(|(_, v)| v.clone())
+            .collect();
+        for var in [
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AZURE_STORAGE_ACCOUNT_KEY",
+        ] {
+            if let Ok(v) = std::env::var(var) {
+                secrets.push(v);
+            }
+        }
+        secrets.retain(|s| s.len() >= 4);
+        secrets
+    }
+
     pub fn flag(&self, key: &str) -> bool {
         matches!(self.option(key), Some("true" | "1" | "yes"))
     }

@@ -180,22 +180,7 @@ impl Remote {
                 remote: config.name.clone(),
                 message: format!("cannot start the transfer runtime: {e}"),
             })?;
-        let mut secrets: Vec<String> = config
-            .options
-            .iter()
-            .filter(|(k, _)| config::is_secret(k))
-            .map(|(_, v)| v.clone())
-            .collect();
-        for var in [
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_SESSION_TOKEN",
-            "AZURE_STORAGE_ACCOUNT_KEY",
-        ] {
-            if let Ok(v) = std::env::var(var) {
-                secrets.push(v);
-            }
-        }
-        secrets.retain(|s| s.len() >= 4);
+        let secrets = config.secrets();
         let shown = url::masked(&config.url);
         let id = {
             let endpoint = config.option("endpoint_url").unwrap_or_default();

@@ -229,22 +229,7 @@ impl Source {
                 options: Default::default(),
             });
         let store = super::url::store(&config, &location).map_err(|e| bad(e.to_string()))?;
-        let mut secrets: Vec<String> = config
-            .options
-            .iter()
-            .filter(|(k, _)| super::config::is_secret(k))
-            .map(|(_, v)| v.clone())
-            .collect();
-        for var in [
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_SESSION_TOKEN",
-            "AZURE_STORAGE_ACCOUNT_KEY",
-        ] {
-            if let Ok(v) = std::env::var(var) {
-                secrets.push(v);
-            }
-        }
-        secrets.retain(|s| s.len() >= 4);
+        let secrets = config.secrets();
         Ok(Source {
             shown,
             place: Place::Store {
