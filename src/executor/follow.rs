@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::jobs::{read_exit, JobFiles};
 use super::{Ending, JobState, Resources, Scheduler};
+use crate::run::command::short;
 use crate::run::{Event, Interrupt, JobPhase, Reporter, Stream};
 
 /// A job being followed.
@@ -196,16 +197,6 @@ impl Follow<'_> {
                 "{job} ended without finishing its script (the scheduler no longer knows it, and it left no exit file): it was killed, or its node failed"
             )),
         }
-    }
-}
-
-/// The first line of a command, cut to a length that fits a status line.
-fn short(cmd: &str) -> String {
-    let first = cmd.lines().next().unwrap_or_default().trim();
-    if first.chars().count() > 60 || cmd.trim().contains('\n') {
-        format!("{}…", first.chars().take(60).collect::<String>())
-    } else {
-        first.to_string()
     }
 }
 

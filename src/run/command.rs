@@ -153,7 +153,7 @@ fn wait_exited(pid: u32) {
 }
 
 /// The first line of a command, cut to a length that fits a status line.
-fn short(cmd: &str) -> String {
+pub(crate) fn short(cmd: &str) -> String {
     let first = cmd.lines().next().unwrap_or_default().trim();
     if first.chars().count() > 60 || cmd.trim().contains('\n') {
         format!("{}…", first.chars().take(60).collect::<String>())

@@ -16,12 +16,11 @@ use std::path::Path;
 
 use super::{check_addable, dvc_file_for, read, DvcFile, Tracker};
 use crate::error::Error;
-use crate::gitignore::{GitIgnorer, Ignored};
+use crate::gitignore::GitIgnorer;
 use crate::lock::PathRecord;
 use crate::paths::RelPath;
 use crate::project::Project;
 use crate::remote::source::{is_url, Downloaded, Source};
-use crate::spec::{OutKind, Output};
 
 /// What an import or an update did.
 #[derive(Debug, Clone)]
@@ -81,21 +80,7 @@ fn install(
     project.cache.restore(&project.workspace, &record)?;
     file.set_source(url, got.version.clone());
     file.set_out(path, &got.md5, got.blake3, got.size, None);
-    project
-        .workspace
-        .write(&file.file, file.to_text().as_bytes(), false)?;
-    let out = Output {
-        path: path.clone(),
-        kind: OutKind::Out,
-        cache: true,
-        persist: false,
-        dir: false,
-        plot: None,
-    };
-    Ok(match ignorer.ignore(&project.workspace, &out)? {
-        Ignored::Added { file } => Some(file),
-        _ => None,
-    })
+    super::write_and_ignore(project, file, path, false, ignorer)
 }
 
 /// `pipe import-url URL PATH`: downloads `url` to `path` and writes

@@ -497,6 +497,26 @@ pub fn add(
         .contains(&PathRecord::new(path.clone(), &hashed));
     project.cache.store(&project.workspace, path, &hashed)?;
     file.set_out(path, &md5, hashed.hash, hashed.size, hashed.nfiles());
+    let gitignore = write_and_ignore(project, &file, path, hashed.is_dir(), ignorer)?;
+    Ok(Added {
+        path: path.clone(),
+        file: file.file.clone(),
+        size: hashed.size,
+        nfiles: hashed.nfiles(),
+        unchanged,
+        gitignore,
+    })
+}
+
+/// Writes `file` and keeps the data at `path` out of git; the
+/// `.gitignore` it added `path` to, if any.
+pub(crate) fn write_and_ignore(
+    project: &Project,
+    file: &DvcFile,
+    path: &RelPath,
+    dir: bool,
+    ignorer: &mut GitIgnorer,
+) -> Result<Option<RelPath>, Error> {
     project
         .workspace
         .write(&file.file, file.to_text().as_bytes(), false)?;
@@ -505,20 +525,12 @@ pub fn add(
         kind: OutKind::Out,
         cache: true,
         persist: false,
-        dir: hashed.is_dir(),
+        dir,
         plot: None,
     };
-    let gitignore = match ignorer.ignore(&project.workspace, &out)? {
+    Ok(match ignorer.ignore(&project.workspace, &out)? {
         Ignored::Added { file } => Some(file),
         _ => None,
-    };
-    Ok(Added {
-        path: path.clone(),
-        file: file.file.clone(),
-        size: hashed.size,
-        nfiles: hashed.nfiles(),
-        unchanged,
-        gitignore,
     })
 }
 
