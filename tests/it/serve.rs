@@ -850,7 +850,13 @@ fn logs_are_json_lines_or_nothing_with_quiet() {
     server.signal(libc::SIGTERM);
     assert_eq!(server.wait().code(), Some(0));
     let log = server.log();
-    let lines: Vec<&str> = log.lines().skip(1).collect();
+    // Whether the server has seen the client's close yet when SIGTERM
+    // comes is a race: the count of open connections is 0 or 1.
+    let lines: Vec<String> = log
+        .lines()
+        .skip(1)
+        .map(|l| l.replace(" of 1 open", " of 0 open"))
+        .collect();
     assert_eq!(
         lines,
         [
