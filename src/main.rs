@@ -26,5 +26,10 @@ fn main() -> ExitCode {
             }
         };
     }
+    // `pipe __job`: internal, a stage's job on a node that shares no
+    // filesystem with the project (see `pipe::executor::staged`).
+    if args.len() == 2 && args[1] == pipe::executor::staged::JOB_ARG {
+        return ExitCode::from(pipe::executor::staged::run_on_node() as u8);
+    }
     cli::main()
 }

@@ -98,11 +98,16 @@ fn quote(text: &str) -> String {
         .unwrap_or_else(|_| text.replace('\0', ""))
 }
 
-fn run_template(template: &str, cwd: &std::path::Path) -> Result<String, ExecutorError> {
+fn run_template(
+    template: &str,
+    cwd: &std::path::Path,
+    env: &[(String, String)],
+) -> Result<String, ExecutorError> {
     let mut command = std::process::Command::new("sh");
     command
         .arg("-c")
         .arg(template)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::null());
     command.current_dir(cwd);
     let out = command.output().map_err(|e| ExecutorError::Spawn {
@@ -174,7 +179,7 @@ impl Scheduler for Generic {
             ),
         ];
         let command = render(self.template("submit")?, &values);
-        let out = run_template(&command, &self.root)?;
+        let out = run_template(&command, &self.root, &job.env)?;
         match last_line(&out) {
             Some(id) if !id.contains(char::is_whitespace) => Ok(id.to_string()),
             _ => Err(ExecutorError::NoJobId {
@@ -186,7 +191,7 @@ impl Scheduler for Generic {
 
     fn state(&self, id: &str) -> Result<JobState, ExecutorError> {
         let command = render(self.template("status")?, &[("jobid", quote(id))]);
-        let out = run_template(&command, &self.root)?;
+        let out = run_template(&command, &self.root, &[])?;
         match last_line(&out).map(str::to_ascii_lowercase).as_deref() {
             Some("running") => Ok(JobState::Running),
             Some("queued" | "pending") => Ok(JobState::Queued { reason: None }),
@@ -201,7 +206,7 @@ impl Scheduler for Generic {
 
     fn cancel(&self, id: &str) -> Result<(), ExecutorError> {
         let command = render(self.template("cancel")?, &[("jobid", quote(id))]);
-        run_template(&command, &self.root).map(|_| ())
+        run_template(&command, &self.root, &[]).map(|_| ())
     }
 }
 

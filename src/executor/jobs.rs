@@ -2,8 +2,10 @@
 //! job directory (`.pipeline-cache/v1/jobs/`), one set of files per stage:
 //!
 //! - `KEY.json`: the [`JobRecord`] (stage, executor, job id, the stage's
-//!   fingerprint when it was submitted), written right after the scheduler
-//!   accepted the job;
+//!   fingerprint when it was submitted), written before the job is
+//!   submitted (with a token the scheduler keeps, and no id yet) and again
+//!   right after the scheduler accepted it, so that a `pipe` killed in
+//!   between leaves a record by which the job is found;
 //! - `KEY.sh`: the job script; `KEY.out`, `KEY.err`: the job's stdout and
 //!   stderr; `KEY.exit`: written by the script as it ends (see
 //!   [`super::script`]).
@@ -37,11 +39,28 @@ pub struct JobFiles {
 pub struct JobRecord {
     pub stage: String,
     pub executor: Kind,
+    /// Empty while the job is being submitted: the record is written
+    /// before the scheduler is asked, with the submission's `token`.
     pub job_id: String,
+    /// The submission's token (see [`super::Job::token`]).
+    #[serde(default)]
+    pub token: String,
     /// The stage's fingerprint (hex) when the job was submitted.
     pub fingerprint: String,
     /// Seconds since the Unix epoch.
     pub submitted: u64,
+    /// For a job whose files go through the remote: where it leaves its
+    /// result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged: Option<StagedRecord>,
+}
+
+/// Where a job of `files = "remote"` leaves its result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagedRecord {
+    /// The remote's name.
+    pub remote: String,
+    pub token: String,
 }
 
 /// The job directory of the project whose cache root (`.pipeline-cache`)
@@ -140,8 +159,10 @@ mod tests {
                 stage: stage.into(),
                 executor: Kind::Slurm,
                 job_id: id.into(),
+                token: String::new(),
                 fingerprint: "ab".into(),
                 submitted: 1,
+                staged: None,
             };
             let f = files(dir.path(), stage);
             f.save(&record).unwrap();

@@ -33,6 +33,7 @@ pub mod generic;
 pub mod jobs;
 pub mod script;
 pub mod slurm;
+pub mod staged;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -155,6 +156,30 @@ pub struct ExecutorConfig {
     pub resources: Resources,
     #[serde(default)]
     pub generic: Option<generic::Templates>,
+    /// Where a job finds the stage's files: on a filesystem the nodes share
+    /// (the default), or through the remote (see [`staged`]).
+    #[serde(default)]
+    pub files: Files,
+    /// The remote of `files = "remote"` (default: the default remote).
+    #[serde(default)]
+    pub remote: Option<String>,
+    /// The `pipe` binary as the nodes see it (default: the one running).
+    #[serde(default)]
+    pub pipe: Option<std::path::PathBuf>,
+}
+
+/// Where a cluster job finds the stage's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Files {
+    /// The project is on a filesystem the nodes share: the job works in
+    /// place.
+    #[default]
+    Shared,
+    /// The nodes share nothing with this machine but the remote: the job
+    /// downloads the stage's inputs into a scratch directory and uploads
+    /// its outputs (see [`staged`]).
+    Remote,
 }
 
 impl ExecutorConfig {
@@ -239,6 +264,14 @@ pub struct Job {
     /// The directory the job starts in (the project root).
     pub cwd: std::path::PathBuf,
     pub resources: Resources,
+    /// A random word that tells this submission from any other, given to
+    /// the scheduler where it keeps one (Slurm: `--comment=pipe:TOKEN`), so
+    /// a job submitted by a `pipe` killed before it recorded the job id is
+    /// found again (see [`Scheduler::find`]).
+    pub token: String,
+    /// Variables for the submitting command, which the scheduler passes on
+    /// to the job (a remote's secrets, see [`staged::secret_env`]).
+    pub env: Vec<(String, String)>,
 }
 
 /// A batch scheduler: submits jobs, tells their state, cancels them.
@@ -260,6 +293,16 @@ pub trait Scheduler: Send + Sync {
             .collect()
     }
     fn cancel(&self, id: &str) -> Result<(), ExecutorError>;
+    /// The id of the job named `name` that was submitted with `token`, if
+    /// the scheduler still knows it; `None` also where the scheduler
+    /// cannot be asked (the generic executor).
+    fn find(&self, _name: &str, _token: &str) -> Result<Option<String>, ExecutorError> {
+        Ok(None)
+    }
+    /// Whether [`Scheduler::find`] can find anything.
+    fn can_find(&self) -> bool {
+        false
+    }
 }
 
 /// The scheduler of a cluster executor; `None` for the local one.
@@ -285,8 +328,18 @@ pub fn scheduler(
 
 /// Runs `program args…` and returns its stdout, or its words on failure.
 pub(crate) fn run_tool(program: &str, args: &[String]) -> Result<String, ExecutorError> {
+    run_tool_env(program, args, &[])
+}
+
+/// [`run_tool`] with `env` added to the tool's environment.
+pub(crate) fn run_tool_env(
+    program: &str,
+    args: &[String],
+    env: &[(String, String)],
+) -> Result<String, ExecutorError> {
     let out = std::process::Command::new(program)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::null())
         .output()
         .map_err(|e| ExecutorError::Spawn {

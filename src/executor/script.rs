@@ -21,6 +21,13 @@ pub enum Work<'a> {
     Builtin {
         pipe: &'a Path,
     },
+    /// `pipe __job` with this `pipe` binary, reading `spec` (one line of
+    /// JSON) from stdin: the stage runs in a scratch directory of the node,
+    /// its files through the remote (see [`super::staged`]).
+    Staged {
+        pipe: &'a Path,
+        spec: &'a str,
+    },
 }
 
 pub struct ScriptSpec<'a> {
@@ -84,6 +91,19 @@ pub fn script(spec: &ScriptSpec) -> String {
         Work::Builtin { pipe } => {
             s.push_str(&format!("cd {root} {}", fail(0)));
             s.push_str(&format!("{} {BUILTIN_ARG} {stage} {}", path(pipe), fail(1)));
+        }
+        Work::Staged { pipe, spec } => {
+            // The node may not see the project: no `cd`, and the exit file
+            // is written only where it can be, and only for a success (the
+            // result on the remote says how the stage failed).
+            let job = super::staged::JOB_ARG;
+            s.push_str(&format!(
+                "{} {job} <<'PIPE_JOB_SPEC' || exit $?\n{}\nPIPE_JOB_SPEC\n",
+                path(pipe),
+                spec.replace('\n', " ")
+            ));
+            s.push_str(&format!("echo \"0 0\" > {exit} 2>/dev/null\n"));
+            return s;
         }
     }
     s.push_str(&format!("echo \"0 0\" > {exit}\n"));

@@ -16,7 +16,9 @@
 //! every [`super::ExecutorConfig::max_poll`]; a job it no longer knows
 //! ended, and its exit file says how.
 
-use super::{run_tool, Ending, ExecutorError, Job, JobState, Kind, Resources, Scheduler};
+use super::{
+    run_tool, run_tool_env, Ending, ExecutorError, Job, JobState, Kind, Resources, Scheduler,
+};
 
 pub struct Slurm;
 
@@ -29,6 +31,7 @@ impl Slurm {
             format!("--chdir={}", job.cwd.display()),
             format!("--output={}", job.stdout.display()),
             format!("--error={}", job.stderr.display()),
+            format!("--comment=pipe:{}", job.token),
         ];
         args.extend(resource_args(&job.resources));
         args.push(job.script.display().to_string());
@@ -73,7 +76,7 @@ impl Scheduler for Slurm {
 
     fn submit(&self, job: &Job) -> Result<String, ExecutorError> {
         let args = Slurm::sbatch_args(job);
-        let out = run_tool("sbatch", &args)?;
+        let out = run_tool_env("sbatch", &args, &job.env)?;
         // `ID` or `ID;CLUSTER`.
         let id = out
             .lines()
@@ -101,6 +104,31 @@ impl Scheduler for Slurm {
             }
             Err(e) => Err(e),
         }
+    }
+
+    fn can_find(&self) -> bool {
+        true
+    }
+
+    fn find(&self, name: &str, token: &str) -> Result<Option<String>, ExecutorError> {
+        // Every state: a job that ended already is still listed until
+        // Slurm forgets it.
+        let out = run_tool(
+            "squeue",
+            &[
+                "-h".into(),
+                "-t".into(),
+                "all".into(),
+                format!("--name={name}"),
+                "-o".into(),
+                "%i|%k".into(),
+            ],
+        )?;
+        let comment = format!("pipe:{token}");
+        Ok(out.lines().find_map(|l| {
+            let (id, k) = l.trim().split_once('|')?;
+            (k == comment).then(|| id.to_string())
+        }))
     }
 
     fn cancel(&self, id: &str) -> Result<(), ExecutorError> {

@@ -33,6 +33,7 @@
 
 pub mod config;
 pub mod gc;
+pub mod jobs;
 pub mod known;
 mod md5map;
 pub mod profile;

@@ -17,9 +17,13 @@ use crate::cache::runs;
 use crate::executor::follow::{Follow, Followed};
 use crate::executor::jobs::{self, JobFiles, JobRecord};
 use crate::executor::script::{self, ScriptSpec, Work};
-use crate::executor::{self, JobState, Kind, Scheduler};
+use crate::executor::staged::{self, Brought};
+use crate::executor::{self, Files, JobState, Kind, Scheduler};
 use crate::hash::Digest;
+use crate::lock::PathRecord;
 use crate::project::Project;
+use crate::remote::Remote;
+use crate::spec::params::ParamValues;
 use crate::spec::{Action, Stage};
 
 /// The executor that runs `stage`: its own `executor:`, else `--executor`,
@@ -48,7 +52,7 @@ pub fn earlier_job(
     reporter: &dyn Reporter,
 ) -> Option<Earlier> {
     let files = jobs::files(&project.cache_root(), &stage.name);
-    let record = files.load()?;
+    let mut record = files.load()?;
     let warn = |message: String| {
         reporter.event(Event::Warning {
             stage: &stage.name,
@@ -71,6 +75,34 @@ pub fn earlier_job(
                 return None;
             }
         };
+    // Killed between writing the record and learning the job id: the
+    // scheduler is asked for the job by its token.
+    if record.job_id.is_empty() {
+        match scheduler.find(&format!("pipe:{}", stage.name), &record.token) {
+            Ok(Some(id)) => {
+                record.job_id = id;
+                let _ = files.save(&record);
+            }
+            Ok(None) => {
+                if !scheduler.can_find() {
+                    warn(format!(
+                        "an earlier run was killed while it submitted this stage to {}; if that job is in the queue, cancel it",
+                        scheduler.title()
+                    ));
+                }
+                files.remove();
+                return None;
+            }
+            Err(e) => {
+                warn(format!(
+                    "an earlier run was killed while it submitted this stage, and {} cannot be asked about it: {e}",
+                    scheduler.title()
+                ));
+                files.remove();
+                return None;
+            }
+        }
+    }
     if record.fingerprint == fingerprint.to_hex() && record.stage == stage.name {
         return Some(Earlier { record, scheduler });
     }
@@ -111,12 +143,17 @@ pub fn follow_earlier(
         job: &earlier.record.job_id,
         phase: JobPhase::Adopted,
     });
+    let remote = match &earlier.record.staged {
+        Some(s) => Some((staging_remote(project, Some(&s.remote))?.0, s.token.clone())),
+        None => None,
+    };
     follow(
         project,
         stage,
         &*earlier.scheduler,
         &earlier.record.job_id,
         &files,
+        remote.as_ref().map(|(r, t)| (r, t.as_str())),
         run,
         reporter,
     )
@@ -124,13 +161,13 @@ pub fn follow_earlier(
 
 /// Submits the stage's work as a job and follows it to its end. The
 /// outputs are cleared already.
-pub fn run_job(
+pub(super) fn run_job(
     project: &Project,
     stage: &Stage,
     kind: Kind,
-    fingerprint: &Digest,
+    work: &super::stage::Work,
+    params: &ParamValues,
     run: &ReproOptions,
-    held_claims: &str,
     reporter: &dyn Reporter,
 ) -> Result<(), String> {
     let config = &project.config.executor;
@@ -151,36 +188,73 @@ pub fn run_job(
     };
     std::fs::create_dir_all(jobs::dir(&project.cache_root())).map_err(io)?;
     files.clear_outputs().map_err(io)?;
-    let pipe = match &run.supervisor {
-        Some(p) => p.clone(),
-        None => std::env::current_exe().map_err(|e| format!("cannot find the pipe binary: {e}"))?,
+    let pipe = match (&config.pipe, &run.supervisor) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => p.clone(),
+        (None, None) => {
+            std::env::current_exe().map_err(|e| format!("cannot find the pipe binary: {e}"))?
+        }
     };
-    let (work, commands): (Work, &[String]) = match &stage.action {
-        Action::Cmd(commands) => (Work::Commands(commands), commands),
-        Action::Builtin { .. } => (Work::Builtin { pipe: &pipe }, &[]),
+    let commands: &[String] = match &stage.action {
+        Action::Cmd(commands) => commands,
+        Action::Builtin { .. } => &[],
     };
     let wdir = stage.wdir.to_path(&project.root);
     let root = std::path::absolute(&project.root).unwrap_or_else(|_| project.root.clone());
+    // With `files = "remote"`, the inputs go to the remote first, and the
+    // job works in a scratch directory of its node.
+    let staged = match config.files {
+        Files::Shared => None,
+        Files::Remote => Some(stage_inputs(project, stage, work, params, run)?),
+    };
+    let spec_json = staged
+        .as_ref()
+        .map(|s| serde_json::to_string(&s.spec).expect("a spec serializes"));
+    let (script_work, stdout, stderr) = match (&stage.action, &spec_json) {
+        (_, Some(spec)) => {
+            let null = std::path::PathBuf::from("/dev/null");
+            (Work::Staged { pipe: &pipe, spec }, null.clone(), null)
+        }
+        (Action::Cmd(commands), None) => (
+            Work::Commands(commands),
+            files.stdout.clone(),
+            files.stderr.clone(),
+        ),
+        (Action::Builtin { .. }, None) => (
+            Work::Builtin { pipe: &pipe },
+            files.stdout.clone(),
+            files.stderr.clone(),
+        ),
+    };
     let text = script::script(&ScriptSpec {
         stage: &stage.name,
         root: &root,
         wdir: &wdir,
-        work,
-        env: &[(runs::HELD_CLAIMS_ENV, held_claims)],
+        work: script_work,
+        env: &[(runs::HELD_CLAIMS_ENV, work.held_claims)],
         exit_file: &files.exit,
         redirect: scheduler
             .script_redirects()
-            .then_some((files.stdout.as_path(), files.stderr.as_path())),
+            .then_some((stdout.as_path(), stderr.as_path())),
     });
     crate::atomic_write::write(&files.script, text.as_bytes(), true).map_err(io)?;
     let job = executor::Job {
         name: format!("pipe:{}", stage.name),
         stage: stage.name.clone(),
         script: files.script.clone(),
-        stdout: files.stdout.clone(),
-        stderr: files.stderr.clone(),
-        cwd: root,
+        stdout,
+        stderr,
+        cwd: if staged.is_some() {
+            std::env::temp_dir()
+        } else {
+            root
+        },
         resources: stage.resources.over(&config.resources),
+        token: staged::new_token(),
+        env: staged
+            .as_ref()
+            .map(|s| staged::secret_env(&s.config))
+            .unwrap_or_default(),
     };
     for cmd in commands {
         reporter.event(Event::Command {
@@ -188,19 +262,35 @@ pub fn run_job(
             cmd,
         });
     }
-    let id = scheduler.submit(&job).map_err(|e| with_hint(&e))?;
-    let record = JobRecord {
+    // Recorded before the scheduler is asked, recorded again with the id:
+    // a `pipe` killed in between leaves a token to find the job by.
+    let mut record = JobRecord {
         stage: stage.name.clone(),
         executor: kind,
-        job_id: id.clone(),
-        fingerprint: fingerprint.to_hex(),
+        job_id: String::new(),
+        token: job.token.clone(),
+        fingerprint: work.fingerprint.to_hex(),
         submitted: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
+        staged: staged.as_ref().map(|s| jobs::StagedRecord {
+            remote: s.config.name.clone(),
+            token: s.spec.token.clone(),
+        }),
     };
+    files.save(&record).map_err(io)?;
+    let id = match scheduler.submit(&job) {
+        Ok(id) => id,
+        Err(e) => {
+            files.remove();
+            return Err(with_hint(&e));
+        }
+    };
+    record.job_id = id.clone();
     if let Err(e) = files.save(&record) {
         let _ = scheduler.cancel(&id);
+        files.remove();
         return Err(io(e));
     }
     reporter.event(Event::Job {
@@ -209,15 +299,156 @@ pub fn run_job(
         job: &id,
         phase: JobPhase::Submitted,
     });
-    follow(project, stage, &*scheduler, &id, &files, run, reporter)
+    let remote = staged.map(|s| (s.remote, s.spec.token));
+    let staged = remote.as_ref().map(|(r, t)| (r, t.as_str()));
+    follow(
+        project,
+        stage,
+        &*scheduler,
+        &id,
+        &files,
+        staged,
+        run,
+        reporter,
+    )
 }
 
+/// A stage whose inputs are on the remote, ready for its job.
+struct Staged {
+    spec: staged::JobSpec,
+    config: crate::remote::RemoteConfig,
+    remote: Remote,
+}
+
+/// Opens the remote of `files = "remote"` (`[executor] remote`, else the
+/// default one).
+fn staging_remote(
+    project: &Project,
+    name: Option<&str>,
+) -> Result<(Remote, crate::remote::RemoteConfig), String> {
+    let render = |e: crate::remote::RemoteError| match e.hint() {
+        Some(h) => format!("files = \"remote\" in [executor]: {e}\nHint: {h}"),
+        None => format!("files = \"remote\" in [executor]: {e}"),
+    };
+    let config = project
+        .config
+        .remotes
+        .pick(name)
+        .map_err(|e| render(e.into()))?
+        .clone();
+    let remote = Remote::open(&project.root, &config, project.cache.dir()).map_err(render)?;
+    Ok((remote, config))
+}
+
+/// Stores the stage's deps and params files in the cache, pushes them to
+/// the remote, and describes the job.
+fn stage_inputs(
+    project: &Project,
+    stage: &Stage,
+    work: &super::stage::Work,
+    params: &ParamValues,
+    run: &ReproOptions,
+) -> Result<Staged, String> {
+    let (remote, config) = staging_remote(project, project.config.executor.remote.as_deref())?;
+    remote.probe().map_err(|e| match e.hint() {
+        Some(h) => format!("{e}\nHint: {h}"),
+        None => e.to_string(),
+    })?;
+    let mut inputs: Vec<PathRecord> = work.deps.to_vec();
+    let mut params_files: Vec<&crate::paths::RelPath> =
+        stage.params.iter().map(|r| &r.file).collect();
+    params_files.sort();
+    params_files.dedup();
+    for file in params_files {
+        if inputs.iter().any(|r| file.is_within(&r.path)) {
+            continue;
+        }
+        if let Some(hashed) = work.hasher.hash_dep(file).map_err(|e| e.to_string())? {
+            inputs.push(PathRecord::new(file.clone(), &hashed));
+        }
+    }
+    // Deps that are not outputs (raw data, code) enter the cache as copies:
+    // the workspace files stay as they are.
+    let cache = project.cache.with_link(crate::cache::LinkMode::Copy);
+    for r in &inputs {
+        if project.cache.contains(r) {
+            continue;
+        }
+        let hashed = work
+            .hasher
+            .hash_dep(&r.path)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("dep {} is missing", r.path))?;
+        if hashed.hash != r.blake3 {
+            return Err(format!(
+                "dep {} changed while the stage was starting; run again",
+                r.path
+            ));
+        }
+        cache
+            .store(&project.workspace, &r.path, &hashed)
+            .map_err(|e| e.to_string())?;
+    }
+    let mut set = crate::remote::ObjectSet::default();
+    for r in &inputs {
+        set.add(r);
+    }
+    let report = remote
+        .push(&project.cache, &set, false, &crate::remote::transfer::Quiet)
+        .map_err(|e| match e.hint() {
+            Some(h) => format!("cannot upload the stage's inputs: {e}\nHint: {h}"),
+            None => format!("cannot upload the stage's inputs: {e}"),
+        })?;
+    if !report.ok() {
+        let why: Vec<String> = report.missing.into_iter().chain(report.failed).collect();
+        return Err(format!(
+            "cannot upload the stage's inputs to remote {}: {}",
+            remote.name,
+            why.join("; ")
+        ));
+    }
+    let work_spec = match &stage.action {
+        Action::Cmd(commands) => staged::StagedWork::Commands(commands.clone()),
+        Action::Builtin { name, args, .. } => staged::StagedWork::Builtin {
+            name: name.clone(),
+            args: args.clone(),
+            params: params.clone(),
+        },
+    };
+    let spec = staged::JobSpec {
+        stage: stage.name.clone(),
+        token: staged::new_token(),
+        wdir: stage.wdir.clone(),
+        work: work_spec,
+        outs: stage
+            .outs
+            .iter()
+            .map(|o| staged::StagedOut {
+                path: o.path.clone(),
+                dir: o.dir,
+                cache: o.cache,
+            })
+            .collect(),
+        inputs,
+        run_cache: (run.use_run_cache && crate::plan::run_cache_eligible(stage))
+            .then_some(*work.fingerprint),
+        remote: staged::StagedRemote::of(&config, &project.root),
+    };
+    Ok(Staged {
+        spec,
+        config,
+        remote,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 fn follow(
     project: &Project,
     stage: &Stage,
     scheduler: &dyn Scheduler,
     id: &str,
     files: &JobFiles,
+    staged: Option<(&Remote, &str)>,
     run: &ReproOptions,
     reporter: &dyn Reporter,
 ) -> Result<(), String> {
@@ -239,17 +470,41 @@ fn follow(
         max_poll: config.max_poll(),
     }
     .run();
-    match followed {
-        Followed::Done => {
-            files.remove();
-            Ok(())
-        }
-        Followed::Failed(message) => {
-            files.remove();
-            Err(message)
-        }
+    let ended = match followed {
         // The record stays: the next run looks for the job again.
-        Followed::Lost(message) => Err(message),
+        Followed::Lost(message) => return Err(message),
+        Followed::Done => Ok(()),
+        Followed::Failed(message) => Err(message),
+    };
+    let Some((remote, token)) = staged else {
+        files.remove();
+        return ended;
+    };
+    let brought = staged::bring_back(
+        &project.cache,
+        &project.workspace,
+        stage,
+        remote,
+        token,
+        reporter,
+    );
+    files.remove();
+    let job = format!("{} job {id}", scheduler.title());
+    match (brought?, ended) {
+        (Brought::Done, _) => Ok(()),
+        (Brought::Failed(message), _) => Err(format!(
+            "{message} ({job}, on its node)\nHint: with files = \"remote\" the job has only the stage's deps and params files: a file its commands read must be a dep"
+        )),
+        (Brought::Missing, Err(message)) => Err(format!(
+            "{message}\nHint: the job left no result on remote {}: could it reach the remote, and is pipe at {} on the nodes (`pipe` in [executor] names it)?",
+            remote.name,
+            config.pipe.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "the same path".into())
+        )),
+        (Brought::Missing, Ok(())) => Err(format!(
+            "{job} ended but left no result on remote {} ({})",
+            remote.name,
+            remote.shown_job_key(token)
+        )),
     }
 }
 
@@ -280,7 +535,7 @@ pub fn builtin_in_job(root: &std::path::Path, name: &str) -> Result<(), String> 
     }
     match &stage.action {
         Action::Builtin { name: b, args, .. } => {
-            super::stage::run_builtin(&project.root, stage, b, args, &params)
+            super::stage::run_builtin(&project.root, &stage.wdir, b, args, &params)
         }
         Action::Cmd(_) => Err(format!("stage `{name}` is not a built-in stage")),
     }
@@ -299,10 +554,21 @@ pub struct RecordedJob {
 pub fn recorded_jobs(project: &Project) -> Vec<RecordedJob> {
     jobs::all(&project.cache_root())
         .into_iter()
-        .filter_map(|record| {
+        .filter_map(|mut record| {
             let scheduler =
                 executor::scheduler(record.executor, &project.config.executor, &project.root);
             match scheduler {
+                // Being submitted (or left so by a killed run): the job is
+                // looked for by its token; not found, there is none to show.
+                Ok(Some(s)) if record.job_id.is_empty() => {
+                    let name = format!("pipe:{}", record.stage);
+                    record.job_id = s.find(&name, &record.token).ok()??;
+                    Some(RecordedJob {
+                        state: s.state(&record.job_id),
+                        scheduler: s.title(),
+                        record,
+                    })
+                }
                 Ok(Some(s)) => Some(RecordedJob {
                     state: s.state(&record.job_id),
                     scheduler: s.title(),

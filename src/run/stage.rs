@@ -160,9 +160,12 @@ fn run_stage(
             if let Err(message) = keep(project, stage, locked, seen, hasher, reporter) {
                 return Ok(unchanged(Outcome::Failed(message)));
             }
+            let deps = seen.dep_records();
             let work = Work {
                 fingerprint: &decision.fingerprint,
                 held_claims: &held_claims,
+                deps: &deps,
+                hasher,
             };
             execute(project, stage, &seen.params, run, &work, reporter)
         }
@@ -430,10 +433,14 @@ fn missing_dep(project: &Project, reasons: &[StaleReason]) -> Option<String> {
 }
 
 /// What a run of the stage is for.
-struct Work<'a> {
-    fingerprint: &'a crate::hash::Digest,
+pub(super) struct Work<'a> {
+    pub fingerprint: &'a crate::hash::Digest,
     /// Goes to the commands as [`runs::HELD_CLAIMS_ENV`].
-    held_claims: &'a str,
+    pub held_claims: &'a str,
+    /// The deps as they were observed (what a job on a node without the
+    /// project's files downloads).
+    pub deps: &'a [PathRecord],
+    pub hasher: &'a Hasher,
 }
 
 /// Clears non-persistent outputs, then runs the command or built-in, here
@@ -465,15 +472,7 @@ fn execute(
     }
     let kind = super::job::executor_of(project, stage, run);
     if kind != crate::executor::Kind::Local {
-        return super::job::run_job(
-            project,
-            stage,
-            kind,
-            work.fingerprint,
-            run,
-            held_claims,
-            reporter,
-        );
+        return super::job::run_job(project, stage, kind, work, params, run, reporter);
     }
     let cwd = stage.wdir.to_path(&project.root);
     match &stage.action {
@@ -492,13 +491,15 @@ fn execute(
             };
             run_commands(&launch, commands, reporter)
         }
-        Action::Builtin { name, args, .. } => run_builtin(&project.root, stage, name, args, params),
+        Action::Builtin { name, args, .. } => {
+            run_builtin(&project.root, &stage.wdir, name, args, params)
+        }
     }
 }
 
-pub(super) fn run_builtin(
+pub(crate) fn run_builtin(
     root: &Path,
-    stage: &Stage,
+    wdir: &RelPath,
     name: &str,
     args: &std::collections::BTreeMap<String, Json>,
     params: &ParamValues,
@@ -509,7 +510,7 @@ pub(super) fn run_builtin(
         if let (Some(Json::String(text)), builtin::ArgRole::Input | builtin::ArgRole::Output(_)) =
             (args.get(arg.name), arg.role)
         {
-            let rel = RelPath::parse(text, Some(&stage.wdir)).map_err(|e| e.to_string())?;
+            let rel = RelPath::parse(text, Some(wdir)).map_err(|e| e.to_string())?;
             paths.insert(arg.name, rel.to_path(root));
         }
     }

@@ -31,6 +31,7 @@ mod repro;
 mod serve;
 mod services;
 mod slurm;
+mod slurm_staged;
 mod spec;
 mod stage_edit;
 mod status;

@@ -11,10 +11,10 @@ use std::time::Duration;
 use crate::env::{wait_until, Output, TestEnv};
 use crate::services::{slurm, Slurm};
 
-const JOB: Duration = Duration::from_secs(120);
+pub(crate) const JOB: Duration = Duration::from_secs(120);
 
 /// A project whose `pipe` talks to the test cluster.
-fn on_cluster(yaml: &str) -> Option<(TestEnv, &'static Slurm)> {
+pub(crate) fn on_cluster(yaml: &str) -> Option<(TestEnv, &'static Slurm)> {
     let cluster = slurm()?;
     let env = TestEnv::new()
         .env("SLURM_CONF", &cluster.conf.display().to_string())
@@ -23,7 +23,7 @@ fn on_cluster(yaml: &str) -> Option<(TestEnv, &'static Slurm)> {
 }
 
 /// Settings that hide job ids, hosts and times.
-fn settings(env: &TestEnv) -> insta::Settings {
+pub(crate) fn settings(env: &TestEnv) -> insta::Settings {
     let mut s = env.settings();
     s.add_filter(r"(?i)job \d+", "job [JOB]");
     s.add_filter(r"slurmstepd-\S+:", "slurmstepd-[HOST]:");
@@ -34,7 +34,7 @@ fn settings(env: &TestEnv) -> insta::Settings {
 /// `text` without the lines of a job's passing states (whether a poll sees
 /// it queued or running depends on the machine), nor the `Terminated` that
 /// `sh` may or may not print before Slurm's signal reaches it too.
-fn steady(text: &str) -> String {
+pub(crate) fn steady(text: &str) -> String {
     text.lines()
         .filter(|l| {
             !l.ends_with(" is running") && !l.contains(" is queued") && !l.ends_with("] Terminated")
@@ -44,7 +44,7 @@ fn steady(text: &str) -> String {
 }
 
 /// The id of the job `stage` was submitted as, from pipe's words.
-fn submitted(out: &Output, stage: &str) -> String {
+pub(crate) fn submitted(out: &Output, stage: &str) -> String {
     let prefix = format!("Stage {stage}: submitted as Slurm job ");
     out.stderr
         .lines()
@@ -317,6 +317,66 @@ fn after_kill_9_the_next_run_follows_the_job_instead_of_submitting_again() {
         ");
     });
     assert_eq!(env.locked_stages(), ["k9_train"]);
+}
+
+#[test]
+fn a_run_killed_before_it_recorded_the_job_id_leaves_a_job_that_is_found_again() {
+    let Some((env, cluster)) = on_cluster(
+        r#"
+        stages:
+          kw_train:
+            cmd: echo ran >> runs.log; echo "$SLURM_JOB_ID" > model.txt
+            outs: [model.txt]
+        "#,
+    ) else {
+        return;
+    };
+    // An `sbatch` that submits, then hangs (while `hold` exists) before it
+    // prints the id: pipe is killed in that window.
+    let sbatch = std::process::Command::new("sh")
+        .args(["-c", "command -v sbatch"])
+        .output()
+        .unwrap();
+    let sbatch = String::from_utf8(sbatch.stdout).unwrap();
+    let path = format!(
+        "{}:{}",
+        env.path("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let env = env.env("PATH", &path);
+    env.write(
+        "bin/sbatch",
+        &format!(
+            "#!/bin/sh\nout=$({} \"$@\") || exit $?\nwhile [ -e hold ]; do sleep 0.1; done\necho \"$out\"\n",
+            sbatch.trim()
+        ),
+    );
+    std::process::Command::new("chmod")
+        .args(["+x", &env.path("bin/sbatch").display().to_string()])
+        .status()
+        .unwrap();
+    env.write("hold", "");
+    let mut repro = env.spawn(&["repro", "--executor", "slurm"]);
+    assert!(
+        wait_until(JOB, || env.exists("model.txt")),
+        "the job never ran"
+    );
+    repro.kill();
+    let _ = repro.wait(JOB);
+    std::fs::remove_file(env.path("hold")).unwrap();
+    let out = env.pipe(&["repro", "--executor", "slurm"]).ok();
+    settings(&env).bind(|| {
+        insta::assert_snapshot!(steady(&out.stderr), @r"
+        Running stage kw_train: never run
+        Stage kw_train: following Slurm job [JOB], submitted by an earlier run that was stopped
+        ✓ kw_train  ran  [ELAPSED]
+        1 ran, 0 restored, 0 up to date, 0 failed in [ELAPSED]
+        ");
+    });
+    assert_eq!(env.runs(), ["ran"], "the stage ran once");
+    let id = env.read("model.txt").trim().to_string();
+    assert_eq!(cluster.job_state(&id), "COMPLETED");
+    assert_eq!(env.locked_stages(), ["kw_train"]);
 }
 
 #[test]
