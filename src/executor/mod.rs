@@ -21,9 +21,12 @@
 //!    the run is interrupted, and turns the scheduler's verdict into words
 //!    (exit code N, out of memory, time limit, cancelled, node failure).
 //!
-//! The project is assumed to be on a filesystem the nodes share (as on
-//! every HPC cluster): the job writes the outputs in place, and `pipe`
-//! hashes and caches them after the job ends, exactly as after a local run.
+//! By default the project is on a filesystem the nodes share (as on every
+//! HPC cluster): the job writes the outputs in place, and `pipe` hashes and
+//! caches them after the job ends, exactly as after a local run. With
+//! `files = "remote"`, nodes that share nothing with the project but the
+//! remote get the stage's inputs from it and leave the outputs on it
+//! ([`staged`]).
 //!
 //! Resources never enter the fingerprint (the same stage on another node is
 //! the same result), nor does the executor.
