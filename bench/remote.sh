@@ -13,8 +13,9 @@
 #      push and pull of its outputs.
 # The server is moto (`pip install 'moto[server]'`), which both clients
 # work with; both sides use the same one, each in its own bucket. (s3s-fs,
-# faster, answers DVC's HEAD of a "directory" key with a 500, so DVC cannot
-# pull from it; SERVER=s3s-fs still runs the pipe side against it.) It ends with a Markdown table:
+# a Rust server, much faster, answers DVC's HEAD of a "directory" key with a
+# 500, so DVC cannot pull from it; with SERVER=s3s-fs the table says so for
+# DVC's pull and gives the rest.) It ends with a Markdown table:
 # workload | pipe | dvc | ratio.
 #
 # Run (from any directory):
@@ -142,7 +143,11 @@ dvc_noop=$(python3 -c "import json;print(f\"{json.load(open('$results/dvc-noop.j
 say "dvc pull (empty cache and workspace)"
 rm -rf .dvc/cache files
 dvc_pull=$(secs dvc pull)
-[[ $(find files -type f | wc -l) == "$count" ]] || { echo "dvc pull is incomplete" >&2; exit 1; }
+if [[ $(find files -type f 2>/dev/null | wc -l) != "$count" ]]; then
+    # s3s-fs answers DVC's HEAD of a "directory" key with a 500.
+    [[ $server == s3s-fs ]] || { echo "dvc pull is incomplete" >&2; exit 1; }
+    dvc_pull=""
+fi
 
 # ------------------------------------------------------------ the sentiment pipeline
 say "the demo pipeline"
@@ -163,7 +168,11 @@ ratio() { python3 -c "print(f'{$2 / $1:.1f}×')"; }
     echo "| --- | --- | --- | --- |"
     echo "| push, $count files (first) | ${pipe_push} s | ${dvc_push} s | $(ratio "$pipe_push" "$dvc_push") faster |"
     echo "| push, nothing new | ${pipe_noop} ms | ${dvc_noop} ms | $(ratio "$pipe_noop" "$dvc_noop") faster |"
-    echo "| pull into an empty cache, $count files | ${pipe_pull} s | ${dvc_pull} s | $(ratio "$pipe_pull" "$dvc_pull") faster |"
+    if [[ -n $dvc_pull ]]; then
+        echo "| pull into an empty cache, $count files | ${pipe_pull} s | ${dvc_pull} s | $(ratio "$pipe_pull" "$dvc_pull") faster |"
+    else
+        echo "| pull into an empty cache, $count files | ${pipe_pull} s | fails on $server | |"
+    fi
     echo "| peak memory of push --verify, $count files / $((count / 10)) files | ${pipe_mem} MB / ${pipe_mem_small} MB | | |"
     echo "| demo pipeline: push --run-cache / pull | ${demo_push} s / ${demo_pull} s | | |"
 } | tee "$results/table.md"

@@ -224,12 +224,19 @@ fn finish(json: bool, text: String, report: &TransferReport) -> Result<ExitCode,
     if report.ok() {
         Ok(ExitCode::SUCCESS)
     } else {
+        let n = report.missing.len() + report.failed.len();
+        // Content on neither side is not helped by trying again.
+        let hint = if report.failed.is_empty() {
+            "the content is on neither side: rerun the stages that write it (`pipe repro`), or fetch it from a remote that has it"
+        } else {
+            "run the command again to retry; what was moved stays moved"
+        };
         Err(CliError {
             message: format!(
-                "{} objects could not be moved",
-                report.missing.len() + report.failed.len()
+                "{n} {} could not be moved",
+                if n == 1 { "object" } else { "objects" }
             ),
-            hints: vec!["run the command again to retry; what was moved stays moved".into()],
+            hints: vec![hint.into()],
             code: 1,
         })
     }

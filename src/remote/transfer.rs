@@ -229,9 +229,27 @@ impl Remote {
         verify: bool,
         progress: &dyn Progress,
     ) -> Result<TransferReport, RemoteError> {
-        let (files, dirs, missing) = expand(cache, set);
+        // A directory whose manifest the remote is known to hold has all
+        // its files there too (a manifest goes up after its files): it is
+        // not even opened. A push of nothing new reads no manifest.
+        let (known_dirs, rest): (Vec<&PathRecord>, Vec<&PathRecord>) = set
+            .records
+            .iter()
+            .partition(|r| r.is_dir() && !verify && self.known.contains(&r.blake3));
+        let rest = ObjectSet {
+            records: rest.into_iter().cloned().collect(),
+            runs: BTreeMap::new(),
+        };
+        let (files, dirs, missing) = expand(cache, &rest);
+        let mut up_known: BTreeSet<Digest> = BTreeSet::new();
+        let mut present = 0;
+        for r in &known_dirs {
+            up_known.insert(r.blake3);
+            present += r.nfiles.unwrap_or(0) + 1;
+        }
         let report = Mutex::new(TransferReport {
             missing,
+            present,
             ..TransferReport::default()
         });
         let total: u64 = files.iter().map(|f| f.size).sum();
@@ -267,7 +285,7 @@ impl Remote {
                 },
             )
             .await?;
-            let mut up_dirs: BTreeSet<Digest> = BTreeSet::new();
+            let mut up_dirs: BTreeSet<Digest> = up_known;
             for i in done_dirs {
                 up_dirs.insert(ready[i].0);
             }

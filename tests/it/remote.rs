@@ -101,6 +101,30 @@ fn push_then_pull_elsewhere_round_trips_files_and_directories() {
     // Nothing new: a push asks the remote nothing and sends nothing.
     let again = env.pipe(&["push"]).ok();
     insta::assert_snapshot!(again.stderr, @"pushed 0 objects (0 B) in [ELAPSED]; 5 already on origin");
+    // A directory whose manifest the remote is known to hold is not even
+    // opened (its files went up before it): with the manifest gone from the
+    // local cache, a push of nothing new is the same.
+    let mut manifests = Vec::new();
+    for fan in std::fs::read_dir(env.path(".pipeline-cache/v1/objects")).unwrap() {
+        for f in std::fs::read_dir(fan.unwrap().path()).unwrap() {
+            let path = f.unwrap().path();
+            if path.extension().is_some_and(|x| x == "dir") {
+                manifests.push(path);
+            }
+        }
+    }
+    assert_eq!(manifests.len(), 1, "{manifests:?}");
+    std::fs::remove_file(&manifests[0]).unwrap();
+    let known = env.pipe(&["push"]).ok();
+    insta::assert_snapshot!(known.stderr, @"pushed 0 objects (0 B) in [ELAPSED]; 5 already on origin");
+    // `--verify` asks the remote instead, and needs the manifest.
+    let verify = env.pipe(&["push", "--verify"]).code(1);
+    insta::assert_snapshot!(verify.stderr, @r"
+    pushed 0 objects (0 B) in [ELAPSED]; 2 already on origin
+    missing: data: not in the local cache
+    error: 1 object could not be moved
+      hint: the content is on neither side: rerun the stages that write it (`pipe repro`), or fetch it from a remote that has it
+    ");
 }
 
 #[test]
@@ -248,7 +272,7 @@ fn a_remote_object_with_wrong_bytes_is_rejected_and_nothing_of_it_is_used() {
     insta::assert_snapshot!(out.stderr, @r"
     fetched 4 objects (43.0 kB) in [ELAPSED]; 0 already in the cache
     failed: remote `origin`: s3://[BUCKET]/team/v1/objects/[OBJECT] is damaged: its content does not match its name (got [HASH]); it was not used
-    error: 1 objects could not be moved
+    error: 1 object could not be moved
       hint: run the command again to retry; what was moved stays moved
     ");
 }

@@ -807,7 +807,7 @@ fn data_dvc_records_by_md5_only_is_pulled_elsewhere_through_the_remote() {
     insta::assert_snapshot!(lie.stderr, @r"
     fetched 1 object (4 B) in [ELAPSED]; 0 already in the cache
     failed: x.csv: what the remote links to its md5 has another md5; not used
-    error: 1 objects could not be moved
+    error: 1 object could not be moved
       hint: run the command again to retry; what was moved stays moved
     ");
     assert!(!third.exists("x.csv"));
