@@ -49,18 +49,10 @@ pub struct JobRecord {
     pub fingerprint: String,
     /// Seconds since the Unix epoch.
     pub submitted: u64,
-    /// For a job whose files go through the remote: where it leaves its
-    /// result.
+    /// For a job whose files go through the remote: the remote's name (it
+    /// leaves its result there under the token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub staged: Option<StagedRecord>,
-}
-
-/// Where a job of `files = "remote"` leaves its result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StagedRecord {
-    /// The remote's name.
-    pub remote: String,
-    pub token: String,
+    pub staged_remote: Option<String>,
 }
 
 /// The job directory of the project whose cache root (`.pipeline-cache`)
@@ -162,7 +154,7 @@ mod tests {
                 token: String::new(),
                 fingerprint: "ab".into(),
                 submitted: 1,
-                staged: None,
+                staged_remote: None,
             };
             let f = files(dir.path(), stage);
             f.save(&record).unwrap();

@@ -143,8 +143,11 @@ pub fn follow_earlier(
         job: &earlier.record.job_id,
         phase: JobPhase::Adopted,
     });
-    let remote = match &earlier.record.staged {
-        Some(s) => Some((staging_remote(project, Some(&s.remote))?.0, s.token.clone())),
+    let remote = match &earlier.record.staged_remote {
+        Some(name) => Some((
+            staging_remote(project, Some(name))?.0,
+            earlier.record.token.clone(),
+        )),
         None => None,
     };
     follow(
@@ -250,7 +253,12 @@ pub(super) fn run_job(
             root
         },
         resources: stage.resources.over(&config.resources),
-        token: staged::new_token(),
+        // One token names the submission and, for a staged job, its
+        // result on the remote.
+        token: staged
+            .as_ref()
+            .map(|s| s.spec.token.clone())
+            .unwrap_or_else(staged::new_token),
         env: staged
             .as_ref()
             .map(|s| staged::secret_env(&s.config))
@@ -274,10 +282,7 @@ pub(super) fn run_job(
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
-        staged: staged.as_ref().map(|s| jobs::StagedRecord {
-            remote: s.config.name.clone(),
-            token: s.spec.token.clone(),
-        }),
+        staged_remote: staged.as_ref().map(|s| s.config.name.clone()),
     };
     files.save(&record).map_err(io)?;
     let id = match scheduler.submit(&job) {

@@ -221,3 +221,42 @@ fn built_in_stages_run_on_the_node_with_their_params() {
     // The same outputs, byte for byte, and the same fingerprints.
     assert_eq!(env.read("pipeline.lock"), local.read("pipeline.lock"));
 }
+
+#[test]
+fn after_kill_9_the_next_run_brings_back_what_the_job_left() {
+    let Some((env, s3, bucket)) = staged("stages: {}\n", "adopted") else {
+        return;
+    };
+    // The node has no view of the project; the test's single node does, so
+    // the job waits on absolute paths for the test to let it go.
+    let root = env.root().display().to_string();
+    env.write(
+        "pipeline.yaml",
+        &format!(
+            "stages:\n  sk_train:\n    cmd: >-\n      echo \"$SLURM_JOB_ID\" > {root}/job.id;\n      while [ ! -e {root}/go ]; do sleep 0.1; done; echo trained > model.txt\n    outs: [model.txt]\n"
+        ),
+    );
+    let mut repro = env.spawn(&["repro"]);
+    assert!(
+        crate::env::wait_until(crate::slurm::JOB, || std::fs::read_to_string(
+            env.path("job.id")
+        )
+        .is_ok_and(|id| id.ends_with('\n'))),
+        "the job never started"
+    );
+    repro.kill();
+    let _ = repro.wait(crate::slurm::JOB);
+    env.write("go", "");
+    let out = env.pipe(&["repro"]).ok();
+    settings(&env).bind(|| {
+        insta::assert_snapshot!(steady(&out.stderr), @r"
+        Running stage sk_train: never run
+        Stage sk_train: following Slurm job [JOB], submitted by an earlier run that was stopped
+        ✓ sk_train  ran  [ELAPSED]
+        1 ran, 0 restored, 0 up to date, 0 failed in [ELAPSED]
+        ");
+    });
+    assert_eq!(env.read("model.txt"), "trained\n");
+    assert_eq!(env.locked_stages(), ["sk_train"]);
+    assert_eq!(s3.keys(&bucket, "team/v1/jobs/"), Vec::<String>::new());
+}
