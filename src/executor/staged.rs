@@ -254,6 +254,55 @@ impl Reporter for Collect {
     }
 }
 
+/// Which way [`transfer`] moves objects.
+#[derive(Clone, Copy)]
+pub enum Way {
+    Up,
+    Down,
+}
+
+/// Moves the objects of `records` (and, up, the run-cache entries `runs`)
+/// between `cache` and `remote`; what could not be moved is an error
+/// naming `what` and the remote.
+pub fn transfer(
+    remote: &Remote,
+    cache: &Cache,
+    records: &[PathRecord],
+    runs: BTreeMap<Digest, RunRecord>,
+    way: Way,
+    what: &str,
+) -> Result<(), String> {
+    let mut set = ObjectSet {
+        records: Vec::new(),
+        runs,
+    };
+    for r in records {
+        set.add(r);
+    }
+    let quiet = crate::remote::transfer::Quiet;
+    let (verb, side) = match way {
+        Way::Up => ("upload", "to"),
+        Way::Down => ("download", "from"),
+    };
+    let report = match way {
+        Way::Up => remote.push(cache, &set, false, &quiet),
+        Way::Down => remote.fetch(cache, &set, &quiet),
+    }
+    .map_err(|e| match e.hint() {
+        Some(h) => format!("cannot {verb} {what}: {e}\nHint: {h}"),
+        None => format!("cannot {verb} {what}: {e}"),
+    })?;
+    if !report.ok() {
+        let why: Vec<String> = report.missing.into_iter().chain(report.failed).collect();
+        return Err(format!(
+            "cannot {verb} {what} {side} remote {}: {}",
+            remote.name,
+            why.join("; ")
+        ));
+    }
+    Ok(())
+}
+
 /// `pipe __job` on a node: reads the spec from stdin, runs the stage in a
 /// scratch directory, leaves the result on the remote. The exit code: 0
 /// when the stage ran, 1 when it failed, 2 when no result could be left.
@@ -332,21 +381,14 @@ fn run_in(
 ) -> Result<Vec<PathRecord>, String> {
     let ws = crate::workspace::Workspace::open(root)
         .map_err(|e| format!("cannot open {}: {e}", root.display()))?;
-    let mut inputs = ObjectSet::default();
-    for r in &spec.inputs {
-        inputs.add(r);
-    }
-    let report = remote
-        .fetch(cache, &inputs, &crate::remote::transfer::Quiet)
-        .map_err(|e| format!("cannot download the stage's inputs: {e}"))?;
-    if !report.ok() {
-        let why: Vec<String> = report.missing.into_iter().chain(report.failed).collect();
-        return Err(format!(
-            "cannot download the stage's inputs from remote {}: {}",
-            remote.name,
-            why.join("; ")
-        ));
-    }
+    transfer(
+        remote,
+        cache,
+        &spec.inputs,
+        BTreeMap::new(),
+        Way::Down,
+        "the stage's inputs",
+    )?;
     for r in &spec.inputs {
         cache
             .restore(&ws, r)
@@ -395,36 +437,24 @@ fn run_in(
         record.cache = out.cache;
         outs.push(record);
     }
-    let mut set = ObjectSet::default();
-    for r in &outs {
-        set.add(r);
-    }
+    let mut runs = BTreeMap::new();
     if let Some(fingerprint) = spec.run_cache {
-        set.runs.insert(
+        let outs = outs
+            .iter()
+            .map(|r| PathRecord {
+                cache: true,
+                ..r.clone()
+            })
+            .collect();
+        runs.insert(
             fingerprint,
             RunRecord {
                 stage: spec.stage.clone(),
-                outs: outs
-                    .iter()
-                    .map(|r| PathRecord {
-                        cache: true,
-                        ..r.clone()
-                    })
-                    .collect(),
+                outs,
             },
         );
     }
-    let report = remote
-        .push(cache, &set, false, &crate::remote::transfer::Quiet)
-        .map_err(|e| format!("cannot upload the outputs: {e}"))?;
-    if !report.ok() {
-        let why: Vec<String> = report.missing.into_iter().chain(report.failed).collect();
-        return Err(format!(
-            "cannot upload the outputs to remote {}: {}",
-            remote.name,
-            why.join("; ")
-        ));
-    }
+    transfer(remote, cache, &outs, runs, Way::Up, "the outputs")?;
     Ok(outs)
 }
 
@@ -486,21 +516,14 @@ pub fn bring_back(
             remote.name
         ));
     }
-    let mut set = ObjectSet::default();
-    for r in &result.outs {
-        set.add(r);
-    }
-    let report = remote
-        .fetch(cache, &set, &crate::remote::transfer::Quiet)
-        .map_err(|e| format!("cannot download the job's outputs: {e}"))?;
-    if !report.ok() {
-        let why: Vec<String> = report.missing.into_iter().chain(report.failed).collect();
-        return Err(format!(
-            "cannot download the job's outputs from remote {}: {}",
-            remote.name,
-            why.join("; ")
-        ));
-    }
+    transfer(
+        remote,
+        cache,
+        &result.outs,
+        BTreeMap::new(),
+        Way::Down,
+        "the job's outputs",
+    )?;
     for r in &result.outs {
         cache.restore(ws, r).map_err(|e| e.to_string())?;
     }

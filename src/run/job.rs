@@ -394,24 +394,14 @@ fn stage_inputs(
             .store(&project.workspace, &r.path, &hashed)
             .map_err(|e| e.to_string())?;
     }
-    let mut set = crate::remote::ObjectSet::default();
-    for r in &inputs {
-        set.add(r);
-    }
-    let report = remote
-        .push(&project.cache, &set, false, &crate::remote::transfer::Quiet)
-        .map_err(|e| match e.hint() {
-            Some(h) => format!("cannot upload the stage's inputs: {e}\nHint: {h}"),
-            None => format!("cannot upload the stage's inputs: {e}"),
-        })?;
-    if !report.ok() {
-        let why: Vec<String> = report.missing.into_iter().chain(report.failed).collect();
-        return Err(format!(
-            "cannot upload the stage's inputs to remote {}: {}",
-            remote.name,
-            why.join("; ")
-        ));
-    }
+    staged::transfer(
+        &remote,
+        &project.cache,
+        &inputs,
+        Default::default(),
+        staged::Way::Up,
+        "the stage's inputs",
+    )?;
     let work_spec = match &stage.action {
         Action::Cmd(commands) => staged::StagedWork::Commands(commands.clone()),
         Action::Builtin { name, args, .. } => staged::StagedWork::Builtin {
