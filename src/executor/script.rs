@@ -96,13 +96,22 @@ pub fn script(spec: &ScriptSpec) -> String {
             // The node may not see the project: no `cd`, and the exit file
             // is written only where it can be, and only for a success (the
             // result on the remote says how the stage failed).
+            // The scratch directory is the script's, so that it goes even
+            // when the job is cancelled or hits its time limit (the
+            // scheduler's SIGTERM reaches `sh` too).
             let job = super::staged::JOB_ARG;
+            let var = super::staged::SCRATCH_VAR;
+            s.push_str(&format!(
+                "{var}=$(mktemp -d \"${{TMPDIR:-/tmp}}/pipe-job-XXXXXX\") || exit 2\nexport {var}\ntrap 'rm -rf \"${var}\"' EXIT\ntrap 'exit 143' TERM INT\n"
+            ));
             s.push_str(&format!(
                 "{} {job} <<'PIPE_JOB_SPEC' || exit $?\n{}\nPIPE_JOB_SPEC\n",
                 path(pipe),
                 spec.replace('\n', " ")
             ));
-            s.push_str(&format!("echo \"0 0\" > {exit} 2>/dev/null\n"));
+            s.push_str(&format!(
+                "{{ echo \"0 0\" > {exit}; }} 2>/dev/null || true\nexit 0\n"
+            ));
             return s;
         }
     }

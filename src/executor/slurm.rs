@@ -6,7 +6,12 @@
 //! `--gpus`, `partition` → `--partition`, then `extra_args` as written).
 //! The job's stdout and stderr go to the files `pipe` reads (`--output`,
 //! `--error`), so that Slurm's own words about the job (`*** JOB 12
-//! CANCELLED DUE TO TIME LIMIT ***`) reach the user with the stage's output.
+//! CANCELLED DUE TO TIME LIMIT ***`) reach the user with the stage's output
+//! (a job of `files = "remote"` sends them to `/dev/null` instead, and its
+//! result on the remote carries the stage's output, see
+//! [`super::staged`]). `--comment=pipe:TOKEN` tells the submission from any
+//! other, so that a job whose id a killed `pipe` never recorded is found
+//! again.
 //! The job keeps the environment of `pipe` (Slurm's default
 //! `--export=ALL`), so a conda or venv activated before `pipe repro` is
 //! active in the job too.
@@ -14,7 +19,8 @@
 //! Accounting (`sacct`) is not needed: `scontrol` knows a job until
 //! `MinJobAge` after its end (300 s by default), and `pipe` looks at least
 //! every [`super::ExecutorConfig::max_poll`]; a job it no longer knows
-//! ended, and its exit file says how.
+//! ended, and its exit file (or, for `files = "remote"`, its result) says
+//! how.
 
 use super::{
     run_tool, run_tool_env, Ending, ExecutorError, Job, JobState, Kind, Resources, Scheduler,
@@ -31,9 +37,11 @@ impl Slurm {
             format!("--chdir={}", job.cwd.display()),
             format!("--output={}", job.stdout.display()),
             format!("--error={}", job.stderr.display()),
-            format!("--comment=pipe:{}", job.token),
         ];
         args.extend(resource_args(&job.resources));
+        // After the user's `extra_args`: a `--comment` of theirs must not
+        // hide the token.
+        args.push(format!("--comment=pipe:{}", job.token));
         args.push(job.script.display().to_string());
         args
     }

@@ -17,12 +17,15 @@
 //! run-cache entry under the fingerprint `pipe` computed, so a teammate's
 //! `repro --pull` finds it too), and leaves a [`JobResult`] (the outputs,
 //! or why the stage failed, and what it printed) on the remote under its
-//! token. The scratch directory goes when the job ends.
+//! token. The job script makes the scratch directory and removes it as it
+//! ends, cancelled or not.
 //!
 //! Once the scheduler says the job ended, `pipe` reads the result
 //! ([`bring_back`]): it shows the job's output with the stage's prefix,
 //! downloads the outputs (verified) into the cache, puts them in the
-//! workspace, and deletes the result. From there the stage is committed as
+//! workspace, and only then deletes the result: a run that fails to bring
+//! it back keeps the job's record, and the next run reads the result again
+//! instead of submitting the stage. From there the stage is committed as
 //! after a local run. A result that names other outputs than the stage's,
 //! or objects that do not match their names, changes nothing.
 
@@ -46,6 +49,9 @@ use crate::spec::params::ParamValues;
 /// The hidden argument that makes `pipe` run the job of a [`JobSpec`]
 /// read from stdin.
 pub const JOB_ARG: &str = "__job";
+
+/// The scratch directory the job script made (and removes as it ends).
+pub const SCRATCH_VAR: &str = "PIPE_JOB_SCRATCH";
 
 /// Environment variables that carry a remote's secret options to the job
 /// (`PIPE_REMOTE_SECRET_ACCESS_KEY`, …).
@@ -161,7 +167,9 @@ impl StagedRemote {
     }
 
     /// The remote's config on the node: its options, and the secrets the
-    /// environment carries.
+    /// environment carries, which are taken out of it (the stage's
+    /// commands must not see them, nor print them into the log). Called
+    /// before any thread starts.
     fn config(&self) -> RemoteConfig {
         let mut options = self.options.clone();
         for (var, value) in std::env::vars() {
@@ -169,6 +177,7 @@ impl StagedRemote {
                 let key = key.to_ascii_lowercase();
                 if crate::remote::config::is_secret(&key) {
                     options.insert(key, value);
+                    std::env::remove_var(&var);
                 }
             }
         }
@@ -222,7 +231,7 @@ fn getrandom(bytes: &mut [u8]) {
 /// Sends a job's output to its stdout and stderr (the scheduler's files)
 /// and keeps it for the result.
 struct Collect {
-    log: Mutex<(Vec<LogLine>, usize)>,
+    log: Mutex<(std::collections::VecDeque<LogLine>, usize)>,
 }
 
 impl Collect {
@@ -234,15 +243,16 @@ impl Collect {
         }
         let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
         log.1 += line.len() + 1;
-        log.0.push(LogLine { err, line });
+        log.0.push_back(LogLine { err, line });
         while log.1 > LOG_LIMIT && log.0.len() > 1 {
-            let first = log.0.remove(0);
-            log.1 -= first.line.len() + 1;
+            if let Some(first) = log.0.pop_front() {
+                log.1 -= first.line.len() + 1;
+            }
         }
     }
 
     fn take(&self) -> Vec<LogLine> {
-        std::mem::take(&mut self.log.lock().unwrap_or_else(|e| e.into_inner()).0)
+        std::mem::take(&mut self.log.lock().unwrap_or_else(|e| e.into_inner()).0).into()
     }
 }
 
@@ -319,19 +329,29 @@ pub fn run_on_node() -> i32 {
             return 2;
         }
     };
-    let scratch = match tempfile::Builder::new().prefix("pipe-job-").tempdir() {
-        Ok(dir) => dir,
-        Err(e) => {
-            eprintln!(
-                "pipe: cannot make a scratch directory in {}: {e}",
-                std::env::temp_dir().display()
-            );
-            return 2;
-        }
+    // Taken out of the environment before anything else runs.
+    let config = spec.remote.config();
+    // The script's scratch directory, else one of this process's own.
+    let own;
+    let root = match std::env::var_os(SCRATCH_VAR) {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => match tempfile::Builder::new().prefix("pipe-job-").tempdir() {
+            Ok(dir) => {
+                own = dir;
+                own.path().to_path_buf()
+            }
+            Err(e) => {
+                eprintln!(
+                    "pipe: cannot make a scratch directory in {}: {e}",
+                    std::env::temp_dir().display()
+                );
+                return 2;
+            }
+        },
     };
-    let root = scratch.path();
+    let root = root.as_path();
     let cache = Cache::new(root, LinkMode::Copy);
-    let remote = match Remote::open(root, &spec.remote.config(), cache.dir()) {
+    let remote = match Remote::open(root, &config, cache.dir()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("pipe: {e}");
@@ -339,7 +359,7 @@ pub fn run_on_node() -> i32 {
         }
     };
     let collect = Collect {
-        log: Mutex::new((Vec::new(), 0)),
+        log: Mutex::new((Default::default(), 0)),
     };
     let result = match run_in(root, &cache, &remote, &spec, &collect) {
         Ok(outs) => JobResult {
@@ -500,8 +520,8 @@ pub fn bring_back(
             line: &l.line,
         });
     }
-    let _ = remote.delete_job_result(token);
     if let Some(error) = result.error {
+        let _ = remote.delete_job_result(token);
         return Ok(Brought::Failed(error));
     }
     let same = result.outs.len() == stage.outs.len()
@@ -527,6 +547,9 @@ pub fn bring_back(
     for r in &result.outs {
         cache.restore(ws, r).map_err(|e| e.to_string())?;
     }
+    // Only now: until the outputs are in place, the next run can read the
+    // result again.
+    let _ = remote.delete_job_result(token);
     Ok(Brought::Done)
 }
 

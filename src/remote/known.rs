@@ -9,9 +9,10 @@
 //! never rely on it.
 //!
 //! The file is a magic line followed by 32-byte hashes, rewritten whole
-//! (atomically) as the union of what is on disk and what this process
-//! learnt, so two processes pushing at once lose nothing but can at worst
-//! forget an entry (costing one request later).
+//! (atomically) as what is on disk, plus what this process learnt, less
+//! what it found missing (`status --cloud`), so two processes pushing at
+//! once lose nothing but can at worst forget an entry (costing one request
+//! later).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,8 @@ pub struct Known {
     path: PathBuf,
     set: Mutex<HashSet<Digest>>,
     learnt: Mutex<Vec<Digest>>,
+    /// Found missing since the last save.
+    forgotten: Mutex<Vec<Digest>>,
 }
 
 fn read(path: &Path) -> HashSet<Digest> {
@@ -48,6 +51,7 @@ impl Known {
             set: Mutex::new(read(&path)),
             path,
             learnt: Mutex::default(),
+            forgotten: Mutex::default(),
         }
     }
 
@@ -70,20 +74,28 @@ impl Known {
         }
     }
 
-    /// Forgets `hash` (the remote was found not to hold it).
+    /// Forgets `hash` (the remote was found not to hold it), in the file
+    /// too at the next save.
     pub fn remove(&self, hash: &Digest) {
-        self.set.lock().expect("known lock").remove(hash);
+        if self.set.lock().expect("known lock").remove(hash) {
+            self.forgotten.lock().expect("known lock").push(*hash);
+        }
     }
 
-    /// Writes what was learnt since the last save (merged with the file as
-    /// it is now).
+    /// Writes what was learnt and forgotten since the last save (merged
+    /// with the file as it is now).
     pub fn save(&self) -> std::io::Result<()> {
         let learnt: Vec<Digest> = std::mem::take(&mut *self.learnt.lock().expect("known lock"));
-        if learnt.is_empty() {
+        let forgotten: Vec<Digest> =
+            std::mem::take(&mut *self.forgotten.lock().expect("known lock"));
+        if learnt.is_empty() && forgotten.is_empty() {
             return Ok(());
         }
         let mut all = read(&self.path);
         all.extend(learnt);
+        for hash in &forgotten {
+            all.remove(hash);
+        }
         let mut sorted: Vec<&Digest> = all.iter().collect();
         sorted.sort();
         let mut bytes = Vec::with_capacity(MAGIC.len() + 32 * sorted.len());
@@ -121,5 +133,10 @@ mod tests {
         let c = Known::load(dir.path(), "r");
         assert!(c.contains(&Digest::of(b"a")) && c.contains(&Digest::of(b"b")));
         assert_eq!(c.len(), 2);
+        // What one finds missing is forgotten in the file too.
+        c.remove(&Digest::of(b"a"));
+        c.save().unwrap();
+        let d = Known::load(dir.path(), "r");
+        assert!(!d.contains(&Digest::of(b"a")) && d.contains(&Digest::of(b"b")));
     }
 }

@@ -692,9 +692,15 @@ impl Remote {
                 absent.contains(&r.blake3)
             };
             if lacking {
+                // A manifest the remote holds without all its files must
+                // not let a push skip the directory.
+                if r.is_dir() {
+                    self.known.remove(&r.blake3);
+                }
                 out.push(r.path.clone());
             }
         }
+        let _ = self.known.save();
         out.sort();
         out.dedup();
         Ok(out)

@@ -44,15 +44,19 @@ pub struct Earlier {
 
 /// The job an earlier, killed run left for `stage`: followed when it was
 /// submitted for this `fingerprint`; otherwise cancelled (its inputs
-/// changed since) and forgotten.
+/// changed since) and forgotten. An error when the scheduler cannot say
+/// whether a job whose id was never recorded exists (the stage must not be
+/// submitted twice).
 pub fn earlier_job(
     project: &Project,
     stage: &Stage,
     fingerprint: &Digest,
     reporter: &dyn Reporter,
-) -> Option<Earlier> {
+) -> Result<Option<Earlier>, String> {
     let files = jobs::files(&project.cache_root(), &stage.name);
-    let mut record = files.load()?;
+    let Some(mut record) = files.load() else {
+        return Ok(None);
+    };
     let warn = |message: String| {
         reporter.event(Event::Warning {
             stage: &stage.name,
@@ -64,7 +68,7 @@ pub fn earlier_job(
             Ok(Some(s)) => s,
             Ok(None) => {
                 files.remove();
-                return None;
+                return Ok(None);
             }
             Err(e) => {
                 warn(format!(
@@ -72,7 +76,7 @@ pub fn earlier_job(
                     record.executor, record.job_id
                 ));
                 files.remove();
-                return None;
+                return Ok(None);
             }
         };
     // Killed between writing the record and learning the job id: the
@@ -91,20 +95,21 @@ pub fn earlier_job(
                     ));
                 }
                 files.remove();
-                return None;
+                return Ok(None);
             }
+            // Not knowing is not "not there": the record stays, and the
+            // stage is not submitted a second time.
             Err(e) => {
-                warn(format!(
-                    "an earlier run was killed while it submitted this stage, and {} cannot be asked about it: {e}",
-                    scheduler.title()
+                return Err(format!(
+                    "an earlier run was killed while it submitted this stage, and {} cannot be asked whether the job exists: {e}\nHint: run again once `squeue` answers; if the job is not in the queue, remove {}",
+                    scheduler.title(),
+                    files.record.display()
                 ));
-                files.remove();
-                return None;
             }
         }
     }
     if record.fingerprint == fingerprint.to_hex() && record.stage == stage.name {
-        return Some(Earlier { record, scheduler });
+        return Ok(Some(Earlier { record, scheduler }));
     }
     let live = matches!(
         scheduler.state(&record.job_id),
@@ -125,7 +130,7 @@ pub fn earlier_job(
         }
     }
     files.remove();
-    None
+    Ok(None)
 }
 
 /// Follows the job of an earlier run to its end.
@@ -372,6 +377,12 @@ fn stage_inputs(
             inputs.push(PathRecord::new(file.clone(), &hashed));
         }
     }
+    // A persistent output starts from what it holds now, on the node too.
+    for out in stage.outs.iter().filter(|o| o.persist) {
+        if let Some(hashed) = work.hasher.hash_dep(&out.path).map_err(|e| e.to_string())? {
+            inputs.push(PathRecord::new(out.path.clone(), &hashed));
+        }
+    }
     // Deps that are not outputs (raw data, code) enter the cache as copies:
     // the workspace files stay as they are.
     let cache = project.cache.with_link(crate::cache::LinkMode::Copy);
@@ -475,6 +486,8 @@ fn follow(
         files.remove();
         return ended;
     };
+    // A result that cannot be brought back keeps the record: the next run
+    // reads it again instead of submitting the stage.
     let brought = staged::bring_back(
         &project.cache,
         &project.workspace,
@@ -482,14 +495,23 @@ fn follow(
         remote,
         token,
         reporter,
-    );
+    )?;
     files.remove();
     let job = format!("{} job {id}", scheduler.title());
-    match (brought?, ended) {
+    match (brought, ended) {
         (Brought::Done, _) => Ok(()),
-        (Brought::Failed(message), _) => Err(format!(
+        // A command of the stage failed: perhaps for a file it reads that
+        // is not a dep.
+        (Brought::Failed(message), _) if message.starts_with('`') => Err(format!(
             "{message} ({job}, on its node)\nHint: with files = \"remote\" the job has only the stage's deps and params files: a file its commands read must be a dep"
         )),
+        (Brought::Failed(message), _) => Err(format!("{message} ({job}, on its node)")),
+        // Cancelled, out of time or memory: the verdict says it all.
+        (Brought::Missing, Err(message))
+            if run.interrupt.requested().is_some() || !message.contains("exit code") =>
+        {
+            Err(message)
+        }
         (Brought::Missing, Err(message)) => Err(format!(
             "{message}\nHint: the job left no result on remote {}: could it reach the remote, and is pipe at {} on the nodes (`pipe` in [executor] names it)?",
             remote.name,

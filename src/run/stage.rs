@@ -154,8 +154,9 @@ fn run_stage(
     // A job that a killed earlier run submitted for these very inputs is
     // followed, not submitted again; its outputs are being written.
     let executed = match super::job::earlier_job(project, stage, &decision.fingerprint, reporter) {
-        Some(earlier) => super::job::follow_earlier(project, stage, earlier, run, reporter),
-        None => {
+        Err(message) => Err(message),
+        Ok(Some(earlier)) => super::job::follow_earlier(project, stage, earlier, run, reporter),
+        Ok(None) => {
             // (After a keep above, what it stored is held: nothing more to do.)
             if let Err(message) = keep(project, stage, locked, seen, hasher, reporter) {
                 return Ok(unchanged(Outcome::Failed(message)));

@@ -177,6 +177,33 @@ fn status_cloud_names_what_is_not_pushed() {
 }
 
 #[test]
+fn a_file_gone_from_the_remote_is_named_by_status_cloud_and_pushed_again() {
+    let Some(s3) = services::s3() else { return };
+    let env = project();
+    let bucket = on_s3(&env, s3, "gone");
+    env.pipe(&["repro"]).ok();
+    env.pipe(&["push"]).ok();
+    // Someone removes one file of the directory from the bucket; its
+    // manifest stays.
+    let hex = blake3::hash(env.read("data/a.txt").as_bytes()).to_hex();
+    let key = format!("/{bucket}/team/v1/objects/{}/{}", &hex[..2], &hex[2..]);
+    assert_eq!(services::http(s3, "DELETE", &key, b"").0, 204);
+    let status = env.pipe(&["status", "--cloud"]).ok();
+    insta::assert_snapshot!(status.stdout, @r"
+    not pushed: data (stage gen)
+    run `pipe push` to upload them to remote origin
+    ");
+    // What status --cloud learnt reaches the next push: the directory is
+    // not taken as whole any more.
+    let push = env.pipe(&["push"]).ok();
+    let mut s = env.settings();
+    s.add_filter(r"in \d+\.\d+s", "in [ELAPSED]");
+    s.bind(|| insta::assert_snapshot!(push.stderr, @"pushed 1 object (13.9 kB) in [ELAPSED]; 4 already on origin"));
+    let after = env.pipe(&["status", "--cloud"]).ok();
+    insta::assert_snapshot!(after.stdout, @"Every cached output of pipeline.lock is on remote origin (3 checked).");
+}
+
+#[test]
 fn two_pushes_of_the_same_outputs_at_once_both_succeed() {
     let Some(s3) = services::s3() else { return };
     let a = project();

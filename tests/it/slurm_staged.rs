@@ -260,3 +260,23 @@ fn after_kill_9_the_next_run_brings_back_what_the_job_left() {
     assert_eq!(env.locked_stages(), ["sk_train"]);
     assert_eq!(s3.keys(&bucket, "team/v1/jobs/"), Vec::<String>::new());
 }
+
+#[test]
+fn a_persistent_output_starts_on_the_node_from_what_it_held() {
+    let Some((env, _, _)) = staged(
+        r#"
+        stages:
+          sp_log:
+            cmd: echo "run $(wc -l < history.txt)" >> history.txt
+            outs:
+              - history.txt: {persist: true, cache: false}
+        "#,
+        "persist",
+    ) else {
+        return;
+    };
+    env.write("history.txt", "started\n");
+    env.pipe(&["repro"]).ok();
+    env.pipe(&["repro", "-f"]).ok();
+    assert_eq!(env.read("history.txt"), "started\nrun 1\nrun 2\n");
+}
