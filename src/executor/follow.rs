@@ -58,6 +58,7 @@ impl Follow<'_> {
         let mut cancelled = false;
         let mut failures = 0;
         let mut last: Option<JobState> = None;
+        let mut over_memory = false;
         let ending = loop {
             if self.interrupt.requested().is_some() && !cancelled {
                 cancelled = true;
@@ -74,7 +75,7 @@ impl Follow<'_> {
                 Err(e) => {
                     failures += 1;
                     if failures >= TRIES {
-                        self.pump(&mut out, &mut err, true);
+                        let _ = self.pump(&mut out, &mut err, true);
                         return Followed::Lost(format!(
                             "lost track of {} job {}: {e}",
                             self.scheduler.title(),
@@ -84,7 +85,7 @@ impl Follow<'_> {
                     last.clone().unwrap_or(JobState::Queued { reason: None })
                 }
             };
-            self.pump(&mut out, &mut err, false);
+            over_memory |= self.pump(&mut out, &mut err, false);
             if last.as_ref() != Some(&state) {
                 match &state {
                     JobState::Queued { reason } => self.event(JobPhase::Queued {
@@ -103,8 +104,8 @@ impl Follow<'_> {
             self.sleep(wait, cancelled);
             wait = (wait.mul_f64(1.5)).min(self.max_poll);
         };
-        self.pump(&mut out, &mut err, true);
-        self.verdict(ending, cancelled)
+        over_memory |= self.pump(&mut out, &mut err, true);
+        self.verdict(ending, cancelled, over_memory)
     }
 
     /// Sleeps `wait`, waking early for a stop request not yet acted on.
@@ -118,9 +119,21 @@ impl Follow<'_> {
         }
     }
 
-    fn pump(&self, out: &mut Tail, err: &mut Tail, end: bool) {
+    /// Passes on the new output lines; true when one is the scheduler
+    /// saying it killed the job over its memory (Slurm's `Exceeded job
+    /// memory limit` of `OverMemoryKill`, or the cgroup's `oom-kill
+    /// event`).
+    fn pump(&self, out: &mut Tail, err: &mut Tail, end: bool) -> bool {
+        let mut over_memory = false;
         for tail in [out, err] {
             tail.pump(end, |stream, line| {
+                let lower = line.to_ascii_lowercase();
+                if lower.starts_with("slurmstepd")
+                    && (lower.contains("exceeded job memory limit")
+                        || lower.contains("oom-kill event"))
+                {
+                    over_memory = true;
+                }
                 self.reporter.event(Event::Output {
                     stage: self.stage,
                     stream,
@@ -128,6 +141,7 @@ impl Follow<'_> {
                 })
             });
         }
+        over_memory
     }
 
     fn event(&self, phase: JobPhase<'_>) {
@@ -148,7 +162,7 @@ impl Follow<'_> {
 
     /// The job's end in words, from the scheduler's verdict and the exit
     /// file.
-    fn verdict(&self, ending: Option<Ending>, cancelled: bool) -> Followed {
+    fn verdict(&self, ending: Option<Ending>, cancelled: bool, over_memory: bool) -> Followed {
         let job = format!("{} job {}", self.scheduler.title(), self.job_id);
         let job = match job.strip_prefix("the scheduler ") {
             Some(rest) => rest.to_string(),
@@ -165,6 +179,14 @@ impl Follow<'_> {
         }
         };
         let failed = |message: String| Followed::Failed(message);
+        // Killed over its memory, whatever state the scheduler gives it
+        // (`OverMemoryKill` ends it as FAILED with signal 9).
+        let ending = match ending {
+            Some(e) if over_memory && !cancelled && e != Ending::Completed => {
+                Some(Ending::OutOfMemory)
+            }
+            e => e,
+        };
         match (ending, exit) {
             (Some(Ending::Completed), Some((0, 0)) | None) | (None, Some((0, 0))) => Followed::Done,
             (Some(Ending::Cancelled), _) if cancelled => {
@@ -193,6 +215,9 @@ impl Follow<'_> {
                 failed(format!("{job} failed with exit code {code}"))
             }
             (Some(Ending::Failed { .. }), _) => failed(format!("{job} failed")),
+            (Some(Ending::Killed { signal }), _) => {
+                failed(format!("{job} was killed by signal {signal}"))
+            }
             (Some(Ending::Completed), _) | (None, _) => failed(format!(
                 "{job} ended without finishing its script (the scheduler no longer knows it, and it left no exit file): it was killed, or its node failed"
             )),

@@ -217,6 +217,10 @@ pub enum Ending {
     Failed {
         exit_code: Option<i32>,
     },
+    /// Its script was killed by this signal (Slurm's `ExitCode=0:9`).
+    Killed {
+        signal: i32,
+    },
     OutOfMemory,
     TimeLimit,
     Cancelled,

@@ -162,10 +162,16 @@ pub fn parse_scontrol(line: &str) -> JobState {
     };
     let state = field("JobState").unwrap_or_default();
     let reason = field("Reason").filter(|r| r != "None" && r != "(null)");
-    let exit_code = field("ExitCode")
-        .and_then(|e| e.split(':').next().map(str::to_string))
-        .and_then(|c| c.parse().ok());
-    state_of(&state, reason, exit_code)
+    // `CODE:SIGNAL`: a script killed by a signal has code 0.
+    let exit = field("ExitCode").unwrap_or_default();
+    let mut parts = exit.split(':').map(|p| p.parse::<i32>().ok());
+    let (exit_code, signal) = (parts.next().flatten(), parts.next().flatten());
+    match (state_of(&state, reason, exit_code), signal) {
+        (JobState::Ended(Ending::Failed { .. }), Some(signal)) if signal != 0 => {
+            JobState::Ended(Ending::Killed { signal })
+        }
+        (state, _) => state,
+    }
 }
 
 /// A Slurm job state (`squeue %T`, `scontrol JobState`) as a [`JobState`].
@@ -217,6 +223,11 @@ mod tests {
         assert_eq!(
             parse_scontrol("JobId=9 JobState=COMPLETING Reason=None ExitCode=0:0"),
             JobState::Running
+        );
+        // Killed over its memory by jobacct_gather's OverMemoryKill.
+        assert_eq!(
+            parse_scontrol("JobId=1 JobState=FAILED Reason=JobLaunchFailure ExitCode=0:9"),
+            JobState::Ended(Ending::Killed { signal: 9 })
         );
     }
 

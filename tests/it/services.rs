@@ -300,7 +300,29 @@ fn node_state(conf: &std::path::Path) -> String {
         .unwrap_or_default()
 }
 
-fn start_slurm() -> Option<Slurm> {
+/// What a cluster's `slurm.conf` says about memory.
+struct MemoryPolicy {
+    select: &'static str,
+    /// More lines of `slurm.conf`.
+    extra: &'static str,
+}
+
+/// The shared cluster's: CPUs only, nothing measured (as the cluster
+/// executor's issue lays it out).
+const CPUS_ONLY: MemoryPolicy = MemoryPolicy {
+    select: "CR_CPU",
+    extra: "JobAcctGatherType=jobacct_gather/none\n",
+};
+
+/// A cluster that kills a job over its `--mem`, as a site's would: memory
+/// is a consumable, and `jobacct_gather/linux` looks every second
+/// (`OverMemoryKill`; there are no cgroups here).
+const ENFORCED: MemoryPolicy = MemoryPolicy {
+    select: "CR_CPU_Memory",
+    extra: "JobAcctGatherType=jobacct_gather/linux\nJobAcctGatherParams=OverMemoryKill\nJobAcctGatherFrequency=task=1\nDefMemPerCPU=200\n",
+};
+
+fn start_slurm(memory: &MemoryPolicy) -> Option<Slurm> {
     // (The client tools need a configuration even for `-V`: they only
     // have to be there.)
     let installed = |p: &str| {
@@ -348,10 +370,10 @@ fn start_slurm() -> Option<Slurm> {
          CredType=cred/none\n\
          ProctrackType=proctrack/linuxproc\n\
          TaskPlugin=task/none\n\
-         JobAcctGatherType=jobacct_gather/none\n\
+         {}\
          AccountingStorageType=accounting_storage/none\n\
          SelectType=select/cons_tres\n\
-         SelectTypeParameters=CR_CPU\n\
+         SelectTypeParameters={}\n\
          MailProg=/bin/true\n\
          SlurmctldPort={}\n\
          SlurmdPort={}\n\
@@ -365,6 +387,8 @@ fn start_slurm() -> Option<Slurm> {
          KillWait=1\n\
          NodeName={host} NodeAddr=127.0.0.1 CPUs=2 RealMemory=2000 State=UNKNOWN\n\
          PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP\n",
+        memory.extra,
+        memory.select,
         free_port(),
         free_port(),
     );
@@ -390,11 +414,22 @@ fn start_slurm() -> Option<Slurm> {
 }
 
 /// The shared Slurm cluster, if there is one.
+/// A second cluster, for the one test that needs memory enforced (it
+/// changes how every job is scheduled, so the shared one does not).
+pub fn slurm_enforcing_memory() -> Option<&'static Slurm> {
+    static CLUSTER: OnceLock<Option<Slurm>> = OnceLock::new();
+    let cluster = CLUSTER.get_or_init(|| start_slurm(&ENFORCED));
+    if cluster.is_none() {
+        missing("a Slurm cluster (`apt-get install slurmctld slurmd slurm-client`, as root)");
+    }
+    cluster.as_ref()
+}
+
 pub fn slurm() -> Option<&'static Slurm> {
     static CLUSTER: OnceLock<Option<Slurm>> = OnceLock::new();
     let cluster = CLUSTER.get_or_init(|| match std::env::var_os("PIPE_TEST_SLURM_CONF") {
         Some(conf) => Some(Slurm { conf: conf.into() }),
-        None => start_slurm(),
+        None => start_slurm(&CPUS_ONLY),
     });
     if cluster.is_none() {
         missing("a Slurm cluster (`apt-get install slurmctld slurmd slurm-client`, as root)");

@@ -224,6 +224,50 @@ fn a_job_over_its_time_limit_is_reported_as_such() {
 }
 
 /// Sends `signal` to pipe's process group, as the terminal does for Ctrl-C.
+#[test]
+fn a_job_killed_over_its_memory_is_reported_as_out_of_memory() {
+    let Some(cluster) = crate::services::slurm_enforcing_memory() else {
+        return;
+    };
+    let env = TestEnv::new()
+        .env("SLURM_CONF", &cluster.conf.display().to_string())
+        .pipeline(
+            r#"
+            stages:
+              om_greedy:
+                cmd: python3 -c "x = bytearray(400 << 20); import time; time.sleep(20)"
+                outs: [never.txt]
+                resources: {mem: 50M}
+            "#,
+        );
+    let out = env.pipe(&["repro", "--executor", "slurm"]).code(1);
+    // Slurm's own words come with the stage's output (how many times it
+    // says them depends on its polling).
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.starts_with("[om_greedy] slurmstepd")
+                && l.ends_with("Exceeded job memory limit")),
+        "{}",
+        out.stderr
+    );
+    let ours: String = steady(&out.stderr)
+        .lines()
+        .filter(|l| !l.starts_with("[om_greedy] slurmstepd"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    settings(&env).bind(|| {
+        insta::assert_snapshot!(ours, @r"
+        Running stage om_greedy: never run
+        Stage om_greedy: submitted as Slurm job [JOB]
+        ✗ om_greedy  failed: Slurm job [JOB] ran out of memory (mem: 50M)
+            hint: ask for more with `resources: {mem: …}` in the stage
+        0 ran, 0 restored, 0 up to date, 1 failed in [ELAPSED]
+        ");
+    });
+    assert!(env.locked_stages().is_empty());
+}
+
 fn signal_group(pid: i32, signal: libc::c_int) {
     // SAFETY: kill(2) of the test's own child's process group.
     assert_eq!(unsafe { libc::kill(-pid, signal) }, 0);
