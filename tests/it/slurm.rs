@@ -225,7 +225,9 @@ fn a_job_over_its_time_limit_is_reported_as_such() {
 
 /// Sends `signal` to pipe's process group, as the terminal does for Ctrl-C.
 #[test]
-fn a_job_killed_over_its_memory_is_reported_as_out_of_memory() {
+fn memory_and_node_failures_are_reported_in_slurm_s_words() {
+    // One test, one after the other: the node failure would end any job of
+    // the cluster.
     let Some(cluster) = crate::services::slurm_enforcing_memory() else {
         return;
     };
@@ -265,6 +267,54 @@ fn a_job_killed_over_its_memory_is_reported_as_out_of_memory() {
         0 ran, 0 restored, 0 up to date, 1 failed in [ELAPSED]
         ");
     });
+    assert!(env.locked_stages().is_empty());
+
+    // The node fails under a running job (an administrator sets it DOWN):
+    // Slurm ends the job as NODE_FAIL (it would requeue it but for
+    // `--no-requeue`).
+    let root = env.root().display().to_string();
+    env.write(
+        "pipeline.yaml",
+        &format!(
+            "stages:\n  nf_long:\n    cmd: echo started > {root}/started; sleep 60\n    outs: [never.txt]\n    resources: {{extra_args: [--no-requeue]}}\n"
+        ),
+    );
+    let repro = env.spawn(&["repro", "--executor", "slurm"]);
+    assert!(
+        wait_until(JOB, || env.exists("started")),
+        "the job never started"
+    );
+    let host = cluster.tool("sinfo", &["-h", "-o", "%n"]);
+    let host = host.trim();
+    cluster.tool(
+        "scontrol",
+        &[
+            "update",
+            &format!("nodename={host}"),
+            "state=down",
+            "reason=pipe-test",
+        ],
+    );
+    let out = repro.wait(JOB);
+    cluster.tool(
+        "scontrol",
+        &["update", &format!("nodename={host}"), "state=resume"],
+    );
+    let ours: String = steady(&out.stderr)
+        .lines()
+        .filter(|l| !l.starts_with("[nf_long] slurmstepd"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    settings(&env).bind(|| {
+        insta::assert_snapshot!(ours, @r"
+        Running stage nf_long: never run
+        Stage nf_long: submitted as Slurm job [JOB]
+        ✗ nf_long  failed: Slurm job [JOB] failed: its node failed
+            hint: nothing of the stage is recorded; `pipe repro` submits it again
+        0 ran, 0 restored, 0 up to date, 1 failed in [ELAPSED]
+        ");
+    });
+    assert_eq!(out.code, Some(1));
     assert!(env.locked_stages().is_empty());
 }
 
