@@ -43,6 +43,16 @@ pub(crate) fn steady(text: &str) -> String {
         .collect()
 }
 
+/// `text` without the lines `slurmstepd` wrote into `stage`'s output (how
+/// many there are depends on Slurm's timing).
+fn without_slurmstepd(text: &str, stage: &str) -> String {
+    let prefix = format!("[{stage}] slurmstepd");
+    text.lines()
+        .filter(|l| !l.starts_with(&prefix))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 /// The id of the job `stage` was submitted as, from pipe's words.
 pub(crate) fn submitted(out: &Output, stage: &str) -> String {
     let prefix = format!("Stage {stage}: submitted as Slurm job ");
@@ -253,11 +263,7 @@ fn memory_and_node_failures_are_reported_in_slurm_s_words() {
         "{}",
         out.stderr
     );
-    let ours: String = steady(&out.stderr)
-        .lines()
-        .filter(|l| !l.starts_with("[om_greedy] slurmstepd"))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let ours = without_slurmstepd(&steady(&out.stderr), "om_greedy");
     settings(&env).bind(|| {
         insta::assert_snapshot!(ours, @r"
         Running stage om_greedy: never run
@@ -300,11 +306,7 @@ fn memory_and_node_failures_are_reported_in_slurm_s_words() {
         "scontrol",
         &["update", &format!("nodename={host}"), "state=resume"],
     );
-    let ours: String = steady(&out.stderr)
-        .lines()
-        .filter(|l| !l.starts_with("[nf_long] slurmstepd"))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let ours = without_slurmstepd(&steady(&out.stderr), "nf_long");
     settings(&env).bind(|| {
         insta::assert_snapshot!(ours, @r"
         Running stage nf_long: never run
