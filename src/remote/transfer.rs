@@ -40,6 +40,9 @@ const ASK_FIRST: u64 = 1 << 20;
 /// Files from this size on go up in parts of this size.
 const PART: usize = 16 << 20;
 
+/// Parts of one file in flight at once.
+const PARTS_AT_ONCE: usize = 4;
+
 /// What a command moves: output records (files and directories, with the
 /// output path they are, for messages) and run-cache entries.
 #[derive(Debug, Clone, Default)]
@@ -398,6 +401,9 @@ impl Remote {
         }
     }
 
+    /// Uploads a large file in parts of [`PART`] bytes, [`PARTS_AT_ONCE`]
+    /// in flight, hashing as it reads: a file that does not match its name
+    /// is aborted, never completed.
     async fn upload_multipart(
         &self,
         local: &std::path::Path,
@@ -410,37 +416,41 @@ impl Remote {
             source,
         };
         let mut file = tokio::fs::File::open(local).await.map_err(read_err)?;
-        let mut upload = self
+        let upload = self
             .store
             .put_multipart(key)
             .await
             .map_err(|e| self.classify(key, e))?;
+        let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART);
         let mut hasher = blake3::Hasher::new();
         let mut sent = 0u64;
         loop {
+            if let Err(e) = writer.wait_for_capacity(PARTS_AT_ONCE).await {
+                let _ = writer.abort().await;
+                return Err(self.classify(key, e));
+            }
             let mut buf = Vec::with_capacity(PART);
-            let n = (&mut file)
-                .take(PART as u64)
-                .read_to_end(&mut buf)
-                .await
-                .map_err(read_err)?;
+            let n = match (&mut file).take(PART as u64).read_to_end(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(read_err(e));
+                }
+            };
             if n == 0 {
                 break;
             }
             hasher.update(&buf);
             sent += n as u64;
-            if let Err(e) = upload.put_part(PutPayload::from(buf)).await {
-                let _ = upload.abort().await;
-                return Err(self.classify(key, e));
-            }
+            writer.put(bytes::Bytes::from(buf));
         }
         if Digest(*hasher.finalize().as_bytes()) != f.hash {
-            let _ = upload.abort().await;
+            let _ = writer.abort().await;
             return Ok(Outcome::Missing(
                 "the local cache's copy is damaged (run `pipe cache verify`); not uploaded".into(),
             ));
         }
-        upload.complete().await.map_err(|e| self.classify(key, e))?;
+        writer.finish().await.map_err(|e| self.classify(key, e))?;
         self.known.insert(f.hash);
         Ok(Outcome::Moved(sent))
     }

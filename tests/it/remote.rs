@@ -204,6 +204,50 @@ fn a_file_gone_from_the_remote_is_named_by_status_cloud_and_pushed_again() {
 }
 
 #[test]
+fn a_large_file_goes_up_in_parts_and_comes_back_whole() {
+    let Some(s3) = services::s3() else { return };
+    // 40 MiB: three parts of 16 MiB, several in flight at once.
+    let env = TestEnv::new()
+        .pipeline(
+            "
+            stages:
+              big:
+                cmd: head -c 41943040 /dev/urandom > big.bin
+                outs: [big.bin]
+            ",
+        )
+        .env("AWS_ACCESS_KEY_ID", services::ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_REGION", "us-east-1");
+    let bucket = on_s3(&env, s3, "large");
+    env.pipe(&["repro"]).ok();
+    let push = env.pipe(&["push"]).ok();
+    let mut s = env.settings();
+    s.add_filter(r"in \d+\.\d+s", "in [ELAPSED]");
+    s.bind(|| {
+        insta::assert_snapshot!(push.stderr, @"pushed 1 object (41.9 MB) in [ELAPSED]; 0 already on origin");
+    });
+    assert_eq!(s3.keys(&bucket, "team/v1/objects/").len(), 1);
+    // S3 gives an object uploaded in N parts an ETag ending in `-N`.
+    let (status, listing) = services::http(
+        s3,
+        "GET",
+        &format!("/{bucket}?list-type=2&prefix=team/v1/objects/"),
+        b"",
+    );
+    let listing = String::from_utf8_lossy(&listing);
+    assert_eq!(status, 200);
+    assert!(
+        listing.contains("-3&quot;</ETag>") || listing.contains("-3\"</ETag>"),
+        "{listing}"
+    );
+    let other = teammate(&env);
+    other.pipe(&["pull"]).ok();
+    let hash = |e: &TestEnv| blake3::hash(&std::fs::read(e.path("big.bin")).unwrap());
+    assert_eq!(hash(&other), hash(&env));
+}
+
+#[test]
 fn two_pushes_of_the_same_outputs_at_once_both_succeed() {
     let Some(s3) = services::s3() else { return };
     let a = project();
