@@ -9,6 +9,8 @@
 #      outputs hashed and cached. The chain makes each stage wait for the one before, so
 #      nothing overlaps. Slurm's own floor for the same chain, without pipe: `sbatch` and
 #      `scontrol show job` every 0.1 s until the job has ended, job after job;
+#      The same chain again with `[executor] files = "remote"` (the jobs get their
+#      inputs from, and leave their outputs on, a moto server on loopback);
 #   2. a sweep: `pipe exp run -S train.lr=1,…,16 -j 2` of a one-stage pipeline whose stage
 #      works for WORK seconds (default 1, `sleep`), locally and with `--executor slurm`
 #      (timed once each, as a user runs it).
@@ -23,7 +25,8 @@
 #   bench/slurm.sh [WORKDIR]
 #   Env: PIPE_BIN=path uses that pipe binary instead of running `cargo build --release`;
 #        STAGES (default 10), RUNS (default 5), WORK (default 1), N (default 16).
-# Needs: cargo, git, python3, slurmctld/slurmd/sbatch; installs hyperfine (apt-get).
+# Needs: cargo, git, python3, curl, slurmctld/slurmd/sbatch; installs hyperfine (apt-get)
+# and moto (pip).
 set -euo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -106,10 +109,29 @@ mkdir -p "$chain"
     done
 } > "$chain/pipeline.yaml"
 (cd "$chain" && "$pipe" repro >/dev/null 2>&1)
+# The same chain with `files = "remote"`: each job downloads its inputs from a moto
+# server on loopback into a scratch directory and uploads its outputs.
+command -v moto_server >/dev/null || python3 -m pip install -q 'moto[server]'
+moto_port=$(free_port)
+moto_server -H 127.0.0.1 -p "$moto_port" >"$results/moto.log" 2>&1 & daemons+=($!)
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$moto_port") 2>/dev/null && break; sleep 0.1; done
+curl -s -X PUT "http://127.0.0.1:$moto_port/chain" >/dev/null
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret AWS_REGION=us-east-1
+cp -r "$chain" "$work/chain-remote"
+cat > "$work/chain-remote/pipe.toml" <<TOML
+[remote.moto]
+url = "s3://chain/p"
+endpoint_url = "http://127.0.0.1:$moto_port"
+allow_http = true
+
+[executor]
+files = "remote"
+TOML
 (cd "$chain" && hyperfine --runs "$runs" --warmup 1 \
     --export-json "$results/chain.json" \
     -n local "$pipe repro -f -j 1" \
-    -n slurm "$pipe repro -f -j 1 --executor slurm")
+    -n slurm "$pipe repro -f -j 1 --executor slurm" \
+    -n staged "cd $work/chain-remote && $pipe repro -f -j 1 --executor slurm")
 
 # Slurm's own floor for the same chain: sbatch, then scontrol every 0.1 s until the job
 # has ended, one job after the other (no pipe).
@@ -165,6 +187,8 @@ stages = int(stages)
 print("| workload | local | slurm | per stage / ratio |")
 print("|---|---|---|---|")
 print(f"| chain of {stages} stages, `repro -f -j 1` | {loc:.2f} s | {sl:.2f} s | +{(sl - loc) / stages * 1000:.0f} ms per stage |")
+st = r["staged"]["mean"]
+print(f"| the same chain, `files = \"remote\"` (moto on loopback) | | {st:.2f} s | +{(st - sl) / stages * 1000:.0f} ms per stage over the shared filesystem |")
 print(f"| the same chain as bare `sbatch` + `scontrol` (0.1 s polls), no pipe | | {float(bare):.2f} s | {float(bare) / stages * 1000:.0f} ms per job |")
 print(f"| {n} experiments × {work} s stage, `exp run -j 2` | {float(local_sweep):.2f} s | {float(slurm_sweep):.2f} s | ×{float(slurm_sweep) / float(local_sweep):.2f} |")
 PY
