@@ -84,14 +84,7 @@ pub fn open_remote(
     name: Option<&str>,
     jobs: Option<usize>,
 ) -> Result<Remote, CliError> {
-    let config = project
-        .config
-        .remotes
-        .pick(name)
-        .map_err(pipe::remote::RemoteError::from)
-        .map_err(pipe::Error::from)?;
-    let mut remote =
-        Remote::open(&project.root, config, project.cache.dir()).map_err(pipe::Error::from)?;
+    let (mut remote, _) = Remote::of_project(project, name).map_err(pipe::Error::from)?;
     if let Some(j) = jobs {
         if j == 0 {
             return Err(CliError {

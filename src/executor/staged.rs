@@ -206,26 +206,23 @@ pub fn secret_env(config: &RemoteConfig) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A fresh token for one submission.
+/// A fresh token for one submission: 128 random bits, so that no two
+/// machines sharing a remote ever pick the same.
 pub fn new_token() -> String {
     let mut bytes = [0u8; 16];
-    getrandom(&mut bytes);
+    if getrandom::fill(&mut bytes).is_err() {
+        // No randomness source: the time, the pid and a counter, hashed.
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let seed = format!(
+            "{:?} {} {}",
+            std::time::SystemTime::now(),
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        bytes.copy_from_slice(&blake3::hash(seed.as_bytes()).as_bytes()[..16]);
+    }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn getrandom(bytes: &mut [u8]) {
-    // The time, the pid and a counter, hashed: unique enough for a name.
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let seed = format!(
-        "{:?} {} {}",
-        std::time::SystemTime::now(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    let hash = blake3::hash(seed.as_bytes());
-    let n = bytes.len().min(32);
-    bytes[..n].copy_from_slice(&hash.as_bytes()[..n]);
 }
 
 /// Sends a job's output to its stdout and stderr (the scheduler's files)
@@ -298,10 +295,7 @@ pub fn transfer(
         Way::Up => remote.push(cache, &set, false, &quiet),
         Way::Down => remote.fetch(cache, &set, &quiet),
     }
-    .map_err(|e| match e.hint() {
-        Some(h) => format!("cannot {verb} {what}: {e}\nHint: {h}"),
-        None => format!("cannot {verb} {what}: {e}"),
-    })?;
+    .map_err(|e| crate::run::with_hint(&format!("cannot {verb} {what}: {e}"), e.hint()))?;
     if !report.ok() {
         let why: Vec<String> = report.missing.into_iter().chain(report.failed).collect();
         return Err(format!(

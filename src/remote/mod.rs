@@ -212,6 +212,17 @@ impl Remote {
         })
     }
 
+    /// The remote of `project` named `name` (or its default one), with its
+    /// config: what every command and a staged job open.
+    pub fn of_project(
+        project: &crate::project::Project,
+        name: Option<&str>,
+    ) -> Result<(Remote, RemoteConfig), RemoteError> {
+        let config = project.config.remotes.pick(name)?.clone();
+        let remote = Remote::open(&project.root, &config, project.cache.dir())?;
+        Ok((remote, config))
+    }
+
     /// `message` with every secret value replaced by `***`.
     fn scrub(&self, message: &str) -> String {
         let mut out = message.to_string();

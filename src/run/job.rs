@@ -336,18 +336,8 @@ fn staging_remote(
     project: &Project,
     name: Option<&str>,
 ) -> Result<(Remote, crate::remote::RemoteConfig), String> {
-    let render = |e: crate::remote::RemoteError| match e.hint() {
-        Some(h) => format!("files = \"remote\" in [executor]: {e}\nHint: {h}"),
-        None => format!("files = \"remote\" in [executor]: {e}"),
-    };
-    let config = project
-        .config
-        .remotes
-        .pick(name)
-        .map_err(|e| render(e.into()))?
-        .clone();
-    let remote = Remote::open(&project.root, &config, project.cache.dir()).map_err(render)?;
-    Ok((remote, config))
+    Remote::of_project(project, name)
+        .map_err(|e| super::with_hint(&format!("files = \"remote\" in [executor]: {e}"), e.hint()))
 }
 
 /// Stores the stage's deps and params files in the cache, pushes them to
@@ -360,10 +350,9 @@ fn stage_inputs(
     run: &ReproOptions,
 ) -> Result<Staged, String> {
     let (remote, config) = staging_remote(project, project.config.executor.remote.as_deref())?;
-    remote.probe().map_err(|e| match e.hint() {
-        Some(h) => format!("{e}\nHint: {h}"),
-        None => e.to_string(),
-    })?;
+    remote
+        .probe()
+        .map_err(|e| super::with_hint(&e.to_string(), e.hint()))?;
     let mut inputs: Vec<PathRecord> = work.deps.to_vec();
     let mut params_files: Vec<&crate::paths::RelPath> =
         stage.params.iter().map(|r| &r.file).collect();
@@ -526,10 +515,7 @@ fn follow(
 }
 
 fn with_hint(e: &executor::ExecutorError) -> String {
-    match e.hint() {
-        Some(h) => format!("{e}\nHint: {h}"),
-        None => e.to_string(),
-    }
+    super::with_hint(&e.to_string(), e.hint())
 }
 
 /// `pipe __builtin STAGE` in a job: runs the built-in stage `name` of the

@@ -33,7 +33,7 @@ pub use events::{Event, JobPhase, Outcome, Reporter, Silent, Stream};
 pub use interrupt::Interrupt;
 pub use job::{builtin_in_job, recorded_jobs, RecordedJob};
 pub use lock_guard::ReproLock;
-pub(crate) use stage::run_builtin;
+pub(crate) use stage::{run_builtin, with_hint};
 
 use crate::error::Error;
 use crate::gitignore::{GitIgnorer, Ignored};

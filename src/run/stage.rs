@@ -358,7 +358,9 @@ fn keep(
 
 /// A failure message with its hint on a line of its own (rendered as
 /// `hint: …`).
-fn with_hint(message: &str, hint: Option<String>) -> String {
+/// A stage's failure with its hint, as the reporter shows it (one place
+/// for the `Hint:` line of every stage failure).
+pub(crate) fn with_hint(message: &str, hint: Option<String>) -> String {
     match hint {
         Some(h) => format!("{message}\nHint: {h}"),
         None => message.to_string(),
