@@ -120,20 +120,13 @@ impl Follow<'_> {
     }
 
     /// Passes on the new output lines; true when one is the scheduler
-    /// saying it killed the job over its memory (Slurm's `Exceeded job
-    /// memory limit` of `OverMemoryKill`, or the cgroup's `oom-kill
-    /// event`).
+    /// saying it killed the job over its memory (see
+    /// [`Scheduler::says_over_memory`]).
     fn pump(&self, out: &mut Tail, err: &mut Tail, end: bool) -> bool {
         let mut over_memory = false;
         for tail in [out, err] {
             tail.pump(end, |stream, line| {
-                let lower = line.to_ascii_lowercase();
-                if lower.starts_with("slurmstepd")
-                    && (lower.contains("exceeded job memory limit")
-                        || lower.contains("oom-kill event"))
-                {
-                    over_memory = true;
-                }
+                over_memory |= self.scheduler.says_over_memory(line);
                 self.reporter.event(Event::Output {
                     stage: self.stage,
                     stream,

@@ -306,6 +306,12 @@ pub trait Scheduler: Send + Sync {
     fn find(&self, _name: &str, _token: &str) -> Result<Option<String>, ExecutorError> {
         Ok(None)
     }
+    /// Whether `line`, written into a job's output, is the scheduler
+    /// saying that it killed the job over its memory (whatever state it
+    /// then gives the job).
+    fn says_over_memory(&self, _line: &str) -> bool {
+        false
+    }
     /// Whether [`Scheduler::find`] can find anything.
     fn can_find(&self) -> bool {
         false

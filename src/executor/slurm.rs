@@ -114,6 +114,14 @@ impl Scheduler for Slurm {
         }
     }
 
+    /// `OverMemoryKill` writes `Exceeded job memory limit` and ends the
+    /// job as FAILED with signal 9; a cgroup reports an `oom-kill event`.
+    fn says_over_memory(&self, line: &str) -> bool {
+        let lower = line.to_ascii_lowercase();
+        lower.starts_with("slurmstepd")
+            && (lower.contains("exceeded job memory limit") || lower.contains("oom-kill event"))
+    }
+
     fn can_find(&self) -> bool {
         true
     }
