@@ -590,4 +590,58 @@ mod tests {
         assert_eq!(serde_json::from_str::<JobSpec>(&text).unwrap(), spec);
         assert_ne!(new_token(), new_token());
     }
+
+    /// A result that names a file outside the stage's outputs, or outside
+    /// the project, changes nothing in the workspace.
+    #[test]
+    fn a_lying_result_touches_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("project");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(
+            root.join("pipeline.yaml"),
+            "stages:\n  s:\n    cmd: echo hi > out.txt\n    outs: [out.txt]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("pipe.toml"),
+            format!(
+                "[remote.disk]\nurl = \"{}\"\n",
+                dir.path().join("remote").display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(root.join("keep.txt"), "mine\n").unwrap();
+        let project = crate::project::Project::load(&root).unwrap();
+        let (remote, _) = Remote::of_project(&project, None).unwrap();
+        let stage = project.pipeline.stage("s").unwrap();
+        let record = |path: &str| {
+            format!(
+                "{{\"path\": \"{path}\", \"blake3\": \"{}\", \"size\": 5}}",
+                Digest::of(b"evil\n").to_hex()
+            )
+        };
+        for (token, outs) in [
+            ("other", record("keep.txt")),
+            ("escape", record("../outside.txt")),
+        ] {
+            let result = format!("{{\"outs\": [{outs}], \"log\": []}}");
+            remote.put_job_result(token, result.into_bytes()).unwrap();
+            let brought = bring_back(
+                &project.cache,
+                &project.workspace,
+                stage,
+                &remote,
+                token,
+                &crate::run::Silent,
+            );
+            assert!(brought.is_err(), "{token}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(root.join("keep.txt")).unwrap(),
+            "mine\n"
+        );
+        assert!(!dir.path().join("outside.txt").exists());
+        assert!(!root.join("out.txt").exists());
+    }
 }
