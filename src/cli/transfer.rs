@@ -147,8 +147,8 @@ impl pipe::remote::Progress for Bars {
         self.bar.reset_eta();
     }
 
-    fn advance(&self, bytes: u64) {
-        let done = self.files.fetch_add(1, Ordering::Relaxed) + 1;
+    fn advance(&self, files: u64, bytes: u64) {
+        let done = self.files.fetch_add(files, Ordering::Relaxed) + files;
         self.bar.inc(bytes);
         self.bar.set_message(format!(
             "{done}/{} files",

@@ -7,9 +7,13 @@
 //! run-cache entry and everything it names is kept too. A directory's
 //! manifest is read from the local cache, or from the remote (verified).
 //!
+//! Packs ([`super::pack`]) are kept whole: a pack stays while the places of
+//! a kept directory (or young places: a push under way) name it, even if
+//! some files in it are no longer used.
+//!
 //! Removal keeps the remote's promise that whatever is there is complete:
-//! run-cache entries go first, then manifests, then files, so an entry or
-//! a manifest never names a file that is gone. Objects younger than
+//! run-cache entries go first, then manifests, then places, then files and
+//! packs, so an entry or a manifest never names a file that is gone. Objects younger than
 //! `min_age` stay whatever they are: a teammate may be pushing them now,
 //! with the manifest or run entry that will name them still to come. The
 //! remote is listed (that is the one command that must), `jobs` deletes at
@@ -82,6 +86,8 @@ impl Remote {
         self.block_on(async {
             let mut files: BTreeSet<Digest> = BTreeSet::new();
             let mut manifests: BTreeSet<Digest> = BTreeSet::new();
+            // Packs named by the places of kept directories.
+            let mut packs: BTreeSet<Digest> = BTreeSet::new();
             let add = |r: &PathRecord,
                        files: &mut BTreeSet<Digest>,
                        manifests: &mut BTreeSet<Digest>,
@@ -131,7 +137,44 @@ impl Remote {
                 } else {
                     None
                 };
+                if let Some(m) = &manifest {
+                    if !manifests.contains(&r.blake3) {
+                        if let Some(places) = self.download_places(&r.blake3, m).await? {
+                            packs.extend(places.packs());
+                        }
+                    }
+                }
                 add(r, &mut files, &mut manifests, manifest.as_ref());
+            }
+            // Places: those of kept directories stay, and young ones (a
+            // push under way) with the packs they name.
+            let places_prefix = self.root.clone().join("places");
+            let mut doomed_places = Vec::new();
+            let mut listing = self.store.list(Some(&places_prefix));
+            while let Some(meta) = listing.next().await {
+                let meta = meta.map_err(|e| self.classify(&places_prefix, e))?;
+                let Some((dir, _)) = object_of(&meta.location) else {
+                    continue;
+                };
+                if manifests.contains(&dir) {
+                    continue;
+                }
+                if age_of(&meta) < keep.min_age {
+                    let got = self
+                        .store
+                        .get(&meta.location)
+                        .await
+                        .map_err(|e| self.classify(&meta.location, e))?;
+                    let bytes = got
+                        .bytes()
+                        .await
+                        .map_err(|e| self.classify(&meta.location, e))?;
+                    if let Some(places) = super::pack::Places::parse(&bytes) {
+                        packs.extend(places.packs());
+                    }
+                    continue;
+                }
+                doomed_places.push(meta.location);
             }
 
             let mut report = CloudGcReport::default();
@@ -174,6 +217,25 @@ impl Remote {
                     }
                 }
             }
+            // A pack goes when no places that stay name it.
+            let packs_prefix = self.root.clone().join("packs");
+            let mut doomed_packs = Vec::new();
+            let mut listing = self.store.list(Some(&packs_prefix));
+            while let Some(meta) = listing.next().await {
+                let meta = meta.map_err(|e| self.classify(&packs_prefix, e))?;
+                let Some((pack, _)) = object_of(&meta.location) else {
+                    continue;
+                };
+                if packs.contains(&pack) {
+                    report.objects_kept += 1;
+                } else if age_of(&meta) < keep.min_age {
+                    report.too_recent += 1;
+                } else {
+                    report.objects_removed += 1;
+                    report.bytes_removed += meta.size;
+                    doomed_packs.push(meta.location);
+                }
+            }
             report.runs_removed = doomed_runs.len() as u64;
             if dry {
                 return Ok(report);
@@ -183,8 +245,10 @@ impl Remote {
             let _ = self.known.clear();
             self.delete_all(doomed_manifests.into_iter().map(|(k, _)| k).collect())
                 .await?;
-            self.delete_all(doomed_files.into_iter().map(|(k, _)| k).collect())
-                .await?;
+            self.delete_all(doomed_places).await?;
+            let mut doomed: Vec<StorePath> = doomed_files.into_iter().map(|(k, _)| k).collect();
+            doomed.extend(doomed_packs);
+            self.delete_all(doomed).await?;
             Ok(report)
         })
     }

@@ -6,6 +6,8 @@
 //! ```text
 //! <url>/v1/objects/ab/cdef…        a file's content
 //! <url>/v1/objects/ab/cdef….dir    a directory's manifest
+//! <url>/v1/packs/ab/cdef…           many small files of directories, back to back
+//! <url>/v1/places/ab/cdef…          where a directory's packed files are ([`pack`])
 //! <url>/v1/runs/ab/cdef…           run cache: stage fingerprint → outputs
 //! <url>/v1/md5/ab/cdef…            DVC md5 → BLAKE3, for `.dvc` files ([`md5map`])
 //! ```
@@ -13,7 +15,8 @@
 //! Safe for many writers at once: objects are immutable and created with a
 //! conditional put (`If-None-Match: *`), so two machines pushing the same
 //! object never clobber each other, and what is there is always complete.
-//! A directory's manifest is uploaded only after all its files, and a
+//! A directory's manifest is uploaded only after all its files (and the
+//! places of those in packs), and a
 //! run-cache entry only after every object it names, so a manifest or an
 //! entry on the remote promises that what it names is there too. A run
 //! entry is fetched by its exact key, never by listing.
@@ -27,7 +30,7 @@
 //! Modules: [`config`] (remotes in `pipe.toml`), [`url`] (URLs, the object
 //! store behind each, masking secrets), [`profile`] (AWS profiles),
 //! [`known`] (what a remote is known to hold), [`transfer`] (push, fetch,
-//! status), [`scope`] (which outputs a command moves), [`source`] (one
+//! status), [`pack`] (small files moved as a few large objects), [`scope`] (which outputs a command moves), [`source`] (one
 //! object named by a URL: a stage's `s3://…` dependency, an import's
 //! source).
 
@@ -36,6 +39,7 @@ pub mod gc;
 pub mod jobs;
 pub mod known;
 mod md5map;
+pub mod pack;
 pub mod profile;
 pub mod scope;
 pub mod source;

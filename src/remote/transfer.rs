@@ -11,6 +11,10 @@
 //! `kill -9`, a network error) leaves both sides valid, and the next one
 //! moves only what is missing.
 //!
+//! Small files of directories, when a push has many, go up in packs and
+//! come back with ranged reads ([`super::pack`]); the rest are objects of
+//! their own.
+//!
 //! Existence on the remote: objects this machine pushed or found before
 //! are in the local record ([`super::known`]) and are not asked about
 //! again (unless `verify`). A small object not in the record is simply
@@ -28,7 +32,10 @@ use futures::stream::{self, StreamExt};
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use tokio::io::AsyncReadExt;
 
-use super::{Remote, RemoteError};
+use object_store::path::Path as StorePath;
+
+use super::known::Place;
+use super::{pack, Remote, RemoteError};
 use crate::cache::runs::RunRecord;
 use crate::cache::Cache;
 use crate::hash::{Digest, Manifest};
@@ -68,8 +75,8 @@ impl ObjectSet {
 pub trait Progress: Sync {
     /// A wave starts: `files` objects of `bytes` in all.
     fn start(&self, what: &str, files: u64, bytes: u64);
-    /// One object is done (moved, or found there already).
-    fn advance(&self, bytes: u64);
+    /// Objects are done (moved, or found there already).
+    fn advance(&self, files: u64, bytes: u64);
     fn finish(&self);
 }
 
@@ -78,7 +85,7 @@ pub struct Quiet;
 
 impl Progress for Quiet {
     fn start(&self, _: &str, _: u64, _: u64) {}
-    fn advance(&self, _: u64) {}
+    fn advance(&self, _: u64, _: u64) {}
     fn finish(&self) {}
 }
 
@@ -105,16 +112,27 @@ impl TransferReport {
     }
 }
 
-/// One file object of a set: its hash, size and an output path it is.
-struct FileObject {
-    hash: Digest,
-    size: u64,
-    path: RelPath,
+/// One file object of a set: its hash, size, an output path it is, and
+/// whether it is a directory's file (those may be packed).
+pub(super) struct FileObject {
+    pub hash: Digest,
+    pub size: u64,
+    pub path: RelPath,
+    pub in_dir: bool,
 }
 
-enum Outcome {
+pub(super) enum Outcome {
     Moved(u64),
+    /// A pack, or a range of one: its files and bytes, and files left out
+    /// (`path: why`).
+    Packed {
+        files: u64,
+        bytes: u64,
+        missing: Vec<String>,
+    },
     Present,
+    /// A pack found there already: its files.
+    PresentMany(u64),
     Missing(String),
 }
 
@@ -122,6 +140,7 @@ enum Outcome {
 /// about the whole remote (the first such error is returned).
 async fn each<T, F, Fut>(
     remote: &Remote,
+    jobs: usize,
     runs: bool,
     items: Vec<T>,
     progress: &dyn Progress,
@@ -144,14 +163,26 @@ where
             }
             (i, Some(task(item).await))
         })
-        .buffer_unordered(remote.jobs);
+        .buffer_unordered(jobs.max(1));
     let mut since_save = 0;
     while let Some((i, result)) = results.next().await {
         let Some((label, size, result)) = result else {
             continue;
         };
         let mut r = report.lock().expect("report lock");
+        let mut files = 1;
         match result {
+            Ok(Outcome::Packed {
+                files: n,
+                bytes,
+                missing,
+            }) => {
+                r.moved += n;
+                r.bytes += bytes;
+                r.missing.extend(missing);
+                files = n;
+                done.insert(i);
+            }
             Ok(Outcome::Moved(_)) if runs => {
                 r.runs += 1;
                 done.insert(i);
@@ -165,6 +196,11 @@ where
                 r.present += 1;
                 done.insert(i);
             }
+            Ok(Outcome::PresentMany(n)) => {
+                r.present += n;
+                files = n;
+                done.insert(i);
+            }
             Ok(Outcome::Missing(why)) => r.missing.push(format!("{label}: {why}")),
             Err(e) if e.is_fatal() => {
                 stop.store(true, Ordering::Relaxed);
@@ -173,8 +209,8 @@ where
             Err(e) => r.failed.push(e.to_string()),
         }
         drop(r);
-        progress.advance(size);
-        since_save += 1;
+        progress.advance(files, size);
+        since_save += files;
         if since_save >= 1000 {
             since_save = 0;
             let _ = remote.known.save();
@@ -202,17 +238,22 @@ fn expand(cache: &Cache, set: &ObjectSet) -> (Vec<FileObject>, Vec<DirObject>, V
                 hash: r.blake3,
                 size: r.size,
                 path: r.path.clone(),
+                in_dir: false,
             });
             continue;
         }
         match cache.manifest(&r.blake3) {
             Ok(m) => {
                 for e in m.files() {
-                    files.entry(e.hash).or_insert(FileObject {
-                        hash: e.hash,
-                        size: e.size,
-                        path: r.path.join(&e.path),
-                    });
+                    files
+                        .entry(e.hash)
+                        .or_insert(FileObject {
+                            hash: e.hash,
+                            size: e.size,
+                            path: r.path.join(&e.path),
+                            in_dir: true,
+                        })
+                        .in_dir = true;
                 }
                 dirs.push((r.blake3, m, r.path.clone()));
             }
@@ -258,10 +299,29 @@ impl Remote {
         let total: u64 = files.iter().map(|f| f.size).sum();
         progress.start("push", files.len() as u64, total);
         let pushed = self.block_on(async {
+            // Small files of directories that the remote may lack are
+            // packed, if there are enough of them; the rest go as objects.
+            let (mut packable, mut single): (Vec<&FileObject>, Vec<&FileObject>) =
+                files.iter().partition(|f| {
+                    f.in_dir
+                        && f.size > 0
+                        && f.size < pack::SMALL
+                        && (verify || !self.known.contains(&f.hash))
+                });
+            let mut up: BTreeSet<Digest> = BTreeSet::new();
+            if verify && !packable.is_empty() {
+                let there = self.held(&packable, progress, &report).await?;
+                packable.retain(|f| !there.contains(&f.hash));
+                up.extend(there);
+            }
+            if packable.len() < pack::MIN_FILES {
+                single.append(&mut packable);
+            }
             let done = each(
                 self,
+                self.jobs,
                 false,
-                files.iter().collect(),
+                single.clone(),
                 progress,
                 &report,
                 |f: &FileObject| async move {
@@ -270,19 +330,54 @@ impl Remote {
                 },
             )
             .await?;
-            let up: BTreeSet<Digest> = done.iter().map(|&i| files[i].hash).collect();
-            // A directory goes up once all its files are there.
+            up.extend(done.iter().map(|&i| single[i].hash));
+            let placed = Mutex::new(Vec::new());
+            let placed_ref = &placed;
+            each(
+                self,
+                pack::PACKS_AT_ONCE.min(self.jobs),
+                false,
+                pack::plan(packable),
+                progress,
+                &report,
+                |files: Vec<&FileObject>| async move {
+                    let size = files.iter().map(|f| f.size).sum();
+                    let outcome = self.upload_pack(cache, &files, placed_ref).await;
+                    (format!("a pack of {} files", files.len()), size, outcome)
+                },
+            )
+            .await?;
+            up.extend(
+                placed
+                    .into_inner()
+                    .expect("placed lock")
+                    .into_iter()
+                    .map(|(h, _)| h),
+            );
+            // A directory goes up once all its files are there: its places
+            // (where its packed files are), then its manifest.
             let ready: Vec<&DirObject> = dirs
                 .iter()
                 .filter(|(_, m, _)| m.files().all(|e| up.contains(&e.hash)))
                 .collect();
             let done_dirs = each(
                 self,
+                self.jobs,
                 false,
                 ready.clone(),
                 progress,
                 &report,
                 |(hash, m, path)| async move {
+                    let places = pack::Places(
+                        m.files()
+                            .filter_map(|e| Some((e.hash, self.known.place(&e.hash)??)))
+                            .collect(),
+                    );
+                    if !places.0.is_empty() {
+                        if let Err(e) = self.upload_places(hash, m, &places).await {
+                            return (path.to_string(), 0, Err(e));
+                        }
+                    }
                     let outcome = self.upload_bytes(*hash, true, m.to_bytes(), verify).await;
                     (path.to_string(), 0, outcome)
                 },
@@ -308,6 +403,7 @@ impl Remote {
                 .collect();
             each(
                 self,
+                self.jobs,
                 true,
                 runs,
                 progress,
@@ -323,6 +419,76 @@ impl Remote {
         progress.finish();
         pushed?;
         Ok(report.into_inner().expect("report lock"))
+    }
+
+    /// Which of `files` the remote holds, asking it: the pack of a file
+    /// recorded in one (once per pack), or the file's own object.
+    async fn held(
+        &self,
+        files: &[&FileObject],
+        progress: &dyn Progress,
+        report: &Mutex<TransferReport>,
+    ) -> Result<BTreeSet<Digest>, RemoteError> {
+        let mut packs: BTreeMap<Digest, Vec<Digest>> = BTreeMap::new();
+        let mut own = Vec::new();
+        for f in files {
+            match self.known.place(&f.hash) {
+                Some(Some(place)) => packs.entry(place.pack).or_default().push(f.hash),
+                _ => own.push(f.hash),
+            }
+        }
+        let mut keys: Vec<(StorePath, Vec<Digest>, bool)> = packs
+            .into_iter()
+            .map(|(pack, hashes)| (self.pack_key(&pack), hashes, true))
+            .collect();
+        keys.extend(
+            own.into_iter()
+                .map(|h| (self.object_key(&h, false), vec![h], false)),
+        );
+        let there = Mutex::new(BTreeSet::new());
+        let there_ref = &there;
+        // Counted as present below, for what is there; quietly.
+        let quiet = TransferReport::default();
+        let quiet = Mutex::new(quiet);
+        each(
+            self,
+            self.jobs,
+            false,
+            keys,
+            &Quiet,
+            &quiet,
+            |(key, hashes, packed)| async move {
+                let outcome = match self.store.head(&key).await {
+                    Ok(_) => {
+                        for h in &hashes {
+                            if !packed {
+                                self.known.insert(*h);
+                            }
+                            there_ref.lock().expect("there lock").insert(*h);
+                        }
+                        Ok(Outcome::Present)
+                    }
+                    Err(object_store::Error::NotFound { .. }) => {
+                        for h in &hashes {
+                            self.known.remove(h);
+                        }
+                        Ok(Outcome::Present)
+                    }
+                    Err(e) => Err(self.classify(&key, e)),
+                };
+                (key.to_string(), 0, outcome)
+            },
+        )
+        .await?;
+        let there = there.into_inner().expect("there lock");
+        let bytes: u64 = files
+            .iter()
+            .filter(|f| there.contains(&f.hash))
+            .map(|f| f.size)
+            .sum();
+        report.lock().expect("report lock").present += there.len() as u64;
+        progress.advance(there.len() as u64, bytes);
+        Ok(there)
     }
 
     async fn upload_file(
@@ -492,6 +658,7 @@ impl Remote {
             progress.start("fetch directories", dirs.len() as u64, 0);
             each(
                 self,
+                self.jobs,
                 false,
                 dirs.clone(),
                 progress,
@@ -503,12 +670,14 @@ impl Remote {
             )
             .await?;
             let mut files: BTreeMap<Digest, FileObject> = BTreeMap::new();
+            let mut manifests: Vec<(Digest, Manifest)> = Vec::new();
             for r in &set.records {
                 if !r.is_dir() {
                     files.entry(r.blake3).or_insert(FileObject {
                         hash: r.blake3,
                         size: r.size,
                         path: r.path.clone(),
+                        in_dir: false,
                     });
                 } else if let Ok(m) = cache.manifest(&r.blake3) {
                     for e in m.files() {
@@ -516,25 +685,94 @@ impl Remote {
                             hash: e.hash,
                             size: e.size,
                             path: r.path.join(&e.path),
+                            in_dir: true,
                         });
                     }
+                    manifests.push((r.blake3, m));
                 }
             }
-            let files: Vec<FileObject> = files.into_values().collect();
+            let (present, needed): (Vec<FileObject>, Vec<FileObject>) = files
+                .into_values()
+                .partition(|f| cache.object_path(&f.hash).is_file());
+            report.lock().expect("report lock").present += present.len() as u64;
             progress.start(
                 "fetch",
-                files.len() as u64,
-                files.iter().map(|f| f.size).sum(),
+                needed.len() as u64,
+                needed.iter().map(|f| f.size).sum(),
             );
+            // Where the needed files of directories sit in packs.
+            let wanted: BTreeSet<Digest> =
+                needed.iter().filter(|f| f.in_dir).map(|f| f.hash).collect();
+            let with_places: Vec<&(Digest, Manifest)> = manifests
+                .iter()
+                .filter(|(_, m)| m.files().any(|e| wanted.contains(&e.hash)))
+                .collect();
+            let places: Mutex<BTreeMap<Digest, Place>> = Mutex::new(BTreeMap::new());
+            let places_ref = &places;
+            let wanted = &wanted;
+            let asked = Mutex::new(TransferReport::default());
             each(
                 self,
+                self.jobs,
                 false,
-                files.iter().collect(),
+                with_places,
+                &Quiet,
+                &asked,
+                |(dir, m)| async move {
+                    let outcome = match self.download_places(dir, m).await {
+                        Ok(found) => {
+                            let mut places = places_ref.lock().expect("places lock");
+                            for (hash, place) in found.map(|p| p.0).unwrap_or_default() {
+                                if wanted.contains(&hash) {
+                                    places.insert(hash, place);
+                                }
+                            }
+                            Ok(Outcome::Moved(0))
+                        }
+                        Err(e) => Err(e),
+                    };
+                    (dir.to_string(), 0, outcome)
+                },
+            )
+            .await?;
+            {
+                // Places are not objects moved: only their failures count.
+                let asked = asked.into_inner().expect("report lock");
+                let mut r = report.lock().expect("report lock");
+                r.failed.extend(asked.failed);
+                r.missing.extend(asked.missing);
+            }
+            let places = places.into_inner().expect("places lock");
+            let (packed, single): (Vec<&FileObject>, Vec<&FileObject>) =
+                needed.iter().partition(|f| places.contains_key(&f.hash));
+            each(
+                self,
+                self.jobs,
+                false,
+                single,
                 progress,
                 &report,
                 |f: &FileObject| async move {
                     let outcome = self.download_file(cache, f).await;
                     (f.path.to_string(), f.size, outcome)
+                },
+            )
+            .await?;
+            let ranges = pack::ranges(packed.into_iter().map(|f| (places[&f.hash], f)).collect());
+            each(
+                self,
+                self.jobs,
+                false,
+                ranges.iter().collect(),
+                progress,
+                &report,
+                |range: &pack::Range| async move {
+                    let outcome = self.download_range(cache, range).await;
+                    (
+                        format!("{} files of a pack", range.files.len()),
+                        range.end - range.start,
+                        outcome,
+                    )
                 },
             )
             .await?;
@@ -666,27 +904,82 @@ impl Remote {
         let absent: Mutex<BTreeSet<Digest>> = Mutex::new(BTreeSet::new());
         let report = Mutex::new(TransferReport::default());
         self.block_on(async {
-            let mut keys: Vec<(Digest, bool)> = files.iter().map(|f| (f.hash, false)).collect();
-            keys.extend(dirs.iter().map(|(h, _, _)| (*h, true)));
-            each(self, false, keys, &Quiet, &report, |(hash, manifest)| {
-                let absent = &absent;
-                async move {
-                    let key = self.object_key(&hash, manifest);
-                    let outcome = match self.store.head(&key).await {
-                        Ok(_) => {
-                            self.known.insert(hash);
-                            Ok(Outcome::Present)
-                        }
-                        Err(object_store::Error::NotFound { .. }) => {
-                            self.known.remove(&hash);
-                            absent.lock().expect("absent lock").insert(hash);
-                            Ok(Outcome::Present)
-                        }
-                        Err(e) => Err(self.classify(&key, e)),
-                    };
-                    (key.to_string(), 0, outcome)
+            // Where the packed files are: each directory's places.
+            let places: Mutex<BTreeMap<Digest, Place>> = Mutex::new(BTreeMap::new());
+            let places_ref = &places;
+            each(
+                self,
+                self.jobs,
+                false,
+                dirs.iter().collect(),
+                &Quiet,
+                &report,
+                |(hash, m, path): &DirObject| async move {
+                    let outcome = self.download_places(hash, m).await.map(|found| {
+                        let mut places = places_ref.lock().expect("places lock");
+                        places.extend(found.map(|p| p.0).unwrap_or_default());
+                        Outcome::Present
+                    });
+                    (path.to_string(), 0, outcome)
+                },
+            )
+            .await?;
+            let places = places.into_inner().expect("places lock");
+            // One question per object of its own, manifest, and pack.
+            let mut packs: BTreeMap<Digest, Vec<(Digest, Place)>> = BTreeMap::new();
+            // A key, and what it holds: objects, each at its place if packed.
+            type Held = Vec<(Digest, Option<Place>)>;
+            let mut keys: Vec<(StorePath, Held)> = Vec::new();
+            for f in &files {
+                match places.get(&f.hash) {
+                    Some(p) => packs.entry(p.pack).or_default().push((f.hash, *p)),
+                    None => keys.push((self.object_key(&f.hash, false), vec![(f.hash, None)])),
                 }
-            })
+            }
+            keys.extend(
+                dirs.iter()
+                    .map(|(h, _, _)| (self.object_key(h, true), vec![(*h, None)])),
+            );
+            keys.extend(packs.into_iter().map(|(pack, held)| {
+                (
+                    self.pack_key(&pack),
+                    held.into_iter().map(|(h, p)| (h, Some(p))).collect(),
+                )
+            }));
+            each(
+                self,
+                self.jobs,
+                false,
+                keys,
+                &Quiet,
+                &report,
+                |(key, held)| {
+                    let absent = &absent;
+                    async move {
+                        let outcome = match self.store.head(&key).await {
+                            Ok(_) => {
+                                for (hash, place) in &held {
+                                    match place {
+                                        Some(p) => self.known.insert_packed(*hash, *p),
+                                        None => self.known.insert(*hash),
+                                    }
+                                }
+                                Ok(Outcome::Present)
+                            }
+                            Err(object_store::Error::NotFound { .. }) => {
+                                let mut absent = absent.lock().expect("absent lock");
+                                for (hash, _) in &held {
+                                    self.known.remove(hash);
+                                    absent.insert(*hash);
+                                }
+                                Ok(Outcome::Present)
+                            }
+                            Err(e) => Err(self.classify(&key, e)),
+                        };
+                        (key.to_string(), 0, outcome)
+                    }
+                },
+            )
             .await
         })?;
         let absent = absent.into_inner().expect("absent lock");

@@ -185,6 +185,10 @@ pub fn store(
                     b = b.with_config(set, v);
                 }
             }
+            // Bodies are not hashed into the signature (SHA-256 of every
+            // byte sent): like the AWS SDKs over HTTPS. What is stored is
+            // content-addressed and checked by BLAKE3 when it comes back.
+            b = b.with_unsigned_payload(true);
             if config.option("endpoint_url").is_some() {
                 // S3-compatible servers on their own host: path-style URLs.
                 b = b.with_virtual_hosted_style_request(false);

@@ -82,6 +82,10 @@ impl TestEnv {
         std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
     }
 
+    pub fn read_bytes(&self, rel: &str) -> Vec<u8> {
+        std::fs::read(self.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+
     /// True if anything (file, directory, even a dangling symlink) is there.
     pub fn exists(&self, rel: &str) -> bool {
         std::fs::symlink_metadata(self.path(rel)).is_ok()

@@ -27,6 +27,7 @@ mod ml;
 mod plots;
 mod readme;
 mod remote;
+mod remote_packs;
 mod repro;
 mod serve;
 mod services;

@@ -10,7 +10,7 @@ use crate::env::{wait_until, TestEnv};
 use crate::services::{self, S3};
 
 /// The secret every test uses: it must never appear in any output.
-const SECRET: &str = "s3cr3t-Pa55w0rd-never-shown";
+pub(crate) const SECRET: &str = "s3cr3t-Pa55w0rd-never-shown";
 
 /// A project with a file output, a directory output and a chained stage.
 fn project() -> TestEnv {
@@ -36,7 +36,7 @@ fn project() -> TestEnv {
 }
 
 /// Points `env`'s default remote `origin` at a fresh bucket of `s3`.
-fn on_s3(env: &TestEnv, s3: &S3, tag: &str) -> String {
+pub(crate) fn on_s3(env: &TestEnv, s3: &S3, tag: &str) -> String {
     let bucket = s3.bucket(tag);
     env.write(
         "pipe.toml",
@@ -49,7 +49,7 @@ fn on_s3(env: &TestEnv, s3: &S3, tag: &str) -> String {
 }
 
 /// A teammate's clone: the files git would have, no cache, no outputs.
-fn teammate(env: &TestEnv) -> TestEnv {
+pub(crate) fn teammate(env: &TestEnv) -> TestEnv {
     let mut other = TestEnv::new()
         .env("AWS_ACCESS_KEY_ID", services::ACCESS_KEY_ID)
         .env("AWS_SECRET_ACCESS_KEY", SECRET)
@@ -62,7 +62,7 @@ fn teammate(env: &TestEnv) -> TestEnv {
     other
 }
 
-fn no_secret(texts: &[&str]) {
+pub(crate) fn no_secret(texts: &[&str]) {
     for t in texts {
         assert!(!t.contains(SECRET), "a secret was shown:\n{t}");
     }
@@ -268,12 +268,13 @@ fn two_pushes_of_the_same_outputs_at_once_both_succeed() {
 #[test]
 fn an_interrupted_push_leaves_both_sides_valid_and_resumes() {
     let Some(s3) = services::s3() else { return };
+    // 400 files of 256 KB: about seven packs of 16 MB.
     let env = TestEnv::new()
         .pipeline(
             "
             stages:
               many:
-                cmd: mkdir -p files && for i in $(seq 1 400); do seq 1 $i > files/$i.txt; done
+                cmd: mkdir -p files && for i in $(seq 1 400); do head -c 262144 /dev/urandom > files/$i.bin; done
                 outs: [files/]
             ",
         )
@@ -285,31 +286,41 @@ fn an_interrupted_push_leaves_both_sides_valid_and_resumes() {
     let lock = env.read("pipeline.lock");
     let mut push = env.spawn(&["push", "-j", "1"]);
     assert!(
-        wait_until(Duration::from_secs(30), || s3.keys(&bucket, "team/").len()
-            >= 20),
+        wait_until(Duration::from_secs(30), || !s3
+            .keys(&bucket, "team/v1/packs/")
+            .is_empty()),
         "the push started"
     );
     push.kill();
     let _ = push.wait(Duration::from_secs(10));
-    let sent = s3.keys(&bucket, "team/").len();
-    assert!(sent < 401, "killed before the end ({sent} objects)");
+    let sent = s3.keys(&bucket, "team/v1/packs/").len();
+    assert!(sent < 7, "killed before the end ({sent} packs)");
     assert!(
-        !s3.keys(&bucket, "team/")
-            .iter()
-            .any(|k| k.ends_with(".dir")),
-        "no manifest before all its files"
+        s3.keys(&bucket, "team/v1/objects/").is_empty()
+            && s3.keys(&bucket, "team/v1/places/").is_empty(),
+        "no manifest, nor places, before all the files"
     );
     assert_eq!(env.read("pipeline.lock"), lock);
     let resumed = env.pipe(&["push", "--json"]).ok();
     let report: serde_json::Value = serde_json::from_str(&resumed.stdout).unwrap();
     assert_eq!(
         report["moved"].as_u64().unwrap() + report["present"].as_u64().unwrap(),
-        401
+        401,
+        "{report}"
     );
-    assert_eq!(s3.keys(&bucket, "team/").len(), 401);
+    assert!(
+        report["present"].as_u64().unwrap() >= 60,
+        "what went up before is not sent again: {report}"
+    );
+    let packs = s3.keys(&bucket, "team/v1/packs/");
+    assert_eq!(packs.len(), 7, "each pack once: {packs:?}");
+    assert_eq!(s3.keys(&bucket, "team/v1/places/").len(), 1);
     let other = teammate(&env);
     other.pipe(&["pull"]).ok();
-    assert_eq!(other.read("files/400.txt"), env.read("files/400.txt"));
+    assert_eq!(
+        other.read_bytes("files/400.bin"),
+        env.read_bytes("files/400.bin")
+    );
 }
 
 #[test]
