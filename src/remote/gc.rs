@@ -62,6 +62,16 @@ fn age_of(meta: &object_store::ObjectMeta) -> Duration {
     Duration::from_secs((now - meta.last_modified.timestamp()).max(0) as u64)
 }
 
+/// One key of a listing, as pipe names its keys.
+struct Listed {
+    key: StorePath,
+    hash: Digest,
+    /// A directory's manifest (`….dir`).
+    manifest: bool,
+    age: Duration,
+    size: u64,
+}
+
 /// A key under `objects/` → (hash, is a manifest).
 fn object_of(key: &StorePath) -> Option<(Digest, bool)> {
     let text = key.as_ref();
@@ -102,27 +112,14 @@ impl Remote {
                 }
             };
             // The run entries to keep, and (with keep_runs) what they name.
-            let runs_prefix = self.root.clone().join("runs");
-            let mut run_keys: Vec<(StorePath, Digest, Duration)> = Vec::new();
-            let mut listing = self.store.list(Some(&runs_prefix));
-            while let Some(meta) = listing.next().await {
-                let meta = meta.map_err(|e| self.classify(&runs_prefix, e))?;
-                if let Some((fp, _)) = object_of(&meta.location) {
-                    run_keys.push((meta.location.clone(), fp, age_of(&meta)));
-                }
-            }
+            let run_keys = self.listed("runs").await?;
             let mut extra: Vec<PathRecord> = Vec::new();
             // A kept entry keeps what it names: an entry never names a file
             // that is gone.
             // (A young entry stays, so what it names stays too.)
-            for (key, fp, age) in &run_keys {
-                if keep.keep_runs || keep.runs.contains(fp) || *age < keep.min_age {
-                    let got = self
-                        .store
-                        .get(key)
-                        .await
-                        .map_err(|e| self.classify(key, e))?;
-                    let bytes = got.bytes().await.map_err(|e| self.classify(key, e))?;
+            for run in &run_keys {
+                if keep.keep_runs || keep.runs.contains(&run.hash) || run.age < keep.min_age {
+                    let bytes = self.read(&run.key).await?;
                     if let Ok(record) = serde_json::from_slice::<RunRecord>(&bytes) {
                         extra.extend(record.outs);
                     }
@@ -148,92 +145,62 @@ impl Remote {
             }
             // Places: those of kept directories stay, and young ones (a
             // push under way) with the packs they name.
-            let places_prefix = self.root.clone().join("places");
             let mut doomed_places = Vec::new();
-            let mut listing = self.store.list(Some(&places_prefix));
-            while let Some(meta) = listing.next().await {
-                let meta = meta.map_err(|e| self.classify(&places_prefix, e))?;
-                let Some((dir, _)) = object_of(&meta.location) else {
-                    continue;
-                };
-                if manifests.contains(&dir) {
+            for places in self.listed("places").await? {
+                if manifests.contains(&places.hash) {
                     continue;
                 }
-                if age_of(&meta) < keep.min_age {
-                    let got = self
-                        .store
-                        .get(&meta.location)
-                        .await
-                        .map_err(|e| self.classify(&meta.location, e))?;
-                    let bytes = got
-                        .bytes()
-                        .await
-                        .map_err(|e| self.classify(&meta.location, e))?;
-                    if let Some(places) = super::pack::Places::parse(&bytes) {
-                        packs.extend(places.packs());
+                if places.age < keep.min_age {
+                    let bytes = self.read(&places.key).await?;
+                    if let Some(young) = super::pack::Places::parse(&bytes) {
+                        packs.extend(young.packs());
                     }
                     continue;
                 }
-                doomed_places.push(meta.location);
+                doomed_places.push(places.key);
             }
 
             let mut report = CloudGcReport::default();
             let mut doomed_runs = Vec::new();
-            for (key, fp, age) in run_keys {
-                if keep.keep_runs || keep.runs.contains(&fp) {
+            for run in run_keys {
+                if keep.keep_runs || keep.runs.contains(&run.hash) {
                     continue;
                 }
-                if age < keep.min_age {
+                if run.age < keep.min_age {
                     report.too_recent_runs += 1;
                     continue;
                 }
-                doomed_runs.push(key);
+                doomed_runs.push(run.key);
             }
-            let objects_prefix = self.root.clone().join("objects");
+            // Files and manifests, then packs (one goes when no places that
+            // stay name it): kept, young, or doomed.
             let mut doomed_manifests = Vec::new();
-            let mut doomed_files = Vec::new();
-            let mut listing = self.store.list(Some(&objects_prefix));
-            while let Some(meta) = listing.next().await {
-                let meta = meta.map_err(|e| self.classify(&objects_prefix, e))?;
-                let Some((hash, manifest)) = object_of(&meta.location) else {
-                    continue; // not ours: left alone
-                };
-                let kept = if manifest {
-                    manifests.contains(&hash)
+            let mut doomed = Vec::new();
+            let objects = self.listed("objects").await?.into_iter().map(|o| {
+                let kept = if o.manifest {
+                    manifests.contains(&o.hash)
                 } else {
-                    files.contains(&hash)
+                    files.contains(&o.hash)
                 };
+                (o, kept)
+            });
+            let in_packs = self.listed("packs").await?.into_iter().map(|o| {
+                let kept = packs.contains(&o.hash);
+                (o, kept)
+            });
+            for (o, kept) in objects.chain(in_packs) {
                 if kept {
                     report.objects_kept += 1;
-                } else if age_of(&meta) < keep.min_age {
+                } else if o.age < keep.min_age {
                     report.too_recent += 1;
                 } else {
                     report.objects_removed += 1;
-                    report.bytes_removed += meta.size;
-                    if manifest {
-                        doomed_manifests.push((meta.location, hash));
+                    report.bytes_removed += o.size;
+                    if o.manifest {
+                        doomed_manifests.push(o.key);
                     } else {
-                        doomed_files.push((meta.location, hash));
+                        doomed.push(o.key);
                     }
-                }
-            }
-            // A pack goes when no places that stay name it.
-            let packs_prefix = self.root.clone().join("packs");
-            let mut doomed_packs = Vec::new();
-            let mut listing = self.store.list(Some(&packs_prefix));
-            while let Some(meta) = listing.next().await {
-                let meta = meta.map_err(|e| self.classify(&packs_prefix, e))?;
-                let Some((pack, _)) = object_of(&meta.location) else {
-                    continue;
-                };
-                if packs.contains(&pack) {
-                    report.objects_kept += 1;
-                } else if age_of(&meta) < keep.min_age {
-                    report.too_recent += 1;
-                } else {
-                    report.objects_removed += 1;
-                    report.bytes_removed += meta.size;
-                    doomed_packs.push(meta.location);
                 }
             }
             report.runs_removed = doomed_runs.len() as u64;
@@ -243,14 +210,42 @@ impl Remote {
             self.delete_all(doomed_runs).await?;
             // What this machine knew the remote to hold is no longer true.
             let _ = self.known.clear();
-            self.delete_all(doomed_manifests.into_iter().map(|(k, _)| k).collect())
-                .await?;
+            self.delete_all(doomed_manifests).await?;
             self.delete_all(doomed_places).await?;
-            let mut doomed: Vec<StorePath> = doomed_files.into_iter().map(|(k, _)| k).collect();
-            doomed.extend(doomed_packs);
             self.delete_all(doomed).await?;
             Ok(report)
         })
+    }
+
+    /// What is listed under `v1/<what>/` and named as pipe names it.
+    async fn listed(&self, what: &str) -> Result<Vec<Listed>, RemoteError> {
+        let prefix = self.root.clone().join(what);
+        let mut out = Vec::new();
+        let mut listing = self.store.list(Some(&prefix));
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| self.classify(&prefix, e))?;
+            // Anything else is not ours: left alone.
+            if let Some((hash, manifest)) = object_of(&meta.location) {
+                out.push(Listed {
+                    age: age_of(&meta),
+                    size: meta.size,
+                    key: meta.location,
+                    hash,
+                    manifest,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The whole of one object.
+    async fn read(&self, key: &StorePath) -> Result<bytes::Bytes, RemoteError> {
+        let got = self
+            .store
+            .get(key)
+            .await
+            .map_err(|e| self.classify(key, e))?;
+        got.bytes().await.map_err(|e| self.classify(key, e))
     }
 
     async fn delete_all(&self, keys: Vec<StorePath>) -> Result<(), RemoteError> {

@@ -16,7 +16,7 @@
 //! checked against the md5 before pipe records the link locally
 //! ([`crate::track::remote`]).
 
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::ObjectStoreExt;
 
 use super::{Remote, RemoteError};
 use crate::hash::Digest;
@@ -31,21 +31,8 @@ impl Remote {
     /// an existing link is left as it is).
     pub fn put_md5(&self, md5: &str, blake3: &Digest) -> Result<(), RemoteError> {
         let key = self.md5_key(md5);
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
-        };
         let bytes = blake3.to_hex().into_bytes();
-        self.block_on(async {
-            match self
-                .store
-                .put_opts(&key, PutPayload::from(bytes), opts)
-                .await
-            {
-                Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
-                Err(e) => Err(self.classify(&key, e)),
-            }
-        })
+        self.block_on(self.create(&key, bytes)).map(|_| ())
     }
 
     /// The BLAKE3 the remote links to `md5`, if it has a link.

@@ -31,7 +31,7 @@ use std::sync::Mutex;
 
 use futures::StreamExt;
 use object_store::path::Path as StorePath;
-use object_store::{GetOptions, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{GetOptions, ObjectStoreExt};
 
 use super::known::Place;
 use super::transfer::{FileObject, Outcome};
@@ -270,19 +270,8 @@ impl Remote {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(self.classify(&key, e)),
         }
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
-        };
-        match self
-            .store
-            .put_opts(&key, PutPayload::from(bytes), opts)
-            .await
-        {
-            // The same bytes are the same pack: there already is as good.
-            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => {}
-            Err(e) => return Err(self.classify(&key, e)),
-        }
+        // The same name is the same bytes: one there already is as good.
+        self.create(&key, bytes).await?;
         placed(&entries);
         Ok(Outcome::Packed {
             files: entries.len() as u64,
@@ -301,27 +290,17 @@ impl Remote {
         manifest: &Manifest,
         places: &Places,
     ) -> Result<(), RemoteError> {
-        let key = self.places_key(dir);
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
-        };
-        match self
-            .store
-            .put_opts(&key, PutPayload::from(places.to_bytes()), opts)
-            .await
+        if !self
+            .create(&self.places_key(dir), places.to_bytes())
+            .await?
         {
-            Ok(_) => Ok(()),
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                if let Some(theirs) = self.download_places(dir, manifest).await? {
-                    for (hash, place) in theirs.0 {
-                        self.known.insert_packed(hash, place);
-                    }
+            if let Some(theirs) = self.download_places(dir, manifest).await? {
+                for (hash, place) in theirs.0 {
+                    self.known.insert_packed(hash, place);
                 }
-                Ok(())
             }
-            Err(e) => Err(self.classify(&key, e)),
         }
+        Ok(())
     }
 
     /// The places of the directory `dir` on the remote, if any, keeping

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use futures::stream::{self, StreamExt};
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::ObjectStoreExt;
 use tokio::io::AsyncReadExt;
 
 use object_store::path::Path as StorePath;
@@ -222,6 +222,9 @@ where
         None => Ok(done),
     }
 }
+
+/// What one key on the remote holds: objects, each at its place if packed.
+type Held = Vec<(Digest, Option<Place>)>;
 
 /// A directory output: its manifest's hash, the manifest, its path.
 type DirObject = (Digest, Manifest, RelPath);
@@ -429,48 +432,79 @@ impl Remote {
         progress: &dyn Progress,
         report: &Mutex<TransferReport>,
     ) -> Result<BTreeSet<Digest>, RemoteError> {
-        let mut packs: BTreeMap<Digest, Vec<Digest>> = BTreeMap::new();
-        let mut own = Vec::new();
-        for f in files {
-            match self.known.place(&f.hash) {
-                Some(Some(place)) => packs.entry(place.pack).or_default().push(f.hash),
-                _ => own.push(f.hash),
+        let keys = self.questions(
+            files
+                .iter()
+                .map(|f| (f.hash, self.known.place(&f.hash).flatten())),
+        );
+        let absent = self.ask(keys).await?;
+        let there: BTreeSet<Digest> = files
+            .iter()
+            .map(|f| f.hash)
+            .filter(|h| !absent.contains(h))
+            .collect();
+        let bytes: u64 = files
+            .iter()
+            .filter(|f| there.contains(&f.hash))
+            .map(|f| f.size)
+            .sum();
+        report.lock().expect("report lock").present += there.len() as u64;
+        progress.advance(there.len() as u64, bytes);
+        Ok(there)
+    }
+
+    /// The keys to ask about for `files` (each at its place, if packed):
+    /// a file's own object, or its pack, once for all the files in it.
+    fn questions(
+        &self,
+        files: impl Iterator<Item = (Digest, Option<Place>)>,
+    ) -> Vec<(StorePath, Held)> {
+        let mut packs: BTreeMap<Digest, Held> = BTreeMap::new();
+        let mut keys: Vec<(StorePath, Held)> = Vec::new();
+        for (hash, place) in files {
+            match place {
+                Some(p) => packs.entry(p.pack).or_default().push((hash, Some(p))),
+                None => keys.push((self.object_key(&hash, false), vec![(hash, None)])),
             }
         }
-        let mut keys: Vec<(StorePath, Vec<Digest>, bool)> = packs
-            .into_iter()
-            .map(|(pack, hashes)| (self.pack_key(&pack), hashes, true))
-            .collect();
         keys.extend(
-            own.into_iter()
-                .map(|h| (self.object_key(&h, false), vec![h], false)),
+            packs
+                .into_iter()
+                .map(|(pack, held)| (self.pack_key(&pack), held)),
         );
-        let there = Mutex::new(BTreeSet::new());
-        let there_ref = &there;
-        // Counted as present below, for what is there; quietly.
-        let quiet = TransferReport::default();
-        let quiet = Mutex::new(quiet);
+        keys
+    }
+
+    /// Asks the remote about each key (`HEAD`, `jobs` at once), and
+    /// records what it holds, each object at its place, or forgets it: the
+    /// objects it lacks.
+    async fn ask(&self, keys: Vec<(StorePath, Held)>) -> Result<BTreeSet<Digest>, RemoteError> {
+        let absent = Mutex::new(BTreeSet::new());
+        let absent_ref = &absent;
+        let report = Mutex::new(TransferReport::default());
         each(
             self,
             self.jobs,
             false,
             keys,
             &Quiet,
-            &quiet,
-            |(key, hashes, packed)| async move {
+            &report,
+            |(key, held)| async move {
                 let outcome = match self.store.head(&key).await {
                     Ok(_) => {
-                        for h in &hashes {
-                            if !packed {
-                                self.known.insert(*h);
+                        for (hash, place) in &held {
+                            match place {
+                                Some(p) => self.known.insert_packed(*hash, *p),
+                                None => self.known.insert(*hash),
                             }
-                            there_ref.lock().expect("there lock").insert(*h);
                         }
                         Ok(Outcome::Present)
                     }
                     Err(object_store::Error::NotFound { .. }) => {
-                        for h in &hashes {
-                            self.known.remove(h);
+                        let mut absent = absent_ref.lock().expect("absent lock");
+                        for (hash, _) in &held {
+                            self.known.remove(hash);
+                            absent.insert(*hash);
                         }
                         Ok(Outcome::Present)
                     }
@@ -480,15 +514,7 @@ impl Remote {
             },
         )
         .await?;
-        let there = there.into_inner().expect("there lock");
-        let bytes: u64 = files
-            .iter()
-            .filter(|f| there.contains(&f.hash))
-            .map(|f| f.size)
-            .sum();
-        report.lock().expect("report lock").present += there.len() as u64;
-        progress.advance(there.len() as u64, bytes);
-        Ok(there)
+        Ok(absent.into_inner().expect("absent lock"))
     }
 
     async fn upload_file(
@@ -546,25 +572,13 @@ impl Remote {
         }
         let key = self.object_key(&hash, manifest);
         let size = bytes.len() as u64;
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
-        };
-        match self
-            .store
-            .put_opts(&key, PutPayload::from(bytes), opts)
-            .await
-        {
-            Ok(_) => {
-                self.known.insert(hash);
-                Ok(Outcome::Moved(size))
-            }
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                self.known.insert(hash);
-                Ok(Outcome::Present)
-            }
-            Err(e) => Err(self.classify(&key, e)),
-        }
+        let created = self.create(&key, bytes).await?;
+        self.known.insert(hash);
+        Ok(if created {
+            Outcome::Moved(size)
+        } else {
+            Outcome::Present
+        })
     }
 
     /// Uploads a large file in parts of [`PART`] bytes, [`PARTS_AT_ONCE`]
@@ -628,19 +642,11 @@ impl Remote {
     ) -> Result<Outcome, RemoteError> {
         let key = self.run_key(fingerprint);
         let bytes = serde_json::to_vec_pretty(record).expect("a run record serializes");
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
-        };
-        match self
-            .store
-            .put_opts(&key, PutPayload::from(bytes), opts)
-            .await
-        {
-            Ok(_) => Ok(Outcome::Moved(0)),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(Outcome::Present),
-            Err(e) => Err(self.classify(&key, e)),
-        }
+        Ok(if self.create(&key, bytes).await? {
+            Outcome::Moved(0)
+        } else {
+            Outcome::Present
+        })
     }
 
     /// Downloads into `cache` what `set` names and the cache lacks, each
@@ -901,9 +907,8 @@ impl Remote {
     /// with any file missing).
     pub fn missing(&self, cache: &Cache, set: &ObjectSet) -> Result<Vec<RelPath>, RemoteError> {
         let (files, dirs, _) = expand(cache, set);
-        let absent: Mutex<BTreeSet<Digest>> = Mutex::new(BTreeSet::new());
         let report = Mutex::new(TransferReport::default());
-        self.block_on(async {
+        let absent = self.block_on(async {
             // Where the packed files are: each directory's places.
             let places: Mutex<BTreeMap<Digest, Place>> = Mutex::new(BTreeMap::new());
             let places_ref = &places;
@@ -926,63 +931,14 @@ impl Remote {
             .await?;
             let places = places.into_inner().expect("places lock");
             // One question per object of its own, manifest, and pack.
-            let mut packs: BTreeMap<Digest, Vec<(Digest, Place)>> = BTreeMap::new();
-            // A key, and what it holds: objects, each at its place if packed.
-            type Held = Vec<(Digest, Option<Place>)>;
-            let mut keys: Vec<(StorePath, Held)> = Vec::new();
-            for f in &files {
-                match places.get(&f.hash) {
-                    Some(p) => packs.entry(p.pack).or_default().push((f.hash, *p)),
-                    None => keys.push((self.object_key(&f.hash, false), vec![(f.hash, None)])),
-                }
-            }
+            let mut keys =
+                self.questions(files.iter().map(|f| (f.hash, places.get(&f.hash).copied())));
             keys.extend(
                 dirs.iter()
                     .map(|(h, _, _)| (self.object_key(h, true), vec![(*h, None)])),
             );
-            keys.extend(packs.into_iter().map(|(pack, held)| {
-                (
-                    self.pack_key(&pack),
-                    held.into_iter().map(|(h, p)| (h, Some(p))).collect(),
-                )
-            }));
-            each(
-                self,
-                self.jobs,
-                false,
-                keys,
-                &Quiet,
-                &report,
-                |(key, held)| {
-                    let absent = &absent;
-                    async move {
-                        let outcome = match self.store.head(&key).await {
-                            Ok(_) => {
-                                for (hash, place) in &held {
-                                    match place {
-                                        Some(p) => self.known.insert_packed(*hash, *p),
-                                        None => self.known.insert(*hash),
-                                    }
-                                }
-                                Ok(Outcome::Present)
-                            }
-                            Err(object_store::Error::NotFound { .. }) => {
-                                let mut absent = absent.lock().expect("absent lock");
-                                for (hash, _) in &held {
-                                    self.known.remove(hash);
-                                    absent.insert(*hash);
-                                }
-                                Ok(Outcome::Present)
-                            }
-                            Err(e) => Err(self.classify(&key, e)),
-                        };
-                        (key.to_string(), 0, outcome)
-                    }
-                },
-            )
-            .await
+            self.ask(keys).await
         })?;
-        let absent = absent.into_inner().expect("absent lock");
         let mut out = Vec::new();
         for r in &set.records {
             let lacking = if r.is_dir() {
