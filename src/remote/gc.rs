@@ -134,33 +134,53 @@ impl Remote {
                 } else {
                     None
                 };
-                if let Some(m) = &manifest {
-                    if !manifests.contains(&r.blake3) {
-                        if let Some(places) = self.download_places(&r.blake3, m).await? {
-                            packs.extend(places.packs());
-                        }
-                    }
-                }
                 add(r, &mut files, &mut manifests, manifest.as_ref());
             }
-            // Places: those of kept directories stay, and young ones (a
-            // push under way) with the packs they name.
+            // A young manifest (a push that has just ended, its lock not
+            // committed yet) keeps what it names, as a kept one does.
+            let objects = self.listed("objects").await?;
+            for o in &objects {
+                if o.manifest && o.age < keep.min_age && !manifests.contains(&o.hash) {
+                    let manifest = match cache.manifest(&o.hash) {
+                        Ok(m) => Some(m),
+                        Err(_) => self.remote_manifest(&o.hash).await?,
+                    };
+                    if let Some(m) = manifest {
+                        files.extend(m.files().map(|e| e.hash));
+                        manifests.insert(o.hash);
+                    }
+                }
+            }
+            let mut report = CloudGcReport::default();
+            // Places stay with their directory's manifest, or while young
+            // (a push under way); the packs of those that stay stay too.
             let mut doomed_places = Vec::new();
             for places in self.listed("places").await? {
-                if manifests.contains(&places.hash) {
-                    continue;
-                }
-                if places.age < keep.min_age {
+                let kept = manifests.contains(&places.hash);
+                if kept || places.age < keep.min_age {
                     let bytes = self.read(&places.key).await?;
-                    if let Some(young) = super::pack::Places::parse(&bytes) {
-                        packs.extend(young.packs());
+                    // Packs that places which stay may name are never
+                    // guessed at: an unreadable one stops the collection.
+                    let Some(staying) = super::pack::Places::parse(&bytes) else {
+                        return Err(RemoteError::Object {
+                            remote: self.name.clone(),
+                            key: self.shown_key(&places.key),
+                            message: "not a valid record of packed files' places, so which packs it keeps is unknown; nothing was removed".into(),
+                        });
+                    };
+                    packs.extend(staying.packs());
+                    if kept {
+                        report.objects_kept += 1;
+                    } else {
+                        report.too_recent += 1;
                     }
                     continue;
                 }
+                report.objects_removed += 1;
+                report.bytes_removed += places.size;
                 doomed_places.push(places.key);
             }
 
-            let mut report = CloudGcReport::default();
             let mut doomed_runs = Vec::new();
             for run in run_keys {
                 if keep.keep_runs || keep.runs.contains(&run.hash) {
@@ -176,7 +196,7 @@ impl Remote {
             // stay name it): kept, young, or doomed.
             let mut doomed_manifests = Vec::new();
             let mut doomed = Vec::new();
-            let objects = self.listed("objects").await?.into_iter().map(|o| {
+            let objects = objects.into_iter().map(|o| {
                 let kept = if o.manifest {
                     manifests.contains(&o.hash)
                 } else {

@@ -338,16 +338,16 @@ impl Remote {
     /// Creates `key` from `bytes` unless something is there already (a
     /// conditional put, `If-None-Match: *`: two writers never clobber each
     /// other): true if this call created it.
-    async fn create(&self, key: &StorePath, bytes: Vec<u8>) -> Result<bool, RemoteError> {
+    async fn create(
+        &self,
+        key: &StorePath,
+        bytes: impl Into<object_store::PutPayload>,
+    ) -> Result<bool, RemoteError> {
         let opts = object_store::PutOptions {
             mode: object_store::PutMode::Create,
             ..object_store::PutOptions::default()
         };
-        match self
-            .store
-            .put_opts(key, object_store::PutPayload::from(bytes), opts)
-            .await
-        {
+        match self.store.put_opts(key, bytes.into(), opts).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(self.classify(key, e)),

@@ -192,21 +192,18 @@ impl Remote {
             .iter()
             .map(|f| (f.hash, cache.object_path(&f.hash), f.path.to_string()))
             .collect();
-        let capacity = files.iter().map(|f| f.size as usize).sum();
-        // Read and checked on a blocking thread: each file is appended to
-        // the pack, then hashed; one that does not match is cut off again.
+        // Read and checked on a blocking thread. The pack is the files'
+        // own buffers one after the other (no one large buffer to copy
+        // into, which the allocator would not give back).
         let read = tokio::task::spawn_blocking(move || {
-            use std::io::Read;
-            let mut bytes = Vec::with_capacity(capacity);
+            let mut bytes = object_store::PutPayloadMut::new();
             let mut entries = Vec::with_capacity(paths.len());
             let mut missing = Vec::new();
+            let mut offset = 0u64;
             for (hash, local, shown) in paths {
-                let start = bytes.len();
-                let read = std::fs::File::open(&local).and_then(|mut f| f.read_to_end(&mut bytes));
-                match read {
-                    Ok(_) => {}
+                let content = match std::fs::read(&local) {
+                    Ok(c) => c,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        bytes.truncate(start);
                         missing.push(format!("{shown}: not in the local cache"));
                         continue;
                     }
@@ -217,17 +214,19 @@ impl Remote {
                             source,
                         })
                     }
-                }
-                if Digest::of(&bytes[start..]) != hash {
-                    bytes.truncate(start);
+                };
+                if Digest::of(&content) != hash {
                     missing.push(format!(
                         "{shown}: the local cache's copy is damaged (run `pipe cache verify`); not uploaded"
                     ));
                     continue;
                 }
-                entries.push((hash, start as u64, (bytes.len() - start) as u64));
+                let size = content.len() as u64;
+                entries.push((hash, offset, size));
+                offset += size;
+                bytes.push(bytes::Bytes::from(content));
             }
-            Ok((bytes, entries, missing))
+            Ok((bytes.freeze(), entries, missing))
         })
         .await
         .expect("reading a pack does not panic");
@@ -251,7 +250,7 @@ impl Remote {
             Digest(*h.finalize().as_bytes())
         };
         let key = self.pack_key(&pack);
-        let size = bytes.len() as u64;
+        let size = bytes.content_length() as u64;
         let placed = |entries: &[(Digest, u64, u64)]| {
             let mut placed = placed.lock().expect("placed lock");
             for &(hash, offset, size) in entries {
@@ -265,9 +264,22 @@ impl Remote {
         match self.store.head(&key).await {
             Ok(meta) if meta.size == size => {
                 placed(&entries);
-                return Ok(Outcome::PresentMany(entries.len() as u64));
+                return Ok(Outcome::PresentMany {
+                    files: entries.len() as u64,
+                    missing,
+                });
             }
-            Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+            Ok(meta) => {
+                return Err(RemoteError::Object {
+                    remote: self.name.clone(),
+                    key: self.shown_key(&key),
+                    message: format!(
+                        "a pack of {} bytes where this one has {size}: it is damaged; remove it from the remote and push again",
+                        meta.size
+                    ),
+                })
+            }
+            Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(self.classify(&key, e)),
         }
         // The same name is the same bytes: one there already is as good.
@@ -281,26 +293,52 @@ impl Remote {
     }
 
     /// Uploads the places of the directory `dir` (before its manifest).
+    ///
     /// If the remote has places for it already (a teammate pushed it at
-    /// the same time), theirs are the ones its manifest will rely on: they
-    /// are read and recorded instead.
+    /// the same time), theirs are the ones its manifest will rely on, if
+    /// every pack they name is there. Their places are not recorded (they
+    /// are unchecked), and ours are forgotten (no places on the remote name
+    /// our packs, so `gc --cloud` may remove them): a later push packs
+    /// those files again rather than trust either. Places naming a pack
+    /// that is gone (a push interrupted long ago, its packs collected) are
+    /// replaced by ours.
     pub(super) async fn upload_places(
         &self,
         dir: &Digest,
         manifest: &Manifest,
         places: &Places,
     ) -> Result<(), RemoteError> {
-        if !self
-            .create(&self.places_key(dir), places.to_bytes())
-            .await?
-        {
-            if let Some(theirs) = self.download_places(dir, manifest).await? {
-                for (hash, place) in theirs.0 {
-                    self.known.insert_packed(hash, place);
+        let key = self.places_key(dir);
+        for _ in 0..2 {
+            if self.create(&key, places.to_bytes()).await? {
+                return Ok(());
+            }
+            let theirs = self.download_places(dir, manifest).await?;
+            let mut whole = true;
+            for pack in theirs.map(|p| p.packs()).unwrap_or_default() {
+                let pack_key = self.pack_key(&pack);
+                match self.store.head(&pack_key).await {
+                    Ok(_) => {}
+                    Err(object_store::Error::NotFound { .. }) => whole = false,
+                    Err(e) => return Err(self.classify(&pack_key, e)),
                 }
             }
+            if whole {
+                for (hash, _) in &places.0 {
+                    self.known.remove(hash);
+                }
+                return Ok(());
+            }
+            match self.store.delete(&key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.classify(&key, e)),
+            }
         }
-        Ok(())
+        Err(RemoteError::Object {
+            remote: self.name.clone(),
+            key: self.shown_key(&key),
+            message: "names packs that are not on the remote, and came back after it was replaced; push again".into(),
+        })
     }
 
     /// The places of the directory `dir` on the remote, if any, keeping
@@ -329,7 +367,11 @@ impl Remote {
             places
                 .0
                 .into_iter()
-                .filter(|(hash, p)| p.size > 0 && sizes.get(hash) == Some(&p.size))
+                .filter(|(hash, p)| {
+                    p.size > 0
+                        && p.offset.checked_add(p.size).is_some()
+                        && sizes.get(hash) == Some(&p.size)
+                })
                 .collect(),
         )))
     }
@@ -413,7 +455,7 @@ impl Remote {
         }
         if next < range.files.len() {
             return Err(local_err(
-                &"the pack ended early: it is truncated; nothing of it was used",
+                &"the pack ended before the files it should hold: it is truncated; those files were not used",
             ));
         }
         Ok(Outcome::Packed {

@@ -131,8 +131,12 @@ pub(super) enum Outcome {
         missing: Vec<String>,
     },
     Present,
-    /// A pack found there already: its files.
-    PresentMany(u64),
+    /// A pack found there already: its files, and files left out of it
+    /// (`path: why`).
+    PresentMany {
+        files: u64,
+        missing: Vec<String>,
+    },
     Missing(String),
 }
 
@@ -196,8 +200,9 @@ where
                 r.present += 1;
                 done.insert(i);
             }
-            Ok(Outcome::PresentMany(n)) => {
+            Ok(Outcome::PresentMany { files: n, missing }) => {
                 r.present += n;
+                r.missing.extend(missing);
                 files = n;
                 done.insert(i);
             }
@@ -237,26 +242,26 @@ fn expand(cache: &Cache, set: &ObjectSet) -> (Vec<FileObject>, Vec<DirObject>, V
     let mut missing = Vec::new();
     for r in &set.records {
         if !r.is_dir() {
-            files.entry(r.blake3).or_insert(FileObject {
-                hash: r.blake3,
-                size: r.size,
-                path: r.path.clone(),
-                in_dir: false,
-            });
+            files
+                .entry(r.blake3)
+                .or_insert(FileObject {
+                    hash: r.blake3,
+                    size: r.size,
+                    path: r.path.clone(),
+                    in_dir: false,
+                })
+                .in_dir = false;
             continue;
         }
         match cache.manifest(&r.blake3) {
             Ok(m) => {
                 for e in m.files() {
-                    files
-                        .entry(e.hash)
-                        .or_insert(FileObject {
-                            hash: e.hash,
-                            size: e.size,
-                            path: r.path.join(&e.path),
-                            in_dir: true,
-                        })
-                        .in_dir = true;
+                    files.entry(e.hash).or_insert(FileObject {
+                        hash: e.hash,
+                        size: e.size,
+                        path: r.path.join(&e.path),
+                        in_dir: true,
+                    });
                 }
                 dirs.push((r.blake3, m, r.path.clone()));
             }
@@ -475,8 +480,8 @@ impl Remote {
         keys
     }
 
-    /// Asks the remote about each key (`HEAD`, `jobs` at once), and
-    /// records what it holds, each object at its place, or forgets it: the
+    /// Asks the remote about each key (`HEAD`, `jobs` at once), records
+    /// the objects of their own it holds and forgets what it lacks: the
     /// objects it lacks.
     async fn ask(&self, keys: Vec<(StorePath, Held)>) -> Result<BTreeSet<Digest>, RemoteError> {
         let absent = Mutex::new(BTreeSet::new());
@@ -492,10 +497,12 @@ impl Remote {
             |(key, held)| async move {
                 let outcome = match self.store.head(&key).await {
                     Ok(_) => {
+                        // A place is recorded only by what built the pack
+                        // or read the file back from it, never from places
+                        // a remote serves (unchecked, they could spread).
                         for (hash, place) in &held {
-                            match place {
-                                Some(p) => self.known.insert_packed(*hash, *p),
-                                None => self.known.insert(*hash),
+                            if place.is_none() {
+                                self.known.insert(*hash);
                             }
                         }
                         Ok(Outcome::Present)
@@ -523,7 +530,13 @@ impl Remote {
         f: &FileObject,
         verify: bool,
     ) -> Result<Outcome, RemoteError> {
-        if !verify && self.known.contains(&f.hash) {
+        let known = match self.known.place(&f.hash) {
+            // A file that is an output of its own must be an object of its own.
+            Some(Some(_)) => f.in_dir,
+            Some(None) => true,
+            None => false,
+        };
+        if !verify && known {
             return Ok(Outcome::Present);
         }
         let key = self.object_key(&f.hash, false);
@@ -679,12 +692,15 @@ impl Remote {
             let mut manifests: Vec<(Digest, Manifest)> = Vec::new();
             for r in &set.records {
                 if !r.is_dir() {
-                    files.entry(r.blake3).or_insert(FileObject {
-                        hash: r.blake3,
-                        size: r.size,
-                        path: r.path.clone(),
-                        in_dir: false,
-                    });
+                    files
+                        .entry(r.blake3)
+                        .or_insert(FileObject {
+                            hash: r.blake3,
+                            size: r.size,
+                            path: r.path.clone(),
+                            in_dir: false,
+                        })
+                        .in_dir = false;
                 } else if let Ok(m) = cache.manifest(&r.blake3) {
                     for e in m.files() {
                         files.entry(e.hash).or_insert(FileObject {
@@ -707,8 +723,7 @@ impl Remote {
                 needed.iter().map(|f| f.size).sum(),
             );
             // Where the needed files of directories sit in packs.
-            let wanted: BTreeSet<Digest> =
-                needed.iter().filter(|f| f.in_dir).map(|f| f.hash).collect();
+            let wanted: BTreeSet<Digest> = needed.iter().map(|f| f.hash).collect();
             let with_places: Vec<&(Digest, Manifest)> = manifests
                 .iter()
                 .filter(|(_, m)| m.files().any(|e| wanted.contains(&e.hash)))

@@ -170,7 +170,7 @@ fn gc_cloud_keeps_a_pack_while_a_kept_directory_names_it() {
         .ok();
     insta::assert_snapshot!(gc.stdout, @r"
         Removed 2 objects ([SIZE]) and 1 run-cache entry from the cache; kept 302 objects.
-        Removed 1 object ([SIZE]) from remote origin; kept 4 objects there.
+        Removed 2 objects ([SIZE]) from remote origin; kept 5 objects there.
     ");
     assert_eq!(
         (
@@ -197,7 +197,7 @@ fn gc_cloud_keeps_a_pack_while_a_kept_directory_names_it() {
         .ok();
     insta::assert_snapshot!(gc.stdout, @r"
         Removed 260 objects ([SIZE]) and 1 run-cache entry from the cache; kept 302 objects.
-        Removed 2 objects ([SIZE]) from remote origin; kept 4 objects there.
+        Removed 3 objects ([SIZE]) from remote origin; kept 5 objects there.
     ");
     assert_eq!(
         (count(s3, &bucket, "packs"), count(s3, &bucket, "places")),
@@ -206,4 +206,39 @@ fn gc_cloud_keeps_a_pack_while_a_kept_directory_names_it() {
     let other = teammate(&env);
     other.pipe(&["pull"]).ok();
     assert_eq!(other.read("files/2.txt"), env.read("files/2.txt"));
+}
+
+#[test]
+fn a_file_that_is_also_an_output_of_its_own_stays_an_object_of_its_own() {
+    let Some(s3) = services::s3() else { return };
+    let env = project();
+    // note.txt has the content of a file in the packed directory.
+    also(&env, "cp files/5.txt note.txt");
+    let bucket = on_s3(&env, s3, "packtwice");
+    env.pipe(&["repro"]).ok();
+    env.pipe(&["push"]).ok();
+    let hex = blake3::hash(env.read("note.txt").as_bytes()).to_hex();
+    assert!(
+        s3.keys(&bucket, "team/v1/objects/").contains(&format!(
+            "team/v1/objects/{}/{}",
+            &hex[..2],
+            &hex[2..]
+        )),
+        "note.txt is an object of its own"
+    );
+    // Without the pack, the directory cannot come back, but the file does.
+    let pack = s3.keys(&bucket, "team/v1/packs/").remove(0);
+    assert_eq!(
+        services::http(s3, "DELETE", &format!("/{bucket}/{pack}"), b"").0,
+        204
+    );
+    let other = teammate(&env);
+    let pull = other.pipe(&["pull"]).code(1);
+    assert_eq!(
+        other.read("note.txt"),
+        env.read("files/5.txt"),
+        "{}",
+        pull.stderr
+    );
+    assert!(!other.exists("files"));
 }
