@@ -44,13 +44,13 @@ pub const SMALL: u64 = 1 << 20;
 /// A push packs only when it has at least this many small files to send.
 pub const MIN_FILES: usize = 64;
 /// A pack is closed once it holds this many bytes.
-pub const PACK_SIZE: u64 = 16 << 20;
+pub const PACK_SIZE: u64 = 8 << 20;
 /// Packs built and sent at once (each is held in memory while it goes up).
 pub const PACKS_AT_ONCE: usize = 4;
 /// Packed files this close together are read in one request…
 const GAP: u64 = 1 << 20;
 /// …of at most this many bytes.
-const RANGE_MAX: u64 = 16 << 20;
+const RANGE_MAX: u64 = PACK_SIZE;
 
 const MAGIC: &[u8] = b"PIPEPLACES1\n";
 

@@ -268,7 +268,7 @@ fn two_pushes_of_the_same_outputs_at_once_both_succeed() {
 #[test]
 fn an_interrupted_push_leaves_both_sides_valid_and_resumes() {
     let Some(s3) = services::s3() else { return };
-    // 400 files of 256 KB: about seven packs of 16 MB.
+    // 400 files of 256 KB: 13 packs of 8 MB (32 files each).
     let env = TestEnv::new()
         .pipeline(
             "
@@ -294,7 +294,7 @@ fn an_interrupted_push_leaves_both_sides_valid_and_resumes() {
     push.kill();
     let _ = push.wait(Duration::from_secs(10));
     let sent = s3.keys(&bucket, "team/v1/packs/").len();
-    assert!(sent < 7, "killed before the end ({sent} packs)");
+    assert!(sent < 13, "killed before the end ({sent} packs)");
     assert!(
         s3.keys(&bucket, "team/v1/objects/").is_empty()
             && s3.keys(&bucket, "team/v1/places/").is_empty(),
@@ -309,11 +309,11 @@ fn an_interrupted_push_leaves_both_sides_valid_and_resumes() {
         "{report}"
     );
     assert!(
-        report["present"].as_u64().unwrap() >= 60,
+        report["present"].as_u64().unwrap() >= 32,
         "what went up before is not sent again: {report}"
     );
     let packs = s3.keys(&bucket, "team/v1/packs/");
-    assert_eq!(packs.len(), 7, "each pack once: {packs:?}");
+    assert_eq!(packs.len(), 13, "each pack once: {packs:?}");
     assert_eq!(s3.keys(&bucket, "team/v1/places/").len(), 1);
     let other = teammate(&env);
     other.pipe(&["pull"]).ok();
