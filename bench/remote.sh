@@ -5,9 +5,9 @@
 # Workloads:
 #   1. the 20,000 × 100 KB directory of ../shared/bench/make_files.py (2 GB),
 #      an output of a pipe stage and `dvc add`ed on the DVC side:
-#      first push, a no-op push (nothing new), and a pull into an empty
-#      cache and workspace (timed with `time`, one run each; the no-op
-#      pushes with hyperfine);
+#      first push (each run to a prefix of its own), a no-op push (nothing
+#      new), and a pull into an empty cache and workspace: the median of
+#      RUNS runs (3) of each, the no-op pushes with hyperfine;
 #   2. peak memory of the first `pipe push` of 20,000 files against 2,000
 #      (flat?);
 #   3. the demo sentiment pipeline (this repository's pipeline.yaml):
@@ -26,6 +26,7 @@
 #              RESULTS/table.md)
 #     --quick  2,000 files instead of 20,000.
 #   Env: PIPE_BIN=path uses that pipe binary instead of `cargo build --release`;
+#        RUNS (default 3) runs of each push and pull;
 #        JOBS (default: pipe's default) for `pipe push -j`.
 # Needs: python3, git; installs what is missing: hyperfine (apt-get),
 # dvc and dvc-s3 (pip), moto (pip) when s3s-fs is absent.
@@ -95,6 +96,10 @@ settle() { # [drop]
     if [[ ${1:-} == drop ]]; then echo 1 2>/dev/null >/proc/sys/vm/drop_caches || true; fi
 }
 
+runs=${RUNS:-3}
+median() { python3 -c "import statistics,sys; v=sorted(map(float,sys.argv[1:])); print(f'{statistics.median(v):.2f} s ({v[0]:.2f}–{v[-1]:.2f})')" "$@"; }
+value() { echo "${1%% s*}"; } # the median of a median() line
+
 secs() { # COMMAND…: wall seconds of one run, to stdout
     local t0 t1
     t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N)
@@ -117,24 +122,34 @@ Y
 "$pipe" remote modify s3 allow_http true >/dev/null
 jobs=()
 [[ -n ${JOBS:-} ]] && jobs=(-j "$JOBS")
-say "pipe push"
-settle
-pipe_push=$(secs /usr/bin/time -v -o "$results/pipe-mem.txt" "$pipe" push "${jobs[@]}")
+say "pipe push ($runs runs, each to a prefix of its own, forgetting what the remote holds)"
+times=()
+for i in $(seq "$runs"); do
+    "$pipe" remote modify s3 url "s3://pipe-bench/p$i" >/dev/null 2>&1
+    rm -rf .pipeline-cache/v1/remotes
+    settle
+    times+=("$(secs /usr/bin/time -v -o "$results/pipe-mem.txt" "$pipe" push "${jobs[@]}")")
+done
+pipe_push=$(median "${times[@]}")
 pipe_mem=$(awk -F: '/Maximum resident/ {printf "%.0f", $2/1024}' "$results/pipe-mem.txt")
 say "pipe no-op push"
 hyperfine -N --warmup 1 -r 10 --export-json "$results/pipe-noop.json" "$pipe push" >/dev/null
 pipe_noop=$(python3 -c "import json;print(f\"{json.load(open('$results/pipe-noop.json'))['results'][0]['mean']*1000:.1f}\")")
-say "pipe pull (empty cache and workspace)"
-rm -rf .pipeline-cache files
-settle drop
-pipe_pull=$(secs "$pipe" pull "${jobs[@]}")
-[[ $(find files -type f | wc -l) == "$count" ]] || { echo "pipe pull is incomplete" >&2; exit 1; }
+say "pipe pull (empty cache and workspace, $runs runs)"
+times=()
+for _ in $(seq "$runs"); do
+    rm -rf .pipeline-cache files
+    settle drop
+    times+=("$(secs "$pipe" pull "${jobs[@]}")")
+    [[ $(find files -type f | wc -l) == "$count" ]] || { echo "pipe pull is incomplete" >&2; exit 1; }
+done
+pipe_pull=$(median "${times[@]}")
 # The same first push with a tenth of the files (to a prefix of its own),
 # to see that memory does not grow with them.
 say "pipe push memory"
 mkdir -p "$work/small" && cd "$work/small" && git init -q .
 python3 "$shared/bench/make_files.py" files.src --count $((count / 10)) >/dev/null
-cp "$work/p/pipeline.yaml" . && sed 's|s3://pipe-bench/p|s3://pipe-bench/small|' "$work/p/pipe.toml" >pipe.toml
+cp "$work/p/pipeline.yaml" . && sed 's|s3://pipe-bench/p[0-9]*|s3://pipe-bench/small|' "$work/p/pipe.toml" >pipe.toml
 "$pipe" repro >/dev/null
 /usr/bin/time -v -o "$results/pipe-mem-small.txt" "$pipe" push >/dev/null 2>&1 || true
 pipe_mem_small=$(awk -F: '/Maximum resident/ {printf "%.0f", $2/1024}' "$results/pipe-mem-small.txt")
@@ -147,28 +162,39 @@ cp -r "$work/files" files
 dvc add -q files
 dvc remote add -q -d s3 s3://dvc-bench/d
 dvc remote modify -q s3 endpointurl "$endpoint"
-say "dvc push"
-settle
-dvc_push=$(secs dvc push)
+say "dvc push ($runs runs, each to a prefix of its own)"
+times=()
+for i in $(seq "$runs"); do
+    dvc remote modify -q s3 url "s3://dvc-bench/d$i"
+    settle
+    times+=("$(secs dvc push)")
+done
+dvc_push=$(median "${times[@]}")
 say "dvc no-op push"
 hyperfine -N --warmup 1 -r 5 --export-json "$results/dvc-noop.json" "dvc push" >/dev/null
 dvc_noop=$(python3 -c "import json;print(f\"{json.load(open('$results/dvc-noop.json'))['results'][0]['mean']*1000:.1f}\")")
-say "dvc pull (empty cache and workspace)"
-rm -rf .dvc/cache files
-settle drop
-dvc_pull=$(secs dvc pull)
-if [[ $(find files -type f 2>/dev/null | wc -l) != "$count" ]]; then
-    # s3s-fs answers DVC's HEAD of a "directory" key with a 500.
-    [[ $server == s3s-fs ]] || { echo "dvc pull is incomplete" >&2; exit 1; }
-    dvc_pull=""
-fi
+say "dvc pull (empty cache and workspace, $runs runs)"
+times=()
+for _ in $(seq "$runs"); do
+    rm -rf .dvc/cache files
+    settle drop
+    times+=("$(secs dvc pull)")
+    if [[ $(find files -type f 2>/dev/null | wc -l) != "$count" ]]; then
+        # s3s-fs answers DVC's HEAD of a "directory" key with a 500.
+        [[ $server == s3s-fs ]] || { echo "dvc pull is incomplete" >&2; exit 1; }
+        times=()
+        break
+    fi
+done
+dvc_pull=""
+[[ ${#times[@]} -gt 0 ]] && dvc_pull=$(median "${times[@]}")
 
 # ------------------------------------------------------------ the sentiment pipeline
 say "the demo pipeline"
 mkdir -p "$work/demo" && cd "$work/demo" && git init -q .
 cp "$repo/pipeline.yaml" "$repo/params.yaml" .
 "$pipe" repro >/dev/null
-cp "$work/p/pipe.toml" . && sed -i 's|s3://pipe-bench/p|s3://pipe-bench/demo|' pipe.toml
+cp "$work/p/pipe.toml" . && sed -i 's|s3://pipe-bench/p[0-9]*|s3://pipe-bench/demo|' pipe.toml
 demo_push=$(secs "$pipe" push --run-cache)
 rm -rf .pipeline-cache data model metrics.json plots
 demo_pull=$(secs "$pipe" pull)
@@ -176,16 +202,16 @@ cd "$work" && rm -rf "$work/demo"
 
 ratio() { python3 -c "print(f'{$2 / $1:.1f}×')"; }
 {
-    echo "server: $server on loopback; $count files of 100 KB; $(nproc) cores"
+    echo "server: $server on loopback; $count files of 100 KB; $(nproc) cores; push and pull: median of $runs runs (min–max)"
     echo
     echo "| workload | pipe | dvc | ratio |"
     echo "| --- | --- | --- | --- |"
-    echo "| push, $count files (first) | ${pipe_push} s | ${dvc_push} s | $(ratio "$pipe_push" "$dvc_push") faster |"
+    echo "| push, $count files (first) | ${pipe_push} | ${dvc_push} | $(ratio "$(value "$pipe_push")" "$(value "$dvc_push")") faster |"
     echo "| push, nothing new | ${pipe_noop} ms | ${dvc_noop} ms | $(ratio "$pipe_noop" "$dvc_noop") faster |"
     if [[ -n $dvc_pull ]]; then
-        echo "| pull into an empty cache, $count files | ${pipe_pull} s | ${dvc_pull} s | $(ratio "$pipe_pull" "$dvc_pull") faster |"
+        echo "| pull into an empty cache, $count files | ${pipe_pull} | ${dvc_pull} | $(ratio "$(value "$pipe_pull")" "$(value "$dvc_pull")") faster |"
     else
-        echo "| pull into an empty cache, $count files | ${pipe_pull} s | fails on $server | |"
+        echo "| pull into an empty cache, $count files | ${pipe_pull} | fails on $server | |"
     fi
     echo "| peak memory of the first push, $count files / $((count / 10)) files | ${pipe_mem} MB / ${pipe_mem_small} MB | | |"
     echo "| demo pipeline: push --run-cache / pull | ${demo_push} s / ${demo_pull} s | | |"
