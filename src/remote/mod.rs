@@ -29,18 +29,21 @@
 //!
 //! Modules: [`config`] (remotes in `pipe.toml`), [`url`] (URLs, the object
 //! store behind each, masking secrets), [`profile`] (AWS profiles),
-//! [`known`] (what a remote is known to hold), [`transfer`] (push, fetch,
-//! status), [`pack`] (small files moved as a few large objects), [`scope`] (which outputs a command moves), [`source`] (one
+//! [`known`] (what a remote is known to hold), [`transfer`] (what
+//! transfers share; status), `push`, `fetch`, [`pack`] (small files moved
+//! as a few large objects), [`scope`] (which outputs a command moves), [`source`] (one
 //! object named by a URL: a stage's `s3://…` dependency, an import's
 //! source).
 
 pub mod config;
+mod fetch;
 pub mod gc;
 pub mod jobs;
 pub mod known;
 mod md5map;
 pub mod pack;
 pub mod profile;
+mod push;
 pub mod scope;
 pub mod source;
 pub mod transfer;
