@@ -13,7 +13,7 @@ use futures::stream::StreamExt;
 use object_store::ObjectStoreExt;
 
 use super::known::Place;
-use super::transfer::{each, FileObject, Outcome, Progress, Quiet, TransferReport};
+use super::transfer::{each, expand, FileObject, Outcome, Progress, Quiet, TransferReport};
 use super::{pack, ObjectSet, Remote, RemoteError};
 use crate::cache::runs::RunRecord;
 use crate::cache::Cache;
@@ -47,33 +47,12 @@ impl Remote {
                 },
             )
             .await?;
-            let mut files: BTreeMap<Digest, FileObject> = BTreeMap::new();
-            let mut manifests: Vec<(Digest, Manifest)> = Vec::new();
-            for r in &set.records {
-                if !r.is_dir() {
-                    files
-                        .entry(r.blake3)
-                        .or_insert(FileObject {
-                            hash: r.blake3,
-                            size: r.size,
-                            path: r.path.clone(),
-                            in_dir: false,
-                        })
-                        .in_dir = false;
-                } else if let Ok(m) = cache.manifest(&r.blake3) {
-                    for e in m.files() {
-                        files.entry(e.hash).or_insert(FileObject {
-                            hash: e.hash,
-                            size: e.size,
-                            path: r.path.join(&e.path),
-                            in_dir: true,
-                        });
-                    }
-                    manifests.push((r.blake3, m));
-                }
-            }
+            // (A directory whose manifest did not arrive is reported above.)
+            let (files, dirs, _) = expand(cache, set);
+            let manifests: Vec<(Digest, Manifest)> =
+                dirs.into_iter().map(|(hash, m, _)| (hash, m)).collect();
             let (present, needed): (Vec<FileObject>, Vec<FileObject>) = files
-                .into_values()
+                .into_iter()
                 .partition(|f| cache.object_path(&f.hash).is_file());
             report.lock().expect("report lock").present += present.len() as u64;
             progress.start(
