@@ -6,14 +6,13 @@
 //! their own, and packed files with ranged reads. Each file is hashed as it
 //! arrives and enters the cache only whole and matching its name.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use futures::stream::StreamExt;
 use object_store::ObjectStoreExt;
 
-use super::known::Place;
-use super::transfer::{each, expand, FileObject, Outcome, Progress, Quiet, TransferReport};
+use super::transfer::{each, expand, FileObject, Outcome, Progress, TransferReport};
 use super::{pack, ObjectSet, Remote, RemoteError};
 use crate::cache::runs::RunRecord;
 use crate::cache::Cache;
@@ -62,38 +61,14 @@ impl Remote {
             );
             // Where the needed files of directories sit in packs.
             let wanted: BTreeSet<Digest> = needed.iter().map(|f| f.hash).collect();
-            let with_places: Vec<&(Digest, Manifest)> = manifests
+            let with_places: Vec<(&Digest, &Manifest)> = manifests
                 .iter()
                 .filter(|(_, m)| m.files().any(|e| wanted.contains(&e.hash)))
+                .map(|(h, m)| (h, m))
                 .collect();
-            let places: Mutex<BTreeMap<Digest, Place>> = Mutex::new(BTreeMap::new());
-            let places_ref = &places;
-            let wanted = &wanted;
             let asked = Mutex::new(TransferReport::default());
-            each(
-                self,
-                self.jobs,
-                false,
-                with_places,
-                &Quiet,
-                &asked,
-                |(dir, m)| async move {
-                    let outcome = match self.download_places(dir, m).await {
-                        Ok(found) => {
-                            let mut places = places_ref.lock().expect("places lock");
-                            for (hash, place) in found.map(|p| p.0).unwrap_or_default() {
-                                if wanted.contains(&hash) {
-                                    places.insert(hash, place);
-                                }
-                            }
-                            Ok(Outcome::Moved(0))
-                        }
-                        Err(e) => Err(e),
-                    };
-                    (dir.to_string(), 0, outcome)
-                },
-            )
-            .await?;
+            let mut places = self.places_of(with_places, &asked).await?;
+            places.retain(|hash, _| wanted.contains(hash));
             {
                 // Places are not objects moved: only their failures count.
                 let asked = asked.into_inner().expect("report lock");
@@ -101,7 +76,6 @@ impl Remote {
                 r.failed.extend(asked.failed);
                 r.missing.extend(asked.missing);
             }
-            let places = places.into_inner().expect("places lock");
             let (packed, single): (Vec<&FileObject>, Vec<&FileObject>) =
                 needed.iter().partition(|f| places.contains_key(&f.hash));
             each(
@@ -154,12 +128,8 @@ impl Remote {
             return Ok(Outcome::Present);
         }
         let key = self.object_key(&r.blake3, true);
-        let bytes = match self.store.get(&key).await {
-            Ok(got) => got.bytes().await.map_err(|e| self.classify(&key, e))?,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Ok(Outcome::Missing(format!("not on remote `{}`", self.name)))
-            }
-            Err(e) => return Err(self.classify(&key, e)),
+        let Some(bytes) = self.get_if_any(&key).await? else {
+            return Ok(Outcome::Missing(format!("not on remote `{}`", self.name)));
         };
         let manifest: Manifest = match serde_json::from_slice(&bytes) {
             Ok(m) => m,
@@ -239,10 +209,8 @@ impl Remote {
     pub fn get_run(&self, fingerprint: &Digest) -> Result<Option<RunRecord>, RemoteError> {
         let key = self.run_key(fingerprint);
         self.block_on(async {
-            let bytes = match self.store.get(&key).await {
-                Ok(got) => got.bytes().await.map_err(|e| self.classify(&key, e))?,
-                Err(object_store::Error::NotFound { .. }) => return Ok(None),
-                Err(e) => return Err(self.classify(&key, e)),
+            let Some(bytes) = self.get_if_any(&key).await? else {
+                return Ok(None);
             };
             // Paths are validated as they are read: `../` never parses.
             serde_json::from_slice(&bytes)

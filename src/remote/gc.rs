@@ -285,10 +285,8 @@ impl Remote {
     /// A directory's manifest from the remote, verified; `None` if absent.
     async fn remote_manifest(&self, hash: &Digest) -> Result<Option<Manifest>, RemoteError> {
         let key = self.object_key(hash, true);
-        let bytes = match self.store.get(&key).await {
-            Ok(got) => got.bytes().await.map_err(|e| self.classify(&key, e))?,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(self.classify(&key, e)),
+        let Some(bytes) = self.get_if_any(&key).await? else {
+            return Ok(None);
         };
         match serde_json::from_slice::<Manifest>(&bytes) {
             Ok(m) if m.digest() == *hash => Ok(Some(m)),

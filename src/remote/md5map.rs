@@ -16,8 +16,6 @@
 //! checked against the md5 before pipe records the link locally
 //! ([`crate::track::remote`]).
 
-use object_store::ObjectStoreExt;
-
 use super::{Remote, RemoteError};
 use crate::hash::Digest;
 
@@ -39,10 +37,8 @@ impl Remote {
     pub fn get_md5(&self, md5: &str) -> Result<Option<Digest>, RemoteError> {
         let key = self.md5_key(md5);
         self.block_on(async {
-            let bytes = match self.store.get(&key).await {
-                Ok(got) => got.bytes().await.map_err(|e| self.classify(&key, e))?,
-                Err(object_store::Error::NotFound { .. }) => return Ok(None),
-                Err(e) => return Err(self.classify(&key, e)),
+            let Some(bytes) = self.get_if_any(&key).await? else {
+                return Ok(None);
             };
             Ok(std::str::from_utf8(&bytes)
                 .ok()

@@ -357,6 +357,15 @@ impl Remote {
         }
     }
 
+    /// The whole of the object `key`, or `None` if the remote has none.
+    async fn get_if_any(&self, key: &StorePath) -> Result<Option<bytes::Bytes>, RemoteError> {
+        match object_store::ObjectStoreExt::get(&self.store, key).await {
+            Ok(got) => Ok(Some(got.bytes().await.map_err(|e| self.classify(key, e))?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.classify(key, e)),
+        }
+    }
+
     /// Runs a future of the transfer runtime to its end.
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.runtime.block_on(f)

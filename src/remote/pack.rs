@@ -26,7 +26,7 @@
 //! files names their places without asking. A file is never cut out of a
 //! pack: `gc --cloud` removes a pack once no directory's places name it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use futures::StreamExt;
@@ -34,7 +34,7 @@ use object_store::path::Path as StorePath;
 use object_store::{GetOptions, ObjectStoreExt};
 
 use super::known::Place;
-use super::transfer::{FileObject, Outcome};
+use super::transfer::{each, FileObject, Outcome, Quiet, TransferReport};
 use super::{Remote, RemoteError};
 use crate::cache::Cache;
 use crate::hash::{Digest, Manifest};
@@ -349,10 +349,8 @@ impl Remote {
         manifest: &Manifest,
     ) -> Result<Option<Places>, RemoteError> {
         let key = self.places_key(dir);
-        let bytes = match self.store.get(&key).await {
-            Ok(got) => got.bytes().await.map_err(|e| self.classify(&key, e))?,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(self.classify(&key, e)),
+        let Some(bytes) = self.get_if_any(&key).await? else {
+            return Ok(None);
         };
         let Some(places) = Places::parse(&bytes) else {
             return Err(RemoteError::Object {
@@ -374,6 +372,35 @@ impl Remote {
                 })
                 .collect(),
         )))
+    }
+
+    /// Where the packed files of `dirs` are: their places, read `jobs` at
+    /// once (failures go to `report`).
+    pub(super) async fn places_of(
+        &self,
+        dirs: Vec<(&Digest, &Manifest)>,
+        report: &Mutex<TransferReport>,
+    ) -> Result<BTreeMap<Digest, Place>, RemoteError> {
+        let places = Mutex::new(BTreeMap::new());
+        let places_ref = &places;
+        each(
+            self,
+            self.jobs,
+            false,
+            dirs,
+            &Quiet,
+            report,
+            |(dir, m)| async move {
+                let outcome = self.download_places(dir, m).await.map(|found| {
+                    let mut places = places_ref.lock().expect("places lock");
+                    places.extend(found.map(|p| p.0).unwrap_or_default());
+                    Outcome::Present
+                });
+                (dir.to_string(), 0, outcome)
+            },
+        )
+        .await?;
+        Ok(places.into_inner().expect("places lock"))
     }
 
     /// Reads one range of a pack into the cache, each file checked against

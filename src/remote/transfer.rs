@@ -277,9 +277,9 @@ impl Remote {
         keys
     }
 
-    /// Asks the remote about each key (`HEAD`, `jobs` at once), records
-    /// the objects of their own it holds and forgets what it lacks: the
-    /// objects it lacks.
+    /// Asks the remote about each key (`HEAD`, `jobs` at once): records the
+    /// objects of their own that it holds, forgets what it lacks, and
+    /// returns what it lacks.
     pub(super) async fn ask(
         &self,
         keys: Vec<(StorePath, Held)>,
@@ -332,26 +332,9 @@ impl Remote {
         let report = Mutex::new(TransferReport::default());
         let absent = self.block_on(async {
             // Where the packed files are: each directory's places.
-            let places: Mutex<BTreeMap<Digest, Place>> = Mutex::new(BTreeMap::new());
-            let places_ref = &places;
-            each(
-                self,
-                self.jobs,
-                false,
-                dirs.iter().collect(),
-                &Quiet,
-                &report,
-                |(hash, m, path): &DirObject| async move {
-                    let outcome = self.download_places(hash, m).await.map(|found| {
-                        let mut places = places_ref.lock().expect("places lock");
-                        places.extend(found.map(|p| p.0).unwrap_or_default());
-                        Outcome::Present
-                    });
-                    (path.to_string(), 0, outcome)
-                },
-            )
-            .await?;
-            let places = places.into_inner().expect("places lock");
+            let places = self
+                .places_of(dirs.iter().map(|(h, m, _)| (h, m)).collect(), &report)
+                .await?;
             // One question per object of its own, manifest, and pack.
             let mut keys =
                 self.questions(files.iter().map(|f| (f.hash, places.get(&f.hash).copied())));
